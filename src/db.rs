@@ -1,0 +1,444 @@
+//! `Db`: opening a database directory and the state every view and
+//! transaction shares.
+
+use std::fs::{File, TryLockError};
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::Metadata;
+use crate::error::{Error, Result};
+use crate::index::chain::VersionRef;
+use crate::index::{Index, TxInfo};
+use crate::log::files::SegmentFiles;
+use crate::log::frame::{FRAME_HEADER_SIZE, FrameHeader, META_OFFSET, decode_meta, decode_payload};
+use crate::log::recovery::replay;
+use crate::log::segment::list_segments;
+use crate::log::writer::LogWriter;
+use crate::read::Snapshot;
+use crate::record::{Change, TxRecord};
+use crate::tx::WriteTx;
+use crate::types::{Config, Timestamp, TxId};
+
+/// Name of the lock file inside a database directory.
+const LOCK_FILE: &str = "LOCK";
+
+/// An open database: one directory, held by one process at a time.
+///
+/// `Db` is cheap to clone (it is an `Arc`) and can be shared across threads.
+/// Views ([`Snapshot`]) and write transactions ([`WriteTx`]) keep the
+/// database open while they live.
+///
+/// ```
+/// # fn main() -> Result<(), timecask::Error> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = timecask::Db::open(dir.path())?;
+/// let mut tx = db.begin();
+/// tx.put("user", b"1", b"Alice")?;
+/// let t1 = tx.commit()?.expect("one change was written");
+/// let mut tx = db.begin();
+/// tx.put("user", b"1", b"Bob")?;
+/// tx.commit()?;
+/// assert_eq!(db.snapshot().get("user", b"1")?, Some(b"Bob".to_vec()));
+/// assert_eq!(db.as_of(t1)?.get("user", b"1")?, Some(b"Alice".to_vec()));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// The state behind a `Db`.
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub config: Config,
+    pub index: RwLock<Index>,
+    pub files: SegmentFiles,
+    pub writer: Mutex<WriterState>,
+    /// The highest txid that is durable (per its durability mode) and
+    /// indexed. Views are taken at or below it.
+    visible: AtomicU64,
+    /// Bytes of torn tail that recovery cut off when this database opened.
+    torn_tail_bytes: u64,
+    /// Held for the lifetime of the database; the OS lock dies with it.
+    _lock: File,
+}
+
+/// What only the committer touches.
+pub(crate) struct WriterState {
+    pub log: LogWriter,
+    pub last_commit_time: Timestamp,
+}
+
+impl Db {
+    /// Opens (or creates) the database in directory `path` with the default
+    /// [`Config`].
+    ///
+    /// Fails with [`Error::Locked`] if another process has it open,
+    /// [`Error::Corrupt`] if the log is damaged other than a torn tail, and
+    /// [`Error::NotADatabase`] if the directory holds unrelated files.
+    pub fn open(path: impl AsRef<Path>) -> Result<Db> {
+        Db::open_with(path, Config::default())
+    }
+
+    /// Opens (or creates) the database in `path` with `config`.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let config = timecask::Config { durability: timecask::Durability::Buffered, ..Default::default() };
+    /// let db = timecask::Db::open_with(dir.path(), config).unwrap();
+    /// # drop(db);
+    /// ```
+    pub fn open_with(path: impl AsRef<Path>, config: Config) -> Result<Db> {
+        config.validate()?;
+        let dir = path.as_ref().to_path_buf();
+        if !dir.exists() {
+            if !config.create_if_missing {
+                return Err(Error::NotFound { path: dir });
+            }
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        if !dir.is_dir() {
+            return Err(Error::NotADatabase { path: dir });
+        }
+        refuse_foreign_directory(&dir)?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(Error::Locked { path: dir }),
+            Err(TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+        }
+        let files = SegmentFiles::new(&dir);
+        let mut index = Index::default();
+        let recovered = replay(
+            &dir,
+            config.segment_roll_bytes,
+            &files,
+            |loc, payload_len, tx| {
+                index.apply(loc, payload_len, tx).map_err(|reason| {
+                    Error::corrupt(files.path(loc.segment), u64::from(loc.offset), reason)
+                })
+            },
+        )?;
+        assert_eq!(index.last_txid(), recovered.last_txid);
+        let last_commit_time = index
+            .tx(recovered.last_txid)
+            .map_or(Timestamp::default(), |t| t.commit_time);
+        Ok(Db {
+            shared: Arc::new(Shared {
+                dir,
+                config,
+                visible: AtomicU64::new(recovered.last_txid.0),
+                torn_tail_bytes: recovered.torn_bytes,
+                index: RwLock::new(index),
+                files,
+                writer: Mutex::new(WriterState {
+                    log: recovered.writer,
+                    last_commit_time,
+                }),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The latest committed (and visible) txid; `TxId(0)` for an empty database.
+    pub fn latest_txid(&self) -> TxId {
+        self.shared.visible()
+    }
+
+    /// Starts a write transaction over a snapshot of the latest state.
+    ///
+    /// Nothing is written until [`WriteTx::commit`]; dropping the
+    /// transaction aborts it and consumes no txid.
+    pub fn begin(&self) -> WriteTx {
+        WriteTx::new(Arc::clone(&self.shared), self.latest_txid())
+    }
+
+    /// A read-only view of the latest committed state. It never changes
+    /// while held, whatever is committed meanwhile.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(Arc::clone(&self.shared), self.latest_txid())
+    }
+
+    /// A read-only view of the state right after transaction `txid`
+    /// committed (`TxId(0)`: before the first commit, an empty view).
+    ///
+    /// A txid after the latest is [`Error::FutureTxid`].
+    pub fn as_of(&self, txid: TxId) -> Result<Snapshot> {
+        self.shared.check_readable(txid)?;
+        Ok(Snapshot::new(Arc::clone(&self.shared), txid))
+    }
+
+    /// A view of the state at wall-clock time `time`: as of the last
+    /// transaction that committed at or before it.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), timecask::Error> {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = timecask::Db::open(dir.path())?;
+    /// let view = db.as_of_time(std::time::SystemTime::now())?;
+    /// assert_eq!(view.txid(), timecask::TxId(0));
+    /// # Ok(()) }
+    /// ```
+    pub fn as_of_time(&self, time: impl Into<Timestamp>) -> Result<Snapshot> {
+        let time = time.into();
+        let latest = self.latest_txid();
+        let txid = self.shared.read_index().txid_at_time(time).min(latest);
+        self.as_of(txid)
+    }
+
+    /// Fsyncs everything committed so far (needed only for
+    /// [`Durability::Buffered`](crate::Durability::Buffered) commits).
+    pub fn flush(&self) -> Result<()> {
+        self.shared.lock_writer().log.sync()
+    }
+
+    /// Time, metadata and every change of transaction `txid`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), timecask::Error> {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = timecask::Db::open(dir.path())?;
+    /// let mut tx = db.begin();
+    /// tx.set_meta("user", "ann")?;
+    /// tx.put("t", b"k", b"v")?;
+    /// let txid = tx.commit()?.unwrap();
+    /// let record = db.transaction(txid)?;
+    /// assert_eq!(record.meta["user"], "ann");
+    /// assert_eq!(record.changes[0].op, timecask::Op::Insert);
+    /// # Ok(()) }
+    /// ```
+    pub fn transaction(&self, txid: TxId) -> Result<TxRecord> {
+        if txid == TxId::ZERO {
+            return Err(Error::NoSuchTransaction { txid });
+        }
+        self.shared.check_readable(txid)?;
+        self.shared.read_tx(txid)
+    }
+
+    /// The transactions in `txids`, oldest first. An explicit end after the
+    /// latest txid is [`Error::FutureTxid`]; an open end stops at the latest.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), timecask::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = timecask::Db::open(dir.path())?;
+    /// for record in db.log(timecask::TxId(1)..)? {
+    ///     let record = record?;
+    ///     println!("{} changed {} keys", record.txid, record.changes.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn log(&self, txids: impl RangeBounds<TxId>) -> Result<LogIter> {
+        let latest = self.latest_txid();
+        let start = match txids.start_bound() {
+            Bound::Included(t) => t.0.max(1),
+            Bound::Excluded(t) => t.0.saturating_add(1).max(1),
+            Bound::Unbounded => 1,
+        };
+        let end = match txids.end_bound() {
+            Bound::Included(t) => *t,
+            Bound::Excluded(t) => TxId(t.0.saturating_sub(1)),
+            Bound::Unbounded => latest,
+        };
+        if end > latest {
+            return Err(Error::FutureTxid {
+                requested: end,
+                latest,
+            });
+        }
+        Ok(LogIter {
+            shared: Arc::clone(&self.shared),
+            next: start,
+            end: end.0,
+        })
+    }
+
+    /// Counts of what the database holds.
+    pub fn stats(&self) -> Stats {
+        let index = self.shared.read_index();
+        Stats {
+            latest_txid: index.last_txid(),
+            n_versions: index.n_versions(),
+            n_tables: index.table_names_at(index.last_txid()).len(),
+            torn_tail_bytes: self.shared.torn_tail_bytes,
+        }
+    }
+}
+
+/// Counts of what a database holds, from [`Db::stats`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// The latest committed txid.
+    pub latest_txid: TxId,
+    /// Versions across all keys and tables.
+    pub n_versions: u64,
+    /// Tables created so far.
+    pub n_tables: usize,
+    /// Bytes of a torn (unacknowledged) tail cut off the log at open.
+    pub torn_tail_bytes: u64,
+}
+
+/// Iterator over transactions, from [`Db::log`].
+pub struct LogIter {
+    shared: Arc<Shared>,
+    next: u64,
+    end: u64,
+}
+
+impl Iterator for LogIter {
+    type Item = Result<TxRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next > self.end {
+            return None;
+        }
+        let txid = TxId(self.next);
+        self.next += 1;
+        Some(self.shared.read_tx(txid))
+    }
+}
+
+/// A directory that holds files but no segments and no lock file was not
+/// made by timecask; refuse it rather than litter it.
+fn refuse_foreign_directory(dir: &Path) -> Result<()> {
+    let mut entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let empty = entries.next().is_none();
+    if empty || dir.join(LOCK_FILE).exists() || !list_segments(dir)?.is_empty() {
+        return Ok(());
+    }
+    Err(Error::NotADatabase {
+        path: dir.to_path_buf(),
+    })
+}
+
+impl Shared {
+    pub(crate) fn visible(&self) -> TxId {
+        TxId(self.visible.load(Ordering::Acquire))
+    }
+
+    /// Publishes `txid` as visible. Called by the committer only, in txid
+    /// order, after the commit is durable and indexed.
+    pub(crate) fn publish(&self, txid: TxId) {
+        assert_eq!(self.visible().next(), txid, "txids are published in order");
+        self.visible.store(txid.0, Ordering::Release);
+    }
+
+    pub(crate) fn read_index(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn write_index(&self) -> RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn lock_writer(&self) -> MutexGuard<'_, WriterState> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Refuses txids after the latest one.
+    pub(crate) fn check_readable(&self, txid: TxId) -> Result<()> {
+        let latest = self.visible();
+        if txid > latest {
+            return Err(Error::FutureTxid {
+                requested: txid,
+                latest,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads one version's value: one positioned read of exactly its bytes.
+    pub(crate) fn read_value(&self, version: &VersionRef) -> Result<Option<Vec<u8>>> {
+        if !version.is_live() {
+            return Ok(None);
+        }
+        let bytes = self.files.read_at(
+            version.segment(),
+            u64::from(version.offset()),
+            version.len() as usize,
+        )?;
+        Ok(Some(bytes))
+    }
+
+    /// Reads a transaction's metadata; no I/O when it has none.
+    pub(crate) fn read_meta(&self, info: &TxInfo) -> Result<Metadata> {
+        if info.meta_len <= 4 {
+            return Ok(Metadata::new());
+        }
+        let offset = u64::from(info.frame_offset) + (FRAME_HEADER_SIZE + META_OFFSET) as u64;
+        let bytes = self
+            .files
+            .read_at(info.segment, offset, info.meta_len as usize)?;
+        decode_meta(&bytes)
+            .map_err(|reason| Error::corrupt(self.files.path(info.segment), offset, reason))
+    }
+
+    /// Reads, checks and decodes the whole frame of `txid` (which must exist).
+    pub(crate) fn read_tx(&self, txid: TxId) -> Result<TxRecord> {
+        let info = *self
+            .read_index()
+            .tx(txid)
+            .ok_or(Error::NoSuchTransaction { txid })?;
+        let path = self.files.path(info.segment);
+        let offset = u64::from(info.frame_offset);
+        let frame = self.files.read_at(
+            info.segment,
+            offset,
+            FRAME_HEADER_SIZE + info.payload_len as usize,
+        )?;
+        let mut header = [0; FRAME_HEADER_SIZE];
+        header.copy_from_slice(&frame[..FRAME_HEADER_SIZE]);
+        let header = FrameHeader::parse(header);
+        let payload = &frame[FRAME_HEADER_SIZE..];
+        if header.payload_len != info.payload_len || crc32fast::hash(payload) != header.crc {
+            return Err(Error::corrupt(&path, offset, "frame checksum mismatch"));
+        }
+        let tx = decode_payload(payload).map_err(|reason| Error::corrupt(&path, offset, reason))?;
+        if tx.txid != txid {
+            return Err(Error::corrupt(
+                &path,
+                offset,
+                format!("frame holds txid {} not {txid}", tx.txid),
+            ));
+        }
+        let index = self.read_index();
+        let changes = tx
+            .changes
+            .iter()
+            .map(|c| Change {
+                table: index.table(c.table).name.clone(),
+                key: c.key.to_vec(),
+                op: c.op,
+                value: c.value.map(<[u8]>::to_vec),
+            })
+            .collect();
+        Ok(TxRecord {
+            txid,
+            commit_time: tx.commit_time,
+            meta: tx.meta,
+            changes,
+        })
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Best effort: Buffered commits reach the disk on a clean close.
+        let writer = self.writer.get_mut().unwrap_or_else(|e| e.into_inner());
+        let _ = writer.log.sync();
+    }
+}

@@ -1,0 +1,118 @@
+//! A version chain: the versions of one key in txid order, 20 bytes each.
+
+use crate::limits::VALUE_SIZE_MAX;
+use crate::types::{Op, SegmentId, TxId};
+
+/// Where one version's value lies and what it did: 20 bytes, 4-aligned.
+///
+/// Layout: txid split into two `u32`s (so the struct needs no 8-byte
+/// alignment and no padding), segment, offset of the value bytes inside the
+/// segment, and the value length with the op in the top two bits.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct VersionRef {
+    txid_lo: u32,
+    txid_hi: u32,
+    segment: u32,
+    offset: u32,
+    len_op: u32,
+}
+
+const OP_SHIFT: u32 = 30;
+const LEN_MASK: u32 = (1 << OP_SHIFT) - 1;
+const _: () = assert!(VALUE_SIZE_MAX as u64 <= LEN_MASK as u64);
+const _: () = assert!(std::mem::size_of::<VersionRef>() == 20);
+
+impl VersionRef {
+    pub(crate) fn new(txid: TxId, op: Op, segment: SegmentId, offset: u32, len: u32) -> VersionRef {
+        assert!(len <= LEN_MASK);
+        assert!(op != Op::Delete || len == 0);
+        VersionRef {
+            txid_lo: txid.0 as u32,
+            txid_hi: (txid.0 >> 32) as u32,
+            segment: segment.0,
+            offset,
+            len_op: len | (u32::from(op.to_byte()) << OP_SHIFT),
+        }
+    }
+
+    pub(crate) fn txid(&self) -> TxId {
+        TxId(u64::from(self.txid_hi) << 32 | u64::from(self.txid_lo))
+    }
+
+    pub(crate) fn op(&self) -> Op {
+        Op::from_byte((self.len_op >> OP_SHIFT) as u8).expect("op bits are set by VersionRef::new")
+    }
+
+    /// The version holds a value (it is not a delete).
+    pub(crate) fn is_live(&self) -> bool {
+        self.op() != Op::Delete
+    }
+
+    pub(crate) fn segment(&self) -> SegmentId {
+        SegmentId(self.segment)
+    }
+
+    pub(crate) fn offset(&self) -> u32 {
+        self.offset
+    }
+
+    pub(crate) fn len(&self) -> u32 {
+        self.len_op & LEN_MASK
+    }
+}
+
+/// The versions of one key, strictly increasing by txid.
+pub(crate) type Chain = Vec<VersionRef>;
+
+/// Position of the version visible at `txid`: the last with `txid <= at`.
+pub(crate) fn visible_position(chain: &[VersionRef], at: TxId) -> Option<usize> {
+    chain.partition_point(|v| v.txid() <= at).checked_sub(1)
+}
+
+/// The version visible at `at`, if any (it may be a delete).
+pub(crate) fn visible_at(chain: &[VersionRef], at: TxId) -> Option<&VersionRef> {
+    visible_position(chain, at).map(|i| &chain[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(txid: u64, op: Op) -> VersionRef {
+        let len = if op == Op::Delete { 0 } else { 3 };
+        VersionRef::new(TxId(txid), op, SegmentId(1), 100, len)
+    }
+
+    #[test]
+    fn version_ref_round_trips_fields() {
+        let r = VersionRef::new(TxId(u64::MAX - 1), Op::Update, SegmentId(7), 9, LEN_MASK);
+        assert_eq!(r.txid(), TxId(u64::MAX - 1));
+        assert_eq!(r.op(), Op::Update);
+        assert_eq!(
+            (r.segment(), r.offset(), r.len()),
+            (SegmentId(7), 9, LEN_MASK)
+        );
+    }
+
+    #[test]
+    fn visible_at_picks_last_version_at_or_before() {
+        let chain = vec![v(2, Op::Insert), v(5, Op::Delete), v(9, Op::Insert)];
+        let cases = [
+            (0, None),
+            (1, None),
+            (2, Some(2)),
+            (4, Some(2)),
+            (5, Some(5)),
+            (8, Some(5)),
+            (9, Some(9)),
+            (99, Some(9)),
+        ];
+        for (at, want) in cases {
+            assert_eq!(
+                visible_at(&chain, TxId(at)).map(|r| r.txid().0),
+                want,
+                "at {at}"
+            );
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! timecask: an embedded temporal key-value store.
+//!
+//! Every write is kept. Each record is an append-only chain of versions
+//! keyed by `(table, key, txid)`; readers get snapshots of the latest state
+//! or of any past transaction, full version histories and per-transaction
+//! change sets, from one directory and no server.
+//!
+//! ```
+//! use timecask::{Db, HistoryQuery, Op};
+//!
+//! # fn main() -> Result<(), timecask::Error> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let db = Db::open(dir.path())?;
+//!
+//! let mut tx = db.begin();
+//! tx.set_meta("user", "admin")?;
+//! tx.insert("user", b"1", br#"{"name":"Alice"}"#)?;
+//! let t1 = tx.commit()?.expect("a change was written");
+//!
+//! let mut tx = db.begin();
+//! tx.update("user", b"1", br#"{"name":"Bob"}"#)?;
+//! let t2 = tx.commit()?.expect("a change was written");
+//!
+//! // The present, and the past.
+//! assert_eq!(db.snapshot().get("user", b"1")?.as_deref(), Some(&br#"{"name":"Bob"}"#[..]));
+//! assert_eq!(db.as_of(t1)?.get("user", b"1")?.as_deref(), Some(&br#"{"name":"Alice"}"#[..]));
+//!
+//! // Who changed what, when.
+//! let history = db.snapshot().history("user", b"1", HistoryQuery::all())?;
+//! assert_eq!(history[0].op, Op::Insert);
+//! assert_eq!(history[0].meta["user"], "admin");
+//! assert_eq!(history[1].txid, t2);
+//! # Ok(()) }
+//! ```
+//!
+//! See `ARCHITECTURE.md` for how it works and `FORMAT.md` for the bytes on disk.
+
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used)]
+
+mod db;
+mod error;
+mod index;
+pub mod limits;
+mod log;
+mod read;
+mod record;
+#[cfg(test)]
+mod test_support;
+mod tx;
+mod types;
+
+pub use db::{Db, LogIter, Stats};
+pub use error::{Error, KeyBytes, Result};
+pub use read::{RangeIter, Snapshot};
+pub use record::{Change, HistoryQuery, TxRecord, Version};
+pub use tx::WriteTx;
+pub use types::{Config, Durability, Op, Timestamp, TxId};
+
+/// Transaction metadata: a small string map (`user`, `remote_addr`,
+/// `reason`, ...), at most [`limits::META_SIZE_MAX`] bytes encoded.
+pub type Metadata = std::collections::BTreeMap<String, String>;

@@ -1,0 +1,71 @@
+//! Read access to segment files: one open handle per segment, positioned
+//! reads of exactly the bytes asked for.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use crate::error::{Error, Result};
+use crate::log::segment::segment_path;
+use crate::types::SegmentId;
+
+/// The open segment files of one database, shared by readers and the writer.
+///
+/// Invariant: the lock is held only to clone an `Arc<File>`, never across I/O.
+pub(crate) struct SegmentFiles {
+    dir: PathBuf,
+    files: RwLock<BTreeMap<SegmentId, Arc<File>>>,
+}
+
+impl SegmentFiles {
+    pub(crate) fn new(dir: &Path) -> SegmentFiles {
+        SegmentFiles {
+            dir: dir.to_path_buf(),
+            files: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    pub(crate) fn insert(&self, id: SegmentId, file: Arc<File>) {
+        self.files
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, file);
+    }
+
+    fn get(&self, id: SegmentId) -> Result<Arc<File>> {
+        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        match files.get(&id) {
+            Some(file) => Ok(Arc::clone(file)),
+            None => Err(Error::corrupt(
+                segment_path(&self.dir, id),
+                0,
+                "the index refers to a segment that is not open",
+            )),
+        }
+    }
+
+    /// Reads exactly `len` bytes at `offset` of segment `id`.
+    pub(crate) fn read_at(&self, id: SegmentId, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let file = self.get(id)?;
+        let mut buf = vec![0; len];
+        file.read_exact_at(&mut buf, offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corrupt(
+                    segment_path(&self.dir, id),
+                    offset,
+                    "file ends before the data the index points to",
+                )
+            } else {
+                Error::io(segment_path(&self.dir, id), e)
+            }
+        })?;
+        Ok(buf)
+    }
+
+    /// Path of segment `id`, for error messages.
+    pub(crate) fn path(&self, id: SegmentId) -> PathBuf {
+        segment_path(&self.dir, id)
+    }
+}

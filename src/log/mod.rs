@@ -1,0 +1,12 @@
+//! The append-only log: the source of truth.
+//!
+//! Invariant: the log knows nothing about tables, keys or snapshots; it
+//! stores and returns frames. `frame` is pure encoding, `segment` the file
+//! header and naming, `writer` the single appender, `recovery` the replay on
+//! open, `files` the positioned reads.
+
+pub(crate) mod files;
+pub(crate) mod frame;
+pub(crate) mod recovery;
+pub(crate) mod segment;
+pub(crate) mod writer;

@@ -1,0 +1,289 @@
+//! Replays the log on open: checks every segment header and frame, hands
+//! each decoded transaction to a visitor, and cuts a torn tail off the
+//! newest segment.
+//!
+//! Damage anywhere but the tail of the newest segment is `Error::Corrupt`.
+//! A bad frame in the newest segment counts as a torn tail only if no valid
+//! frame follows it; otherwise it is damage to acknowledged data.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::limits::TX_SIZE_MAX;
+use crate::log::files::SegmentFiles;
+use crate::log::frame::{DecodedTx, FRAME_HEADER_SIZE, FrameHeader, decode_payload};
+use crate::log::segment::{
+    SEGMENT_HEADER_SIZE, SegmentHeader, create_segment, list_segments, segment_path, sync_dir,
+};
+use crate::log::writer::{FrameLocation, LogWriter};
+use crate::types::{SegmentId, TxId};
+
+/// What recovery found, besides what it handed to the visitor.
+pub(crate) struct Recovered {
+    pub writer: LogWriter,
+    /// The last txid in the log (`TxId(0)` if empty).
+    pub last_txid: TxId,
+    /// Bytes cut off the newest segment as a torn tail.
+    pub torn_bytes: u64,
+}
+
+/// Replays every frame of the log in `dir` in txid order.
+///
+/// `visit` gets each frame's location, its payload length and the decoded
+/// payload. Returns the writer positioned after the last valid frame.
+pub(crate) fn replay(
+    dir: &Path,
+    roll_bytes: u64,
+    files: &SegmentFiles,
+    mut visit: impl FnMut(FrameLocation, u32, &DecodedTx<'_>) -> Result<()>,
+) -> Result<Recovered> {
+    let ids = list_segments(dir)?;
+    let Some(&last_id) = ids.last() else {
+        let id = SegmentId(1);
+        let file = Arc::new(create_segment(
+            dir,
+            SegmentHeader {
+                id,
+                first_txid: TxId(1),
+            },
+        )?);
+        files.insert(id, Arc::clone(&file));
+        return Ok(Recovered {
+            writer: LogWriter::new(dir, id, file, SEGMENT_HEADER_SIZE as u64, roll_bytes),
+            last_txid: TxId(0),
+            torn_bytes: 0,
+        });
+    };
+    for (i, id) in ids.iter().enumerate() {
+        let expected = SegmentId(ids[0].0 + i as u32);
+        if *id != expected {
+            return Err(Error::corrupt(
+                segment_path(dir, expected),
+                0,
+                "segment file is missing: segments must be numbered without gaps",
+            ));
+        }
+    }
+    let mut next_txid: Option<TxId> = None;
+    let mut torn_bytes = 0;
+    let mut active = None;
+    for &id in &ids {
+        let path = segment_path(dir, id);
+        let is_last = id == last_id;
+        let file = File::options()
+            .read(true)
+            .write(is_last)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let size = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        if size < SEGMENT_HEADER_SIZE as u64 {
+            if !is_last {
+                return Err(Error::corrupt(
+                    &path,
+                    0,
+                    "segment is shorter than its header",
+                ));
+            }
+            // A crash while creating the newest segment: write its header again.
+            let header = SegmentHeader {
+                id,
+                first_txid: next_txid.unwrap_or(TxId(1)),
+            };
+            file.set_len(0).map_err(|e| Error::io(&path, e))?;
+            file.write_all_at(&header.encode(), 0)
+                .map_err(|e| Error::io(&path, e))?;
+            file.sync_all().map_err(|e| Error::io(&path, e))?;
+            sync_dir(dir)?;
+            torn_bytes += size;
+            let file = Arc::new(file);
+            files.insert(id, Arc::clone(&file));
+            active = Some((id, file, SEGMENT_HEADER_SIZE as u64));
+            next_txid = Some(header.first_txid);
+            continue;
+        }
+        let mut header_bytes = [0; SEGMENT_HEADER_SIZE];
+        file.read_exact_at(&mut header_bytes, 0)
+            .map_err(|e| Error::io(&path, e))?;
+        let header = SegmentHeader::decode(&header_bytes, &path)?;
+        if header.id != id {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                format!("header names segment {}", header.id.0),
+            ));
+        }
+        if let Some(next) = next_txid
+            && header.first_txid != next
+        {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                format!(
+                    "segment starts at txid {} but the previous one ends before {}",
+                    header.first_txid, next
+                ),
+            ));
+        }
+        let mut scan = SegmentScan {
+            path: path.clone(),
+            id,
+            size,
+            next_txid: header.first_txid,
+        };
+        let end = scan.run(&file, &mut visit)?;
+        next_txid = Some(scan.next_txid);
+        if end < size {
+            if !is_last {
+                return Err(Error::corrupt(
+                    &path,
+                    end,
+                    "damaged frame in a segment that is not the newest",
+                ));
+            }
+            if let Some(found) = find_valid_frame_after(&file, &path, end, size, scan.next_txid)? {
+                return Err(Error::corrupt(
+                    &path,
+                    end,
+                    format!(
+                        "damaged frame followed by a valid frame (txid {found}); acknowledged data is damaged"
+                    ),
+                ));
+            }
+            file.set_len(end).map_err(|e| Error::io(&path, e))?;
+            file.sync_all().map_err(|e| Error::io(&path, e))?;
+            torn_bytes += size - end;
+        }
+        let file = Arc::new(file);
+        files.insert(id, Arc::clone(&file));
+        active = Some((id, file, end));
+    }
+    let (id, file, len) = active.expect("at least one segment was replayed");
+    let last_txid = TxId(next_txid.map_or(0, |t| t.0 - 1));
+    Ok(Recovered {
+        writer: LogWriter::new(dir, id, file, len, roll_bytes),
+        last_txid,
+        torn_bytes,
+    })
+}
+
+/// Sequential scan of one segment's frames.
+struct SegmentScan {
+    path: PathBuf,
+    id: SegmentId,
+    size: u64,
+    next_txid: TxId,
+}
+
+impl SegmentScan {
+    /// Visits every valid frame; returns the offset where valid frames end
+    /// (`size` when the segment is whole).
+    fn run(
+        &mut self,
+        file: &File,
+        visit: &mut impl FnMut(FrameLocation, u32, &DecodedTx<'_>) -> Result<()>,
+    ) -> Result<u64> {
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let mut skip = [0; SEGMENT_HEADER_SIZE];
+        reader
+            .read_exact(&mut skip)
+            .map_err(|e| Error::io(&self.path, e))?;
+        let mut pos = SEGMENT_HEADER_SIZE as u64;
+        let mut payload = Vec::new();
+        while pos < self.size {
+            let remaining = self.size - pos;
+            if remaining < FRAME_HEADER_SIZE as u64 {
+                return Ok(pos);
+            }
+            let mut header = [0; FRAME_HEADER_SIZE];
+            reader
+                .read_exact(&mut header)
+                .map_err(|e| Error::io(&self.path, e))?;
+            let header = FrameHeader::parse(header);
+            let len = u64::from(header.payload_len);
+            // Check the length before allocating anything sized by it.
+            if len as usize > TX_SIZE_MAX || len > remaining - FRAME_HEADER_SIZE as u64 {
+                return Ok(pos);
+            }
+            payload.resize(len as usize, 0);
+            reader
+                .read_exact(&mut payload)
+                .map_err(|e| Error::io(&self.path, e))?;
+            if crc32fast::hash(&payload) != header.crc {
+                return Ok(pos);
+            }
+            let tx = decode_payload(&payload)
+                .map_err(|reason| Error::corrupt(&self.path, pos, reason))?;
+            if tx.txid != self.next_txid {
+                return Err(Error::corrupt(
+                    &self.path,
+                    pos,
+                    format!(
+                        "frame holds txid {} where txid {} was expected",
+                        tx.txid, self.next_txid
+                    ),
+                ));
+            }
+            let location = FrameLocation {
+                segment: self.id,
+                offset: u32::try_from(pos).map_err(|_| {
+                    Error::corrupt(&self.path, pos, "segment is larger than the format allows")
+                })?,
+            };
+            visit(location, header.payload_len, &tx)?;
+            self.next_txid = self.next_txid.next();
+            pos += FRAME_HEADER_SIZE as u64 + len;
+        }
+        Ok(pos)
+    }
+}
+
+/// Looks for a valid frame with a txid at or after `next_txid` anywhere in
+/// `start+1..size`. Finding one means the bad frame at `start` is damage,
+/// not a torn write. Reads in chunks; checks a checksum only for candidates
+/// whose length and txid are plausible.
+fn find_valid_frame_after(
+    file: &File,
+    path: &Path,
+    start: u64,
+    size: u64,
+    next_txid: TxId,
+) -> Result<Option<TxId>> {
+    const CHUNK: u64 = 1 << 20;
+    const PROBE: u64 = FRAME_HEADER_SIZE as u64 + 8;
+    let max_txid = next_txid.0 + (size - start) / PROBE + 1;
+    let mut chunk_start = start + 1;
+    while chunk_start + PROBE <= size {
+        let chunk_len = CHUNK.min(size - chunk_start);
+        let mut chunk = vec![0; chunk_len as usize];
+        file.read_exact_at(&mut chunk, chunk_start)
+            .map_err(|e| Error::io(path, e))?;
+        let probes = chunk_len.saturating_sub(PROBE - 1);
+        for i in 0..probes as usize {
+            let at = chunk_start + i as u64;
+            let b = &chunk[i..i + PROBE as usize];
+            let len = u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let crc = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+            let mut t = [0; 8];
+            t.copy_from_slice(&b[8..16]);
+            let txid = u64::from_le_bytes(t);
+            if len < 8 || len as usize > TX_SIZE_MAX || at + FRAME_HEADER_SIZE as u64 + len > size {
+                continue;
+            }
+            if txid < next_txid.0 || txid > max_txid {
+                continue;
+            }
+            let mut payload = vec![0; len as usize];
+            file.read_exact_at(&mut payload, at + FRAME_HEADER_SIZE as u64)
+                .map_err(|e| Error::io(path, e))?;
+            if crc32fast::hash(&payload) == crc && decode_payload(&payload).is_ok() {
+                return Ok(Some(TxId(txid)));
+            }
+        }
+        chunk_start += probes;
+    }
+    Ok(None)
+}

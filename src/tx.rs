@@ -1,0 +1,402 @@
+//! Write transactions: buffered writes over a snapshot, and the commit
+//! protocol.
+//!
+//! Commit: (1) outside any lock, drop writes that change nothing and work
+//! out each op against the begin snapshot; (2) under the writer mutex,
+//! check for conflicts, assign the txid and commit time, encode and append
+//! the frame (fsync for `Immediate`); (3) decode the frame just written and
+//! apply it to the index under the index write lock (the same code path as
+//! recovery); (4) publish the txid.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use crate::Metadata;
+use crate::db::Shared;
+use crate::error::{Error, KeyBytes, Result};
+use crate::limits::{
+    KEY_SIZE_MAX, META_SIZE_MAX, TABLE_NAME_SIZE_MAX, TX_SIZE_MAX, VALUE_SIZE_MAX,
+};
+use crate::log::frame::{
+    ChangeToEncode, FRAME_HEADER_SIZE, TxToEncode, decode_payload, encode_frame, meta_size,
+    payload_size,
+};
+use crate::read::Snapshot;
+use crate::types::{Durability, Op, TableId, Timestamp, TxId};
+
+/// A write transaction: reads see its begin snapshot plus its own writes;
+/// writes become visible to others only when [`commit`](WriteTx::commit)
+/// returns. Dropping it without committing aborts it.
+///
+/// ```
+/// # fn main() -> Result<(), timecask::Error> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = timecask::Db::open(dir.path())?;
+/// let mut tx = db.begin();
+/// tx.insert("user", b"1", b"Alice")?;
+/// assert_eq!(tx.get("user", b"1")?, Some(b"Alice".to_vec())); // reads its own write
+/// assert!(db.snapshot().get("user", b"1")?.is_none()); // others do not see it yet
+/// tx.commit()?;
+/// # Ok(()) }
+/// ```
+pub struct WriteTx {
+    shared: Arc<Shared>,
+    view: Snapshot,
+    /// `None` deletes.
+    writes: BTreeMap<(String, Vec<u8>), Option<Vec<u8>>>,
+    created_tables: BTreeSet<String>,
+    meta: Metadata,
+    durability: Durability,
+    /// Running estimate of the encoded size, to refuse oversized
+    /// transactions before they use that much memory.
+    size_bytes: usize,
+}
+
+impl WriteTx {
+    pub(crate) fn new(shared: Arc<Shared>, base: TxId) -> WriteTx {
+        let durability = shared.config.durability;
+        WriteTx {
+            view: Snapshot::new(Arc::clone(&shared), base),
+            shared,
+            writes: BTreeMap::new(),
+            created_tables: BTreeSet::new(),
+            meta: Metadata::new(),
+            durability,
+            size_bytes: 0,
+        }
+    }
+
+    /// The txid of the snapshot this transaction reads from.
+    pub fn base_txid(&self) -> TxId {
+        self.view.txid()
+    }
+
+    /// Overrides the database's default durability for this commit.
+    pub fn set_durability(&mut self, durability: Durability) {
+        self.durability = durability;
+    }
+
+    /// Sets a metadata entry (`user`, `remote_addr`, `reason`, ...) recorded
+    /// with the transaction.
+    pub fn set_meta(&mut self, key: impl Into<String>, value: impl Into<String>) -> Result<()> {
+        let mut meta = self.meta.clone();
+        meta.insert(key.into(), value.into());
+        let size = meta_size(&meta);
+        if size > META_SIZE_MAX {
+            return Err(Error::MetadataTooLarge {
+                size,
+                max: META_SIZE_MAX,
+            });
+        }
+        self.meta = meta;
+        Ok(())
+    }
+
+    /// Creates `table` (empty) if it does not exist yet. Writing to a table
+    /// creates it too; this is for tables that should exist while empty.
+    pub fn create_table(&mut self, table: &str) -> Result<()> {
+        check_table_name(table)?;
+        if !self.table_exists(table) {
+            self.created_tables.insert(table.to_string());
+        }
+        Ok(())
+    }
+
+    fn table_exists(&self, table: &str) -> bool {
+        self.shared
+            .read_index()
+            .table_at(table, self.view.txid())
+            .is_some()
+    }
+
+    /// The value of `key` as this transaction sees it.
+    pub fn get(&self, table: &str, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        let key = key.as_ref();
+        match self.writes.get(&(table.to_string(), key.to_vec())) {
+            Some(pending) => Ok(pending.clone()),
+            None => self.view.get(table, key),
+        }
+    }
+
+    /// Whether `key` is live as this transaction sees it.
+    pub fn contains(&self, table: &str, key: impl AsRef<[u8]>) -> bool {
+        let key = key.as_ref();
+        match self.writes.get(&(table.to_string(), key.to_vec())) {
+            Some(pending) => pending.is_some(),
+            None => self.view.contains(table, key),
+        }
+    }
+
+    /// Key–value pairs in `range` as this transaction sees them, in key
+    /// order (its own writes merged over its snapshot).
+    pub fn range<K: AsRef<[u8]>>(
+        &self,
+        table: &str,
+        range: impl RangeBounds<K>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let own = |b: Bound<&K>| match b {
+            Bound::Included(k) => Bound::Included((table.to_string(), k.as_ref().to_vec())),
+            Bound::Excluded(k) => Bound::Excluded((table.to_string(), k.as_ref().to_vec())),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for kv in self
+            .view
+            .range::<&K>(table, (range.start_bound(), range.end_bound()))?
+        {
+            let (k, v) = kv?;
+            merged.insert(k, Some(v));
+        }
+        let start = own(range.start_bound());
+        let end = own(range.end_bound());
+        for ((t, k), v) in self.writes.range((start, end)) {
+            if t == table {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect())
+    }
+
+    /// Writes `value` under `key`, inserting or updating it.
+    pub fn put(
+        &mut self,
+        table: &str,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<()> {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        check_table_name(table)?;
+        check_key(key)?;
+        if value.len() > VALUE_SIZE_MAX {
+            return Err(Error::ValueTooLarge {
+                size: value.len(),
+                max: VALUE_SIZE_MAX,
+            });
+        }
+        self.stage(table, key, Some(value.to_vec()))
+    }
+
+    /// Writes `value` under `key`, which must not be live:
+    /// [`Error::KeyExists`] otherwise.
+    pub fn insert(
+        &mut self,
+        table: &str,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<()> {
+        let key = key.as_ref();
+        if self.contains(table, key) {
+            return Err(Error::KeyExists {
+                table: table.to_string(),
+                key: KeyBytes(key.to_vec()),
+            });
+        }
+        self.put(table, key, value)
+    }
+
+    /// Replaces the value of `key`, which must be live:
+    /// [`Error::KeyNotFound`] otherwise.
+    pub fn update(
+        &mut self,
+        table: &str,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<()> {
+        let key = key.as_ref();
+        if !self.contains(table, key) {
+            return Err(Error::KeyNotFound {
+                table: table.to_string(),
+                key: KeyBytes(key.to_vec()),
+            });
+        }
+        self.put(table, key, value)
+    }
+
+    /// Deletes `key`; returns whether it was live. Deleting a key that is
+    /// not live records nothing.
+    pub fn delete(&mut self, table: &str, key: impl AsRef<[u8]>) -> Result<bool> {
+        let key = key.as_ref();
+        check_table_name(table)?;
+        check_key(key)?;
+        let was_live = self.contains(table, key);
+        self.stage(table, key, None)?;
+        Ok(was_live)
+    }
+
+    fn stage(&mut self, table: &str, key: &[u8], value: Option<Vec<u8>>) -> Result<()> {
+        let added = 16 + key.len() + value.as_ref().map_or(0, Vec::len);
+        if self.size_bytes + added > TX_SIZE_MAX {
+            return Err(Error::TransactionTooLarge {
+                size: self.size_bytes + added,
+                max: TX_SIZE_MAX,
+            });
+        }
+        self.size_bytes += added;
+        self.writes.insert((table.to_string(), key.to_vec()), value);
+        Ok(())
+    }
+
+    /// Discards every write. Same as dropping the transaction.
+    pub fn abort(self) {}
+
+    /// Commits: returns the new txid, or `None` if the transaction changed
+    /// nothing (no txid is consumed then).
+    ///
+    /// With [`Durability::Immediate`] the commit is on disk (fsynced) when
+    /// this returns; with `Buffered` the OS has it. Fails with
+    /// [`Error::Conflict`] if a transaction that committed after this one
+    /// began wrote one of the same keys (first committer wins), and with
+    /// [`Error::Poisoned`] after an earlier fsync failure.
+    ///
+    /// If the fsync itself fails, the commit returns an error and the
+    /// database refuses further writes; whether that last frame reached the
+    /// disk is unknown until the database is reopened.
+    pub fn commit(self) -> Result<Option<TxId>> {
+        let planned = self.plan()?;
+        if planned.is_empty() && self.created_tables.is_empty() {
+            return Ok(None);
+        }
+        let shared = Arc::clone(&self.shared);
+        let mut writer = shared.lock_writer();
+        // Under the writer mutex the index changes only through us.
+        let (txid, table_ids, new_tables) = {
+            let index = shared.read_index();
+            let base = self.view.txid();
+            for PlannedChange { table, key, .. } in &planned {
+                let newest = index
+                    .chain(table, key)
+                    .and_then(|c| c.last())
+                    .map(|v| v.txid());
+                if newest.is_some_and(|t| t > base) {
+                    return Err(Error::Conflict {
+                        table: table.clone(),
+                        key: KeyBytes(key.clone()),
+                    });
+                }
+            }
+            let mut table_ids: BTreeMap<&str, TableId> = BTreeMap::new();
+            let mut new_tables: Vec<(TableId, &str)> = Vec::new();
+            let wanted = planned
+                .iter()
+                .map(|c| c.table.as_str())
+                .chain(self.created_tables.iter().map(String::as_str));
+            for name in wanted {
+                if table_ids.contains_key(name) {
+                    continue;
+                }
+                let id = index.table_id(name).unwrap_or_else(|| {
+                    let id = TableId(index.next_table_id().0 + new_tables.len() as u32);
+                    new_tables.push((id, name));
+                    id
+                });
+                table_ids.insert(name, id);
+            }
+            (index.last_txid().next(), table_ids, new_tables)
+        };
+        let commit_time = Timestamp::now().max(writer.last_commit_time);
+        let changes: Vec<ChangeToEncode<'_>> = planned
+            .iter()
+            .map(|c| ChangeToEncode {
+                table: table_ids[c.table.as_str()],
+                op: c.op,
+                key: &c.key,
+                value: c.value.as_deref(),
+            })
+            .collect();
+        let encode = TxToEncode {
+            txid,
+            commit_time,
+            meta: &self.meta,
+            table_defs: &new_tables,
+            changes: &changes,
+        };
+        let size = payload_size(&encode);
+        if size > TX_SIZE_MAX {
+            return Err(Error::TransactionTooLarge {
+                size,
+                max: TX_SIZE_MAX,
+            });
+        }
+        let (frame, _) = encode_frame(&encode);
+        let location = writer
+            .log
+            .append(&frame, txid, self.durability, &shared.files)?;
+        writer.last_commit_time = commit_time;
+        let decoded =
+            decode_payload(&frame[FRAME_HEADER_SIZE..]).expect("a frame we just encoded decodes");
+        let payload_len = (frame.len() - FRAME_HEADER_SIZE) as u32;
+        shared
+            .write_index()
+            .apply(location, payload_len, &decoded)
+            .expect("a frame checked against the index applies to it");
+        shared.publish(txid);
+        drop(writer);
+        Ok(Some(txid))
+    }
+
+    /// The net changes: each written key with its op and new value, minus
+    /// writes that change nothing (a delete of a key that is not live, and
+    /// unless configured otherwise, a put of the value the key already has).
+    fn plan(&self) -> Result<Vec<PlannedChange>> {
+        let mut planned = Vec::with_capacity(self.writes.len());
+        for ((table, key), new) in &self.writes {
+            let was_live = self.view.contains(table, key);
+            let op = match (was_live, new) {
+                (false, None) => continue,
+                (false, Some(_)) => Op::Insert,
+                (true, Some(value)) => {
+                    if !self.shared.config.record_identical_updates
+                        && self.view.get(table, key)?.as_deref() == Some(value.as_slice())
+                    {
+                        continue;
+                    }
+                    Op::Update
+                }
+                (true, None) => Op::Delete,
+            };
+            planned.push(PlannedChange {
+                table: table.clone(),
+                key: key.clone(),
+                op,
+                value: new.clone(),
+            });
+        }
+        Ok(planned)
+    }
+}
+
+/// One net change, with its op worked out against the begin snapshot.
+struct PlannedChange {
+    table: String,
+    key: Vec<u8>,
+    op: Op,
+    value: Option<Vec<u8>>,
+}
+
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.len() > KEY_SIZE_MAX {
+        return Err(Error::KeyTooLarge {
+            size: key.len(),
+            max: KEY_SIZE_MAX,
+        });
+    }
+    Ok(())
+}
+
+fn check_table_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "it is empty"
+    } else if name.len() > TABLE_NAME_SIZE_MAX {
+        "it is longer than 255 bytes"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidTableName {
+        name: name.chars().take(64).collect(),
+        reason,
+    })
+}
