@@ -442,3 +442,12 @@ impl Drop for Shared {
         let _ = writer.log.sync();
     }
 }
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.shared.dir)
+            .field("latest_txid", &self.latest_txid())
+            .finish_non_exhaustive()
+    }
+}

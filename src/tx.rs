@@ -400,3 +400,12 @@ fn check_table_name(name: &str) -> Result<()> {
         reason,
     })
 }
+
+impl std::fmt::Debug for WriteTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTx")
+            .field("base_txid", &self.view.txid())
+            .field("n_writes", &self.writes.len())
+            .finish_non_exhaustive()
+    }
+}
