@@ -464,6 +464,8 @@ mod tests {
 
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshot").field("txid", &self.txid).finish_non_exhaustive()
+        f.debug_struct("Snapshot")
+            .field("txid", &self.txid)
+            .finish_non_exhaustive()
     }
 }
