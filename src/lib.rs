@@ -57,6 +57,11 @@ pub use record::{Change, HistoryQuery, TxRecord, Version};
 pub use tx::WriteTx;
 pub use types::{Config, Durability, Op, Timestamp, TxId};
 
+/// The README's example, compiled by `cargo test`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// Transaction metadata: a small string map (`user`, `remote_addr`,
 /// `reason`, ...), at most [`limits::META_SIZE_MAX`] bytes encoded.
 pub type Metadata = std::collections::BTreeMap<String, String>;

@@ -47,7 +47,7 @@ pub struct TxRecord {
     pub commit_time: Timestamp,
     /// Its metadata (`user`, `reason`, ...).
     pub meta: Metadata,
-    /// Every change, in table-id then key order.
+    /// Every change, in table-name then key order.
     pub changes: Vec<Change>,
 }
 
