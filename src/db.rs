@@ -419,13 +419,18 @@ impl Shared {
         let changes = tx
             .changes
             .iter()
-            .map(|c| Change {
-                table: index.table(c.table).name.clone(),
-                key: c.key.to_vec(),
-                op: c.op,
-                value: c.value.map(<[u8]>::to_vec),
+            .map(|c| {
+                let table = index.table_name(c.table).ok_or_else(|| {
+                    Error::corrupt(&path, offset, format!("unknown table id {}", c.table.0))
+                })?;
+                Ok(Change {
+                    table: table.to_string(),
+                    key: c.key.to_vec(),
+                    op: c.op,
+                    value: c.value.map(<[u8]>::to_vec),
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(TxRecord {
             txid,
             commit_time: tx.commit_time,

@@ -65,3 +65,17 @@ struct ReadmeDoctests;
 /// Transaction metadata: a small string map (`user`, `remote_addr`,
 /// `reason`, ...), at most [`limits::META_SIZE_MAX`] bytes encoded.
 pub type Metadata = std::collections::BTreeMap<String, String>;
+
+#[cfg(test)]
+mod tests {
+    /// Handles can be shared across threads.
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<crate::Db>();
+        assert_send_sync::<crate::Snapshot>();
+        assert_send_sync::<crate::WriteTx>();
+        assert_send_sync::<crate::RangeIter>();
+        assert_send_sync::<crate::Error>();
+    }
+}

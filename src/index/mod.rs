@@ -58,6 +58,11 @@ impl Index {
         self.by_name.get(name).copied()
     }
 
+    /// The name of table `id`, if it exists.
+    pub(crate) fn table_name(&self, id: TableId) -> Option<&str> {
+        self.tables.get(id.0 as usize).map(|t| t.name.as_str())
+    }
+
     pub(crate) fn table(&self, id: TableId) -> &Table {
         &self.tables[id.0 as usize]
     }
