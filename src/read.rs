@@ -439,6 +439,14 @@ impl DoubleEndedIterator for RangeIter {
     }
 }
 
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("txid", &self.txid)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::prefix_successor;
@@ -459,13 +467,5 @@ mod tests {
                 "prefix {prefix:?}"
             );
         }
-    }
-}
-
-impl std::fmt::Debug for Snapshot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshot")
-            .field("txid", &self.txid)
-            .finish_non_exhaustive()
     }
 }

@@ -311,11 +311,12 @@ fn range_prefix_reverse_and_write_tx_merge() {
     tx.put("other", "a", "x").expect("put");
     tx.commit().expect("commit");
     let view = db.snapshot();
-    let keys = |it: Box<dyn Iterator<Item = timecask::Result<(Vec<u8>, Vec<u8>)>>>| -> Vec<String> {
+    type Pairs = Box<dyn Iterator<Item = timecask::Result<(Vec<u8>, Vec<u8>)>>>;
+    let keys = |it: Pairs| -> Vec<String> {
         it.map(|kv| String::from_utf8(kv.expect("kv").0).expect("utf8"))
             .collect()
     };
-    let cases: [(Box<dyn Iterator<Item = _>>, &[&str]); 6] = [
+    let cases: [(Pairs, &[&str]); 6] = [
         (
             Box::new(view.iter("t").expect("iter")),
             &["a", "ab", "abc", "b", "c"],
