@@ -64,6 +64,18 @@ impl VersionRef {
 /// The versions of one key, strictly increasing by txid.
 pub(crate) type Chain = Vec<VersionRef>;
 
+/// Appends `version`, growing the chain by an eighth at a time (at least one
+/// slot) instead of doubling: long chains waste at most ~12% of their slots
+/// and a chain of one version holds exactly one slot. Each version is
+/// still copied only a bounded number of times on average.
+pub(crate) fn push_version(chain: &mut Chain, version: VersionRef) {
+    assert!(chain.last().is_none_or(|last| last.txid() < version.txid()), "chains grow by increasing txid");
+    if chain.len() == chain.capacity() {
+        chain.reserve_exact((chain.len() / 8).max(1));
+    }
+    chain.push(version);
+}
+
 /// Position of the version visible at `txid`: the last with `txid <= at`.
 pub(crate) fn visible_position(chain: &[VersionRef], at: TxId) -> Option<usize> {
     chain.partition_point(|v| v.txid() <= at).checked_sub(1)
@@ -92,6 +104,16 @@ mod tests {
             (r.segment(), r.offset(), r.len()),
             (SegmentId(7), 9, LEN_MASK)
         );
+    }
+
+    #[test]
+    fn push_version_grows_by_an_eighth() {
+        let mut chain = Chain::new();
+        for txid in 1..=1000 {
+            push_version(&mut chain, v(txid, Op::Insert));
+            assert!(chain.capacity() <= chain.len() + chain.len() / 8 + 1, "len {}", chain.len());
+        }
+        assert_eq!(chain.len(), 1000);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::log::frame::{DecodedTx, FRAME_HEADER_SIZE};
 use crate::log::writer::FrameLocation;
 use crate::types::{Op, SegmentId, TableId, Timestamp, TxId};
-use chain::{Chain, VersionRef};
+use chain::{Chain, VersionRef, push_version};
 
 /// Where a transaction's frame lies, and its commit time. 24 bytes.
 #[derive(Clone, Copy, Debug)]
@@ -167,7 +167,7 @@ impl Index {
                     change.op, table.name
                 ));
             }
-            chain.push(version);
+            push_version(chain, version);
             self.n_versions += 1;
         }
         self.txs.push(TxInfo {
