@@ -4,10 +4,10 @@
 use std::fs::{File, TryLockError};
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::Metadata;
+use crate::durable::Durable;
 use crate::error::{Error, Result};
 use crate::index::chain::VersionRef;
 use crate::index::{Index, TxInfo};
@@ -56,9 +56,8 @@ pub(crate) struct Shared {
     pub index: RwLock<Index>,
     pub files: SegmentFiles,
     pub writer: Mutex<WriterState>,
-    /// The highest txid that is durable (per its durability mode) and
-    /// indexed. Views are taken at or below it.
-    visible: AtomicU64,
+    /// Group commit and the visible txid: views are taken at or below it.
+    pub durable: Durable,
     /// Bytes of torn tail that recovery cut off when this database opened.
     torn_tail_bytes: u64,
     /// Held for the lifetime of the database; the OS lock dies with it.
@@ -131,11 +130,13 @@ impl Db {
         let last_commit_time = index
             .tx(recovered.last_txid)
             .map_or(Timestamp::default(), |t| t.commit_time);
+        let (active, active_path) = recovered.writer.active();
+        let durable = Durable::new(recovered.last_txid, Arc::clone(active), active_path.clone());
         Ok(Db {
             shared: Arc::new(Shared {
                 dir,
                 config,
-                visible: AtomicU64::new(recovered.last_txid.0),
+                durable,
                 torn_tail_bytes: recovered.torn_bytes,
                 index: RwLock::new(index),
                 files,
@@ -202,7 +203,7 @@ impl Db {
     /// Fsyncs everything committed so far (needed only for
     /// [`Durability::Buffered`](crate::Durability::Buffered) commits).
     pub fn flush(&self) -> Result<()> {
-        self.shared.lock_writer().log.sync()
+        self.shared.durable.sync_all()
     }
 
     /// Time, metadata and every change of transaction `txid`.
@@ -327,14 +328,7 @@ fn refuse_foreign_directory(dir: &Path) -> Result<()> {
 
 impl Shared {
     pub(crate) fn visible(&self) -> TxId {
-        TxId(self.visible.load(Ordering::Acquire))
-    }
-
-    /// Publishes `txid` as visible. Called by the committer only, in txid
-    /// order, after the commit is durable and indexed.
-    pub(crate) fn publish(&self, txid: TxId) {
-        assert_eq!(self.visible().next(), txid, "txids are published in order");
-        self.visible.store(txid.0, Ordering::Release);
+        self.durable.visible()
     }
 
     pub(crate) fn read_index(&self) -> RwLockReadGuard<'_, Index> {
@@ -443,8 +437,7 @@ impl Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         // Best effort: Buffered commits reach the disk on a clean close.
-        let writer = self.writer.get_mut().unwrap_or_else(|e| e.into_inner());
-        let _ = writer.log.sync();
+        let _ = self.durable.sync_all();
     }
 }
 

@@ -39,6 +39,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod db;
+mod durable;
 mod error;
 mod index;
 pub mod limits;

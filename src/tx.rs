@@ -4,9 +4,10 @@
 //! Commit: (1) outside any lock, drop writes that change nothing and work
 //! out each op against the begin snapshot; (2) under the writer mutex,
 //! check for conflicts, assign the txid and commit time, encode and append
-//! the frame (fsync for `Immediate`); (3) decode the frame just written and
-//! apply it to the index under the index write lock (the same code path as
-//! recovery); (4) publish the txid.
+//! the frame; (3) decode the frame just written and apply it to the index
+//! under the index write lock (the same code path as recovery); (4) release
+//! the writer mutex and wait for group commit (`crate::durable`) to fsync
+//! the frame (`Immediate`) and publish the txid in order.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Bound, RangeBounds};
@@ -322,9 +323,8 @@ impl WriteTx {
             });
         }
         let (frame, _) = encode_frame(&encode);
-        let location = writer
-            .log
-            .append(&frame, txid, self.durability, &shared.files)?;
+        shared.durable.check_writable()?;
+        let location = writer.log.append(&frame, txid, &shared.files)?;
         writer.last_commit_time = commit_time;
         let decoded =
             decode_payload(&frame[FRAME_HEADER_SIZE..]).expect("a frame we just encoded decodes");
@@ -333,8 +333,14 @@ impl WriteTx {
             .write_index()
             .apply(location, payload_len, &decoded)
             .expect("a frame checked against the index applies to it");
-        shared.publish(txid);
+        let immediate = self.durability == Durability::Immediate;
+        let (active, active_path) = writer.log.active();
+        shared
+            .durable
+            .record_written(txid, immediate, active, active_path);
         drop(writer);
+        // Outside the writer mutex, so concurrent committers share one fsync.
+        shared.durable.wait(txid, immediate)?;
         Ok(Some(txid))
     }
 

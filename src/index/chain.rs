@@ -69,7 +69,10 @@ pub(crate) type Chain = Vec<VersionRef>;
 /// and a chain of one version holds exactly one slot. Each version is
 /// still copied only a bounded number of times on average.
 pub(crate) fn push_version(chain: &mut Chain, version: VersionRef) {
-    assert!(chain.last().is_none_or(|last| last.txid() < version.txid()), "chains grow by increasing txid");
+    assert!(
+        chain.last().is_none_or(|last| last.txid() < version.txid()),
+        "chains grow by increasing txid"
+    );
     if chain.len() == chain.capacity() {
         chain.reserve_exact((chain.len() / 8).max(1));
     }
@@ -111,7 +114,11 @@ mod tests {
         let mut chain = Chain::new();
         for txid in 1..=1000 {
             push_version(&mut chain, v(txid, Op::Insert));
-            assert!(chain.capacity() <= chain.len() + chain.len() / 8 + 1, "len {}", chain.len());
+            assert!(
+                chain.capacity() <= chain.len() + chain.len() / 8 + 1,
+                "len {}",
+                chain.len()
+            );
         }
         assert_eq!(chain.len(), 1000);
     }

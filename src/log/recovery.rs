@@ -162,6 +162,10 @@ pub(crate) fn replay(
         active = Some((id, file, end));
     }
     let (id, file, len) = active.expect("at least one segment was replayed");
+    // Frames a crashed process left in the page cache become durable now,
+    // so everything replayed counts as synced.
+    file.sync_data()
+        .map_err(|e| Error::io(segment_path(dir, id), e))?;
     let last_txid = TxId(next_txid.map_or(0, |t| t.0 - 1));
     Ok(Recovered {
         writer: LogWriter::new(dir, id, file, len, roll_bytes),

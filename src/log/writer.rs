@@ -1,8 +1,9 @@
-//! Appends frames to the newest segment, rolls segments, fsyncs.
+//! Appends frames to the newest segment and rolls segments.
 //!
 //! Invariant: every segment but the newest ends on a frame boundary and was
 //! fsynced before the next one was created, so a torn frame can only be the
-//! tail of the newest segment.
+//! tail of the newest segment. Fsyncs of the newest segment are not done
+//! here but by group commit (`crate::durable`), outside the writer mutex.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::log::files::SegmentFiles;
 use crate::log::segment::{SEGMENT_HEADER_SIZE, SegmentHeader, create_segment, segment_path};
-use crate::types::{Durability, SegmentId, TxId};
+use crate::types::{SegmentId, TxId};
 
 /// Where a frame landed.
 #[derive(Clone, Copy, Debug)]
@@ -26,13 +27,12 @@ pub(crate) struct LogWriter {
     dir: PathBuf,
     segment: SegmentId,
     file: Arc<File>,
+    path: PathBuf,
     /// Bytes in the active segment; the next frame goes here.
     len: u64,
     roll_bytes: u64,
-    /// Bytes were written since the last fsync.
-    unsynced: bool,
-    /// Set after a failed fsync (or a failed cleanup after a failed write):
-    /// the file's state is unknown, so no more writes until reopen.
+    /// Set when a failed write could not be cut off again: the file's
+    /// state is unknown, so no more writes until reopen.
     poisoned: Option<String>,
 }
 
@@ -47,43 +47,41 @@ impl LogWriter {
         LogWriter {
             dir: dir.to_path_buf(),
             segment,
+            path: segment_path(dir, segment),
             file,
             len,
             roll_bytes,
-            unsynced: false,
             poisoned: None,
         }
     }
 
-    fn check_poisoned(&self) -> Result<()> {
-        match &self.poisoned {
-            Some(reason) => Err(Error::Poisoned {
-                reason: reason.clone(),
-            }),
-            None => Ok(()),
-        }
+    /// The segment frames are appended to now, and its path.
+    pub(crate) fn active(&self) -> (&Arc<File>, &PathBuf) {
+        (&self.file, &self.path)
     }
 
     /// Appends one encoded frame for `txid`, rolling to a new segment first
-    /// if the active one is full. With `Durability::Immediate` the frame is
-    /// fsynced before this returns.
+    /// if the active one is full. Does not fsync the frame.
     ///
     /// On error nothing of the frame is visible to a later append: a failed
-    /// write is cut off again, and a failed fsync poisons the writer.
+    /// write is cut off again (or, if that fails too, the writer refuses
+    /// every later append).
     pub(crate) fn append(
         &mut self,
         frame: &[u8],
         txid: TxId,
-        durability: Durability,
         files: &SegmentFiles,
     ) -> Result<FrameLocation> {
-        self.check_poisoned()?;
+        if let Some(reason) = &self.poisoned {
+            return Err(Error::Poisoned {
+                reason: reason.clone(),
+            });
+        }
         if self.len > SEGMENT_HEADER_SIZE as u64 && self.len + frame.len() as u64 > self.roll_bytes
         {
             self.roll(txid, files)?;
         }
         let offset = self.len;
-        let path = segment_path(&self.dir, self.segment);
         if let Err(e) = self.file.write_all_at(frame, offset) {
             // Cut off whatever part of the frame reached the file, so the
             // next frame does not follow garbage.
@@ -92,39 +90,29 @@ impl LogWriter {
                     "write failed ({e}) and truncating it back failed ({cut})"
                 ));
             }
-            return Err(Error::io(path, e));
+            return Err(Error::io(&self.path, e));
         }
         self.len += frame.len() as u64;
-        self.unsynced = true;
-        if durability == Durability::Immediate {
-            self.sync()?;
-        }
         Ok(FrameLocation {
             segment: self.segment,
             offset: u32::try_from(offset).expect("segments stay below SEGMENT_SIZE_MAX"),
         })
     }
 
-    /// Fsyncs the active segment if anything was written since the last sync.
-    pub(crate) fn sync(&mut self) -> Result<()> {
-        self.check_poisoned()?;
-        if !self.unsynced {
-            return Ok(());
-        }
-        if let Err(e) = self.file.sync_data() {
-            self.poisoned = Some(format!("fsync failed: {e}"));
-            return Err(Error::io(segment_path(&self.dir, self.segment), e));
-        }
-        self.unsynced = false;
-        Ok(())
-    }
-
+    /// Fsyncs the active segment, creates the next one and makes it active.
     fn roll(&mut self, first_txid: TxId, files: &SegmentFiles) -> Result<()> {
-        self.sync()?;
+        if let Err(e) = self.file.sync_data() {
+            self.poisoned = Some(format!(
+                "fsync of {} before a segment roll failed: {e}",
+                self.path.display()
+            ));
+            return Err(Error::io(&self.path, e));
+        }
         let id = SegmentId(self.segment.0 + 1);
         let file = Arc::new(create_segment(&self.dir, SegmentHeader { id, first_txid })?);
         files.insert(id, Arc::clone(&file));
         self.segment = id;
+        self.path = segment_path(&self.dir, id);
         self.file = file;
         self.len = SEGMENT_HEADER_SIZE as u64;
         Ok(())

@@ -1,0 +1,185 @@
+//! Group commit and the visibility watermark.
+//!
+//! Committers write their frames under the writer mutex but fsync outside
+//! it: the first committer that needs durability becomes the syncer, and
+//! one `fdatasync` covers every frame written before it started. Others
+//! that arrive meanwhile wait and are covered by the next sync.
+//!
+//! The visible txid advances in txid order, only over transactions that are
+//! written, indexed and (for `Immediate` ones) fsynced: a `Buffered` commit
+//! that follows an `Immediate` one is published only when that one is
+//! durable.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use crate::error::{Error, Result};
+use crate::types::TxId;
+
+/// Shared by every committer and reader of one database.
+pub(crate) struct Durable {
+    state: Mutex<State>,
+    changed: Condvar,
+    /// Highest txid readers may see. Only ever increases.
+    visible: AtomicU64,
+}
+
+struct State {
+    /// Highest txid written to the log and applied to the index.
+    written: TxId,
+    /// Every frame up to this txid is fsynced.
+    synced: TxId,
+    /// A syncer is running `fdatasync` now.
+    syncing: bool,
+    /// `Immediate` txids written but not yet covered by a sync, ascending.
+    waiting_for_sync: VecDeque<TxId>,
+    /// The segment new frames go to, and its path for error messages.
+    active: Arc<File>,
+    active_path: PathBuf,
+    /// Set by a failed fsync; no more writes until reopen.
+    failure: Option<String>,
+}
+
+impl Durable {
+    /// `last` is the last txid in the log, already on disk.
+    pub(crate) fn new(last: TxId, active: Arc<File>, active_path: PathBuf) -> Durable {
+        Durable {
+            state: Mutex::new(State {
+                written: last,
+                synced: last,
+                syncing: false,
+                waiting_for_sync: VecDeque::new(),
+                active,
+                active_path,
+                failure: None,
+            }),
+            changed: Condvar::new(),
+            visible: AtomicU64::new(last.0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The highest txid readers may see.
+    pub(crate) fn visible(&self) -> TxId {
+        TxId(self.visible.load(Ordering::Acquire))
+    }
+
+    /// The highest txid written and indexed (visible or not yet).
+    pub(crate) fn written(&self) -> TxId {
+        self.lock().written
+    }
+
+    /// Refuses writes after a failed fsync.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        match &self.lock().failure {
+            Some(reason) => Err(Error::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records that `txid` is written and indexed, in segment `active`.
+    /// Called by the committer under the writer mutex, in txid order.
+    pub(crate) fn record_written(
+        &self,
+        txid: TxId,
+        needs_sync: bool,
+        active: &Arc<File>,
+        active_path: &Path,
+    ) {
+        let mut state = self.lock();
+        assert_eq!(state.written.next(), txid, "txids are written in order");
+        state.written = txid;
+        if !Arc::ptr_eq(&state.active, active) {
+            // The writer fsynced the previous segment before rolling.
+            state.active = Arc::clone(active);
+            state.active_path = active_path.to_path_buf();
+        }
+        if needs_sync {
+            state.waiting_for_sync.push_back(txid);
+        }
+        self.publish(&state);
+    }
+
+    /// Advances the visible txid as far as it may go.
+    fn publish(&self, state: &State) {
+        let publishable = state
+            .waiting_for_sync
+            .front()
+            .map_or(state.written, |first| TxId(first.0 - 1));
+        if publishable > self.visible() {
+            self.visible.store(publishable.0, Ordering::Release);
+            self.changed.notify_all();
+        }
+    }
+
+    /// Blocks until `txid` is visible and, if `durable`, fsynced. Runs the
+    /// fsync itself when no one else is.
+    pub(crate) fn wait(&self, txid: TxId, durable: bool) -> Result<()> {
+        let mut state = self.lock();
+        loop {
+            let done = if durable {
+                state.synced >= txid
+            } else {
+                self.visible() >= txid
+            };
+            if done {
+                return Ok(());
+            }
+            if let Some(reason) = &state.failure {
+                return Err(Error::Poisoned {
+                    reason: reason.clone(),
+                });
+            }
+            // A Buffered commit behind an unsynced Immediate one helps
+            // rather than waits for that one's committer to come back.
+            if !state.syncing && (durable || !state.waiting_for_sync.is_empty()) {
+                state = self.sync(state)?;
+                continue;
+            }
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Runs one fsync covering everything written so far, with the state
+    /// lock released while it runs.
+    fn sync<'a>(&'a self, mut state: MutexGuard<'a, State>) -> Result<MutexGuard<'a, State>> {
+        state.syncing = true;
+        let target = state.written;
+        let file = Arc::clone(&state.active);
+        let path = state.active_path.clone();
+        drop(state);
+        let result = file.sync_data();
+        let mut state = self.lock();
+        state.syncing = false;
+        match result {
+            Ok(()) => {
+                state.synced = state.synced.max(target);
+                while state.waiting_for_sync.front().is_some_and(|t| *t <= target) {
+                    state.waiting_for_sync.pop_front();
+                }
+                self.publish(&state);
+                self.changed.notify_all();
+                Ok(state)
+            }
+            Err(e) => {
+                state.failure = Some(format!("fsync of {} failed: {e}", path.display()));
+                self.changed.notify_all();
+                Err(Error::io(path, e))
+            }
+        }
+    }
+
+    /// Fsyncs everything written so far.
+    pub(crate) fn sync_all(&self) -> Result<()> {
+        let written = self.written();
+        self.wait(written, true)
+    }
+}
