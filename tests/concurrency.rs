@@ -82,7 +82,7 @@ fn transfer(db: &Db, rng: &mut Rng) -> (bool, u64) {
                 .expect("get")
                 .expect("account exists"),
         );
-        let amount = 1 + rng.below(a.min(50).max(1));
+        let amount = 1 + rng.below(a.clamp(1, 50));
         if amount > a {
             return (false, conflicts);
         }
