@@ -119,6 +119,18 @@ pub(crate) fn replay(
         if let Some(next) = next_txid
             && header.first_txid != next
         {
+            // Frames missing at the end of the previous segment is the
+            // likely story when this one starts later; name that file.
+            if let (true, Some((prev_id, _, prev_len))) = (header.first_txid > next, &active) {
+                return Err(Error::corrupt(
+                    segment_path(dir, *prev_id),
+                    *prev_len,
+                    format!(
+                        "segment ends before txid {next} but the next segment starts at txid {}: frames are missing",
+                        header.first_txid
+                    ),
+                ));
+            }
             return Err(Error::corrupt(
                 &path,
                 0,
