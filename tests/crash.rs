@@ -29,10 +29,10 @@ fn config(durability: Durability) -> Config {
 /// The value transaction `i` writes: sometimes large, so a kill can land
 /// in the middle of a multi-page write.
 fn value_for(i: u64) -> Vec<u8> {
-    let len = if i % 17 == 0 {
+    let len = if i.is_multiple_of(17) {
         70_000 + (i % 5) * 1000
     } else {
-        20 + (i % 90) as usize as u64
+        20 + i % 90
     };
     let mut v = format!("{i}:").into_bytes();
     v.resize(len as usize, b'a' + (i % 26) as u8);
@@ -63,7 +63,7 @@ fn crash_child_entry() {
             .expect("put");
         tx.put("seq", i.to_be_bytes(), i.to_le_bytes())
             .expect("put");
-        if i % 11 == 0 {
+        if i.is_multiple_of(11) {
             tx.delete("kv", ((i + 3) % KEYS).to_be_bytes())
                 .expect("delete");
         }
