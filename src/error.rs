@@ -175,6 +175,16 @@ pub enum Error {
         /// The failure that poisoned the writer.
         reason: String,
     },
+    /// `verify` found the in-memory index disagreeing with the log. This is
+    /// a bug in timecask, not damage on disk: reopening rebuilds the index
+    /// from the log. Please report it.
+    #[error(
+        "the in-memory index disagrees with the log ({reason}); reopen the database and report this bug"
+    )]
+    IndexMismatch {
+        /// What differs.
+        reason: String,
+    },
     /// A configuration value is out of range.
     #[error("invalid configuration: {reason}")]
     InvalidConfig {

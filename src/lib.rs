@@ -50,6 +50,7 @@ mod record;
 mod test_support;
 mod tx;
 mod types;
+mod verify;
 
 pub use db::{Db, LogIter, Stats};
 pub use error::{Error, KeyBytes, Result};
@@ -57,6 +58,7 @@ pub use read::{RangeIter, Snapshot};
 pub use record::{Change, HistoryQuery, TxRecord, Version};
 pub use tx::WriteTx;
 pub use types::{Config, Durability, Op, Timestamp, TxId};
+pub use verify::VerifyReport;
 
 /// The README's example, compiled by `cargo test`.
 #[cfg(doctest)]

@@ -15,7 +15,7 @@ use crate::types::{Op, SegmentId, TableId, Timestamp, TxId};
 use chain::{Chain, VersionRef, push_version};
 
 /// Where a transaction's frame lies, and its commit time. 24 bytes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TxInfo {
     pub commit_time: Timestamp,
     pub segment: SegmentId,
@@ -56,6 +56,11 @@ impl Index {
 
     pub(crate) fn table_id(&self, name: &str) -> Option<TableId> {
         self.by_name.get(name).copied()
+    }
+
+    /// Every table, by id.
+    pub(crate) fn tables(&self) -> &[Table] {
+        &self.tables
     }
 
     /// The name of table `id`, if it exists.

@@ -145,6 +145,8 @@ pub(crate) fn replay(
             id,
             size,
             next_txid: header.first_txid,
+            stop_after: TxId(u64::MAX),
+            stopped: false,
         };
         let end = scan.run(&file, &mut visit)?;
         next_txid = Some(scan.next_txid);
@@ -187,17 +189,21 @@ pub(crate) fn replay(
 }
 
 /// Sequential scan of one segment's frames.
-struct SegmentScan {
-    path: PathBuf,
-    id: SegmentId,
-    size: u64,
-    next_txid: TxId,
+pub(crate) struct SegmentScan {
+    pub path: PathBuf,
+    pub id: SegmentId,
+    pub size: u64,
+    pub next_txid: TxId,
+    /// Frames after this txid are not visited; the scan stops before them.
+    pub stop_after: TxId,
+    /// The scan stopped at a frame after `stop_after`.
+    pub stopped: bool,
 }
 
 impl SegmentScan {
     /// Visits every valid frame; returns the offset where valid frames end
     /// (`size` when the segment is whole).
-    fn run(
+    pub(crate) fn run(
         &mut self,
         file: &File,
         visit: &mut impl FnMut(FrameLocation, u32, &DecodedTx<'_>) -> Result<()>,
@@ -233,6 +239,10 @@ impl SegmentScan {
             }
             let tx = decode_payload(&payload)
                 .map_err(|reason| Error::corrupt(&self.path, pos, reason))?;
+            if tx.txid > self.stop_after {
+                self.stopped = true;
+                return Ok(pos);
+            }
             if tx.txid != self.next_txid {
                 return Err(Error::corrupt(
                     &self.path,
