@@ -117,6 +117,7 @@ impl Db {
         let files = SegmentFiles::new(&dir);
         let mut index = Index::default();
         let recovered = replay(
+            &config.storage,
             &dir,
             config.segment_roll_bytes,
             &files,

@@ -11,12 +11,12 @@
 //! durable.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
+use crate::storage::StorageFile;
 use crate::types::TxId;
 
 /// Shared by every committer and reader of one database.
@@ -37,7 +37,7 @@ struct State {
     /// `Immediate` txids written but not yet covered by a sync, ascending.
     waiting_for_sync: VecDeque<TxId>,
     /// The segment new frames go to, and its path for error messages.
-    active: Arc<File>,
+    active: Arc<dyn StorageFile>,
     active_path: PathBuf,
     /// Set by a failed fsync; no more writes until reopen.
     failure: Option<String>,
@@ -45,7 +45,7 @@ struct State {
 
 impl Durable {
     /// `last` is the last txid in the log, already on disk.
-    pub(crate) fn new(last: TxId, active: Arc<File>, active_path: PathBuf) -> Durable {
+    pub(crate) fn new(last: TxId, active: Arc<dyn StorageFile>, active_path: PathBuf) -> Durable {
         Durable {
             state: Mutex::new(State {
                 written: last,
@@ -91,7 +91,7 @@ impl Durable {
         &self,
         txid: TxId,
         needs_sync: bool,
-        active: &Arc<File>,
+        active: &Arc<dyn StorageFile>,
         active_path: &Path,
     ) {
         let mut state = self.lock();

@@ -46,6 +46,7 @@ pub mod limits;
 mod log;
 mod read;
 mod record;
+pub mod storage;
 #[cfg(test)]
 mod test_support;
 mod tx;

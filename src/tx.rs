@@ -16,6 +16,7 @@ use std::sync::Arc;
 use crate::Metadata;
 use crate::db::Shared;
 use crate::error::{Error, KeyBytes, Result};
+use crate::index::Index;
 use crate::limits::{
     KEY_SIZE_MAX, META_SIZE_MAX, TABLE_NAME_SIZE_MAX, TX_SIZE_MAX, VALUE_SIZE_MAX,
 };
@@ -151,6 +152,9 @@ impl WriteTx {
         }
         let start = own(range.start_bound());
         let end = own(range.end_bound());
+        if bounds_are_empty(&start, &end) {
+            return Ok(Vec::new());
+        }
         for ((t, k), v) in self.writes.range((start, end)) {
             if t == table {
                 merged.insert(k.clone(), v.clone());
@@ -259,6 +263,9 @@ impl WriteTx {
     pub fn commit(self) -> Result<Option<TxId>> {
         let planned = self.plan()?;
         if planned.is_empty() && self.created_tables.is_empty() {
+            // Nothing to write, but a write that looked like a no-op against
+            // the begin snapshot still loses to a newer committed write.
+            self.check_conflicts(&self.shared.read_index())?;
             return Ok(None);
         }
         let shared = Arc::clone(&self.shared);
@@ -266,19 +273,7 @@ impl WriteTx {
         // Under the writer mutex the index changes only through us.
         let (txid, table_ids, new_tables) = {
             let index = shared.read_index();
-            let base = self.view.txid();
-            for PlannedChange { table, key, .. } in &planned {
-                let newest = index
-                    .chain(table, key)
-                    .and_then(|c| c.last())
-                    .map(|v| v.txid());
-                if newest.is_some_and(|t| t > base) {
-                    return Err(Error::Conflict {
-                        table: table.clone(),
-                        key: KeyBytes(key.clone()),
-                    });
-                }
-            }
+            self.check_conflicts(&index)?;
             let mut table_ids: BTreeMap<&str, TableId> = BTreeMap::new();
             let mut new_tables: Vec<(TableId, &str)> = Vec::new();
             let wanted = planned
@@ -298,6 +293,10 @@ impl WriteTx {
             }
             (index.last_txid().next(), table_ids, new_tables)
         };
+        if planned.is_empty() && new_tables.is_empty() {
+            // Every table it meant to create was created meanwhile.
+            return Ok(None);
+        }
         let commit_time = Timestamp::now().max(writer.last_commit_time);
         let changes: Vec<ChangeToEncode<'_>> = planned
             .iter()
@@ -344,6 +343,26 @@ impl WriteTx {
         Ok(Some(txid))
     }
 
+    /// First committer wins: fails if any key this transaction wrote (even
+    /// a write that changes nothing against its snapshot) has a version
+    /// newer than the snapshot.
+    fn check_conflicts(&self, index: &Index) -> Result<()> {
+        let base = self.view.txid();
+        for (table, key) in self.writes.keys() {
+            let newest = index
+                .chain(table, key)
+                .and_then(|c| c.last())
+                .map(|v| v.txid());
+            if newest.is_some_and(|t| t > base) {
+                return Err(Error::Conflict {
+                    table: table.clone(),
+                    key: KeyBytes(key.clone()),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The net changes: each written key with its op and new value, minus
     /// writes that change nothing (a delete of a key that is not live, and
     /// unless configured otherwise, a put of the value the key already has).
@@ -372,6 +391,18 @@ impl WriteTx {
             });
         }
         Ok(planned)
+    }
+}
+
+/// Whether no key can lie between `start` and `end` (`BTreeMap::range`
+/// panics on such bounds).
+fn bounds_are_empty<T: Ord>(start: &Bound<T>, end: &Bound<T>) -> bool {
+    match (start, end) {
+        (Bound::Included(a), Bound::Included(b)) => a > b,
+        (Bound::Included(a), Bound::Excluded(b))
+        | (Bound::Excluded(a), Bound::Included(b))
+        | (Bound::Excluded(a), Bound::Excluded(b)) => a >= b,
+        _ => false,
     }
 }
 

@@ -1,10 +1,12 @@
 //! Small value types shared by every layer: txids, ops, times, configuration.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::limits::{SEGMENT_ROLL_SIZE_MAX, SEGMENT_ROLL_SIZE_MIN};
+use crate::storage::{FileStorage, Storage};
 
 /// A transaction id: assigned at commit, dense and strictly increasing from 1.
 ///
@@ -167,6 +169,9 @@ pub struct Config {
     pub record_identical_updates: bool,
     /// Create the directory and an empty database if none exists.
     pub create_if_missing: bool,
+    /// Where segment files are read and written: the file system by
+    /// default; tests plug in backends that inject faults.
+    pub storage: Arc<dyn Storage>,
 }
 
 impl Default for Config {
@@ -176,6 +181,7 @@ impl Default for Config {
             segment_roll_bytes: 64 * 1024 * 1024,
             record_identical_updates: false,
             create_if_missing: true,
+            storage: Arc::new(FileStorage),
         }
     }
 }

@@ -2,9 +2,6 @@
 //! checksum, and rebuilds the index from the log to compare it with the
 //! live one, naming the exact file and offset of any damage.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::index::Index;
@@ -65,8 +62,12 @@ impl Db {
         };
         for (n, &id) in ids.iter().enumerate() {
             let path = segment_path(dir, id);
-            let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            let size = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+            let file = shared
+                .config
+                .storage
+                .open(&path, false)
+                .map_err(|e| Error::io(&path, e))?;
+            let size = file.len().map_err(|e| Error::io(&path, e))?;
             let mut header = [0; SEGMENT_HEADER_SIZE];
             file.read_exact_at(&mut header, 0)
                 .map_err(|e| match e.kind() {
@@ -91,7 +92,7 @@ impl Db {
                 stop_after: upto,
                 stopped: false,
             };
-            let end = scan.run(&file, &mut |loc, payload_len, tx| {
+            let end = scan.run(file.as_ref(), &mut |loc, payload_len, tx| {
                 report.n_frames += 1;
                 fresh
                     .apply(loc, payload_len, tx)

@@ -1,6 +1,8 @@
 //! Table-driven as-of reads: each case is a script of transactions and the
 //! answers expected at every txid.
 
+use std::ops::Bound;
+
 use timecask::{Config, Db, Durability, Error, HistoryQuery, Op, TxId};
 
 /// Runs `script` (transactions separated by `;`, each a list of `key=value`
@@ -361,6 +363,14 @@ fn range_prefix_reverse_and_write_tx_merge() {
         .map(|(k, _)| k)
         .collect();
     assert_eq!(merged, vec![b"a".to_vec(), b"aa".to_vec(), b"abc".to_vec()]);
+    // Empty or inverted bounds give nothing, never a panic.
+    assert!(tx.range("t", "b".."a").expect("range").is_empty());
+    assert!(
+        tx.range::<&str>("t", (Bound::Excluded("a"), Bound::Excluded("a")))
+            .expect("range")
+            .is_empty()
+    );
+    assert_eq!(view.range("t", "b".."a").expect("range").count(), 0);
 }
 
 #[test]

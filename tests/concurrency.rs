@@ -310,3 +310,43 @@ fn write_skew_is_possible_under_snapshot_isolation() {
     b.commit().expect("commit");
     assert_eq!(db.snapshot().count("oncall").expect("count"), 0);
 }
+
+#[test]
+fn a_write_that_looks_like_a_no_op_still_loses_to_a_newer_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path()).expect("open");
+    let mut setup = db.begin();
+    setup.put("t", "k", "x").expect("put");
+    setup.commit().expect("commit");
+    // Identical put vs a concurrent change: a lost update unless refused.
+    let mut t1 = db.begin();
+    t1.put("t", "k", "x").expect("put");
+    let mut t2 = db.begin();
+    t2.put("t", "k", "y").expect("put");
+    t2.commit().expect("commit");
+    assert!(matches!(t1.commit(), Err(Error::Conflict { .. })));
+    // Delete of an absent key vs a concurrent insert.
+    let mut t1 = db.begin();
+    t1.delete("t", "new").expect("delete");
+    let mut t2 = db.begin();
+    t2.insert("t", "new", "v").expect("insert");
+    t2.commit().expect("commit");
+    assert!(matches!(t1.commit(), Err(Error::Conflict { .. })));
+    assert_eq!(
+        db.snapshot().get("t", "k").expect("get"),
+        Some(b"y".to_vec())
+    );
+}
+
+#[test]
+fn creating_a_table_someone_else_created_meanwhile_commits_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path()).expect("open");
+    let mut t1 = db.begin();
+    t1.create_table("new").expect("create");
+    let mut t2 = db.begin();
+    t2.put("new", "k", "v").expect("put");
+    assert_eq!(t2.commit().expect("commit"), Some(TxId(1)));
+    assert_eq!(t1.commit().expect("commit"), None);
+    assert_eq!(db.latest_txid(), TxId(1));
+}

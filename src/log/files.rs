@@ -2,21 +2,20 @@
 //! reads of exactly the bytes asked for.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use crate::error::{Error, Result};
 use crate::log::segment::segment_path;
+use crate::storage::StorageFile;
 use crate::types::SegmentId;
 
 /// The open segment files of one database, shared by readers and the writer.
 ///
-/// Invariant: the lock is held only to clone an `Arc<File>`, never across I/O.
+/// Invariant: the lock is held only to clone a file handle, never across I/O.
 pub(crate) struct SegmentFiles {
     dir: PathBuf,
-    files: RwLock<BTreeMap<SegmentId, Arc<File>>>,
+    files: RwLock<BTreeMap<SegmentId, Arc<dyn StorageFile>>>,
 }
 
 impl SegmentFiles {
@@ -27,14 +26,14 @@ impl SegmentFiles {
         }
     }
 
-    pub(crate) fn insert(&self, id: SegmentId, file: Arc<File>) {
+    pub(crate) fn insert(&self, id: SegmentId, file: Arc<dyn StorageFile>) {
         self.files
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, file);
     }
 
-    fn get(&self, id: SegmentId) -> Result<Arc<File>> {
+    fn get(&self, id: SegmentId) -> Result<Arc<dyn StorageFile>> {
         let files = self.files.read().unwrap_or_else(|e| e.into_inner());
         match files.get(&id) {
             Some(file) => Ok(Arc::clone(file)),

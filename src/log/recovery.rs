@@ -6,9 +6,6 @@
 //! A bad frame in the newest segment counts as a torn tail only if no valid
 //! frame follows it; otherwise it is damage to acknowledged data.
 
-use std::fs::File;
-use std::io::{BufReader, Read};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,6 +17,7 @@ use crate::log::segment::{
     SEGMENT_HEADER_SIZE, SegmentHeader, create_segment, list_segments, segment_path, sync_dir,
 };
 use crate::log::writer::{FrameLocation, LogWriter};
+use crate::storage::{Storage, StorageFile};
 use crate::types::{SegmentId, TxId};
 
 /// What recovery found, besides what it handed to the visitor.
@@ -36,6 +34,7 @@ pub(crate) struct Recovered {
 /// `visit` gets each frame's location, its payload length and the decoded
 /// payload. Returns the writer positioned after the last valid frame.
 pub(crate) fn replay(
+    storage: &Arc<dyn Storage>,
     dir: &Path,
     roll_bytes: u64,
     files: &SegmentFiles,
@@ -44,16 +43,21 @@ pub(crate) fn replay(
     let ids = list_segments(dir)?;
     let Some(&last_id) = ids.last() else {
         let id = SegmentId(1);
-        let file = Arc::new(create_segment(
-            dir,
-            SegmentHeader {
-                id,
-                first_txid: TxId(1),
-            },
-        )?);
+        let header = SegmentHeader {
+            id,
+            first_txid: TxId(1),
+        };
+        let file = create_segment(storage.as_ref(), dir, header)?;
         files.insert(id, Arc::clone(&file));
         return Ok(Recovered {
-            writer: LogWriter::new(dir, id, file, SEGMENT_HEADER_SIZE as u64, roll_bytes),
+            writer: LogWriter::new(
+                Arc::clone(storage),
+                dir,
+                id,
+                file,
+                SEGMENT_HEADER_SIZE as u64,
+                roll_bytes,
+            ),
             last_txid: TxId(0),
             torn_bytes: 0,
         });
@@ -74,12 +78,10 @@ pub(crate) fn replay(
     for &id in &ids {
         let path = segment_path(dir, id);
         let is_last = id == last_id;
-        let file = File::options()
-            .read(true)
-            .write(is_last)
-            .open(&path)
+        let file = storage
+            .open(&path, false)
             .map_err(|e| Error::io(&path, e))?;
-        let size = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let size = file.len().map_err(|e| Error::io(&path, e))?;
         if size < SEGMENT_HEADER_SIZE as u64 {
             if !is_last {
                 return Err(Error::corrupt(
@@ -96,10 +98,9 @@ pub(crate) fn replay(
             file.set_len(0).map_err(|e| Error::io(&path, e))?;
             file.write_all_at(&header.encode(), 0)
                 .map_err(|e| Error::io(&path, e))?;
-            file.sync_all().map_err(|e| Error::io(&path, e))?;
-            sync_dir(dir)?;
+            file.sync_data().map_err(|e| Error::io(&path, e))?;
+            sync_dir(storage.as_ref(), dir)?;
             torn_bytes += size;
-            let file = Arc::new(file);
             files.insert(id, Arc::clone(&file));
             active = Some((id, file, SEGMENT_HEADER_SIZE as u64));
             next_txid = Some(header.first_txid);
@@ -148,7 +149,7 @@ pub(crate) fn replay(
             stop_after: TxId(u64::MAX),
             stopped: false,
         };
-        let end = scan.run(&file, &mut visit)?;
+        let end = scan.run(file.as_ref(), &mut visit)?;
         next_txid = Some(scan.next_txid);
         if end < size {
             if !is_last {
@@ -158,7 +159,9 @@ pub(crate) fn replay(
                     "damaged frame in a segment that is not the newest",
                 ));
             }
-            if let Some(found) = find_valid_frame_after(&file, &path, end, size, scan.next_txid)? {
+            if let Some(found) =
+                find_valid_frame_after(file.as_ref(), &path, end, size, scan.next_txid)?
+            {
                 return Err(Error::corrupt(
                     &path,
                     end,
@@ -168,10 +171,9 @@ pub(crate) fn replay(
                 ));
             }
             file.set_len(end).map_err(|e| Error::io(&path, e))?;
-            file.sync_all().map_err(|e| Error::io(&path, e))?;
+            file.sync_data().map_err(|e| Error::io(&path, e))?;
             torn_bytes += size - end;
         }
-        let file = Arc::new(file);
         files.insert(id, Arc::clone(&file));
         active = Some((id, file, end));
     }
@@ -182,7 +184,7 @@ pub(crate) fn replay(
         .map_err(|e| Error::io(segment_path(dir, id), e))?;
     let last_txid = TxId(next_txid.map_or(0, |t| t.0 - 1));
     Ok(Recovered {
-        writer: LogWriter::new(dir, id, file, len, roll_bytes),
+        writer: LogWriter::new(Arc::clone(storage), dir, id, file, len, roll_bytes),
         last_txid,
         torn_bytes,
     })
@@ -205,14 +207,10 @@ impl SegmentScan {
     /// (`size` when the segment is whole).
     pub(crate) fn run(
         &mut self,
-        file: &File,
+        file: &dyn StorageFile,
         visit: &mut impl FnMut(FrameLocation, u32, &DecodedTx<'_>) -> Result<()>,
     ) -> Result<u64> {
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        let mut skip = [0; SEGMENT_HEADER_SIZE];
-        reader
-            .read_exact(&mut skip)
-            .map_err(|e| Error::io(&self.path, e))?;
+        let mut reader = SequentialReader::new(file, SEGMENT_HEADER_SIZE as u64, self.size);
         let mut pos = SEGMENT_HEADER_SIZE as u64;
         let mut payload = Vec::new();
         while pos < self.size {
@@ -267,12 +265,66 @@ impl SegmentScan {
     }
 }
 
+/// Reads a file front to back in large positioned reads, up to `end`.
+struct SequentialReader<'a> {
+    file: &'a dyn StorageFile,
+    /// File offset of `buf[0]`.
+    buf_start: u64,
+    buf: Vec<u8>,
+    /// Read position inside `buf`.
+    at: usize,
+    end: u64,
+}
+
+impl<'a> SequentialReader<'a> {
+    const CHUNK: u64 = 1 << 20;
+
+    fn new(file: &'a dyn StorageFile, start: u64, end: u64) -> SequentialReader<'a> {
+        SequentialReader {
+            file,
+            buf_start: start,
+            buf: Vec::new(),
+            at: 0,
+            end,
+        }
+    }
+
+    /// Fills `out` completely; the caller never reads past `end`.
+    fn read_exact(&mut self, out: &mut [u8]) -> std::io::Result<()> {
+        let mut filled = 0;
+        while filled < out.len() {
+            if self.at == self.buf.len() {
+                let next = self.buf_start + self.buf.len() as u64;
+                let want = (out.len() - filled) as u64;
+                // Large reads go straight into `out`, small ones through a chunk.
+                if want >= Self::CHUNK {
+                    self.file.read_exact_at(&mut out[filled..], next)?;
+                    self.buf_start = next + want;
+                    self.buf.clear();
+                    self.at = 0;
+                    return Ok(());
+                }
+                let len = Self::CHUNK.min(self.end.saturating_sub(next)).max(want);
+                self.buf.resize(len as usize, 0);
+                self.file.read_exact_at(&mut self.buf, next)?;
+                self.buf_start = next;
+                self.at = 0;
+            }
+            let n = (out.len() - filled).min(self.buf.len() - self.at);
+            out[filled..filled + n].copy_from_slice(&self.buf[self.at..self.at + n]);
+            self.at += n;
+            filled += n;
+        }
+        Ok(())
+    }
+}
+
 /// Looks for a valid frame with a txid at or after `next_txid` anywhere in
 /// `start+1..size`. Finding one means the bad frame at `start` is damage,
 /// not a torn write. Reads in chunks; checks a checksum only for candidates
 /// whose length and txid are plausible.
 fn find_valid_frame_after(
-    file: &File,
+    file: &dyn StorageFile,
     path: &Path,
     start: u64,
     size: u64,

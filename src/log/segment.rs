@@ -3,11 +3,11 @@
 //! A segment is `header | frame | frame | ...`. Segments are numbered
 //! densely from 1; only the newest may end in a torn frame.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::storage::{Storage, StorageFile};
 use crate::types::{SegmentId, TxId};
 
 /// Magic bytes at the start of every segment file.
@@ -112,26 +112,23 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<SegmentId>> {
 
 /// Creates a new segment file holding only its header, fsyncs it and the
 /// directory, and returns it opened for reading and writing.
-pub(crate) fn create_segment(dir: &Path, header: SegmentHeader) -> Result<File> {
+pub(crate) fn create_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    header: SegmentHeader,
+) -> Result<Arc<dyn StorageFile>> {
     let path = segment_path(dir, header.id);
-    let mut file = File::options()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
+    let file = storage.open(&path, true).map_err(|e| Error::io(&path, e))?;
+    file.write_all_at(&header.encode(), 0)
         .map_err(|e| Error::io(&path, e))?;
-    file.write_all(&header.encode())
-        .map_err(|e| Error::io(&path, e))?;
-    file.sync_all().map_err(|e| Error::io(&path, e))?;
-    sync_dir(dir)?;
+    file.sync_data().map_err(|e| Error::io(&path, e))?;
+    sync_dir(storage, dir)?;
     Ok(file)
 }
 
 /// Fsyncs a directory so that a file created or removed in it is durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
+pub(crate) fn sync_dir(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    storage.sync_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
 #[cfg(test)]

@@ -5,14 +5,13 @@
 //! tail of the newest segment. Fsyncs of the newest segment are not done
 //! here but by group commit (`crate::durable`), outside the writer mutex.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::log::files::SegmentFiles;
 use crate::log::segment::{SEGMENT_HEADER_SIZE, SegmentHeader, create_segment, segment_path};
+use crate::storage::{Storage, StorageFile};
 use crate::types::{SegmentId, TxId};
 
 /// Where a frame landed.
@@ -26,8 +25,9 @@ pub(crate) struct FrameLocation {
 pub(crate) struct LogWriter {
     dir: PathBuf,
     segment: SegmentId,
-    file: Arc<File>,
+    file: Arc<dyn StorageFile>,
     path: PathBuf,
+    storage: Arc<dyn Storage>,
     /// Bytes in the active segment; the next frame goes here.
     len: u64,
     roll_bytes: u64,
@@ -38,13 +38,15 @@ pub(crate) struct LogWriter {
 
 impl LogWriter {
     pub(crate) fn new(
+        storage: Arc<dyn Storage>,
         dir: &Path,
         segment: SegmentId,
-        file: Arc<File>,
+        file: Arc<dyn StorageFile>,
         len: u64,
         roll_bytes: u64,
     ) -> LogWriter {
         LogWriter {
+            storage,
             dir: dir.to_path_buf(),
             segment,
             path: segment_path(dir, segment),
@@ -56,7 +58,7 @@ impl LogWriter {
     }
 
     /// The segment frames are appended to now, and its path.
-    pub(crate) fn active(&self) -> (&Arc<File>, &PathBuf) {
+    pub(crate) fn active(&self) -> (&Arc<dyn StorageFile>, &PathBuf) {
         (&self.file, &self.path)
     }
 
@@ -109,7 +111,11 @@ impl LogWriter {
             return Err(Error::io(&self.path, e));
         }
         let id = SegmentId(self.segment.0 + 1);
-        let file = Arc::new(create_segment(&self.dir, SegmentHeader { id, first_txid })?);
+        let file = create_segment(
+            self.storage.as_ref(),
+            &self.dir,
+            SegmentHeader { id, first_txid },
+        )?;
         files.insert(id, Arc::clone(&file));
         self.segment = id;
         self.path = segment_path(&self.dir, id);

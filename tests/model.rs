@@ -1,0 +1,1190 @@
+//! Model-based tests: random sequences of writes, commits, aborts, reopens
+//! and reads, each read checked against an in-memory reference model
+//! (STYLE.md item 10):
+//! `BTreeMap<(table, key), BTreeMap<txid, Option<value>>>` plus the list of
+//! committed transactions. The expected as-of answer is
+//! `range(..=txid).next_back()`.
+//!
+//! `TIMECASK_PROPTEST_CASES` overrides the number of cases (default 256).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use proptest::prelude::*;
+use proptest::test_runner::Config as ProptestConfig;
+use timecask::{
+    Change, Config, Db, Durability, Error, HistoryQuery, Metadata, Op, Snapshot, Timestamp, TxId,
+    TxRecord, Version, WriteTx,
+};
+
+// ---------------------------------------------------------------------------
+// Assertions with readable output.
+
+/// `assert_eq!` whose message prints `{:#?}` with runs of identical lines
+/// collapsed, so the large test values stay readable.
+macro_rules! check_eq {
+    ($got:expr, $want:expr, $($fmt:tt)+) => {{
+        let (got, want) = (&$got, &$want);
+        if got != want {
+            panic!(
+                "{}\n   got: {}\n  want: {}",
+                format!($($fmt)+),
+                collapse(&format!("{got:#?}")),
+                collapse(&format!("{want:#?}"))
+            );
+        }
+    }};
+}
+
+/// Replaces runs of identical lines with one line and a count.
+fn collapse(s: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut lines = s.lines().peekable();
+    while let Some(line) = lines.next() {
+        let mut n = 1;
+        while lines.peek() == Some(&line) {
+            lines.next();
+            n += 1;
+        }
+        if n > 2 {
+            out.push(format!("{line} (x{n})"));
+        } else {
+            out.extend(std::iter::repeat_n(line.to_string(), n));
+        }
+    }
+    out.join("\n")
+}
+
+// ---------------------------------------------------------------------------
+// Small domains, so collisions, identical updates and deletes are common.
+
+const TABLES: [&str; 2] = ["a", "b"];
+/// Includes the empty key and 0xff keys (prefix successor edge cases).
+const KEYS: [&[u8]; 7] = [b"", b"a", b"ab", b"abc", b"b", b"\xff", b"\xff\xff"];
+/// Range bounds: every key plus a few that are never written.
+const BOUND_KEYS: [&[u8]; 10] = [
+    b"",
+    b"a",
+    b"ab",
+    b"abc",
+    b"b",
+    b"\xff",
+    b"\xff\xff",
+    b"aa",
+    b"c",
+    b"\x00",
+];
+const PREFIXES: [&[u8]; 6] = [b"", b"a", b"ab", b"b", b"\xff", b"c"];
+const META_KEYS: [&str; 3] = ["user", "reason", ""];
+const META_VALUES: [&str; 3] = ["ann", "bob", ""];
+/// A value of which a few fill a 4 KiB segment, so frames meet roll points.
+const BIG_VALUE_SIZE: usize = 1500;
+/// A value larger than a whole segment.
+const HUGE_VALUE_SIZE: usize = 5000;
+
+fn value_bytes(i: usize) -> Vec<u8> {
+    match i {
+        0 => Vec::new(),
+        1 => b"x".to_vec(),
+        2 => b"y".to_vec(),
+        3 => vec![b'L'; BIG_VALUE_SIZE],
+        _ => vec![b'H'; HUGE_VALUE_SIZE],
+    }
+}
+
+fn db_config(record_identical_updates: bool) -> Config {
+    Config {
+        durability: Durability::Buffered,
+        segment_roll_bytes: timecask::limits::SEGMENT_ROLL_SIZE_MIN,
+        record_identical_updates,
+        ..Config::default()
+    }
+}
+
+fn proptest_config(divisor: u32) -> ProptestConfig {
+    let cases: u32 = std::env::var("TIMECASK_PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256);
+    ProptestConfig {
+        cases: (cases / divisor).max(1),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Operations.
+
+/// Which read view a check runs against.
+#[derive(Clone, Copy, Debug)]
+enum ViewSel {
+    /// `db.snapshot()`.
+    Latest,
+    /// `db.as_of(frac % (latest + 2))`: one past the latest is in the future.
+    AsOf(u16),
+    /// The snapshot held by the last `Hold` (latest if none).
+    Held,
+}
+
+/// One step. Indices pick from the small domains above.
+#[derive(Clone, Debug)]
+enum TestOp {
+    Put {
+        table: usize,
+        key: usize,
+        value: usize,
+    },
+    Insert {
+        table: usize,
+        key: usize,
+        value: usize,
+    },
+    Update {
+        table: usize,
+        key: usize,
+        value: usize,
+    },
+    Delete {
+        table: usize,
+        key: usize,
+    },
+    SetMeta {
+        key: usize,
+        value: usize,
+    },
+    CreateTable {
+        table: usize,
+    },
+    /// Commits the open transaction (an empty one if none is open).
+    Commit {
+        immediate: bool,
+    },
+    Abort,
+    /// Another transaction, begun and committed while the open one (if
+    /// any) stays open: first committer wins.
+    SideCommit {
+        table: usize,
+        key: usize,
+        value: Option<usize>,
+    },
+    Flush,
+    /// Drop the transaction, every view and the `Db`; open again.
+    Reopen,
+    /// Hold a view across later commits (snapshot stability).
+    Hold {
+        view: ViewSel,
+    },
+    /// `get`, `contains`, `get_version`.
+    CheckGet {
+        view: ViewSel,
+        table: usize,
+        key: usize,
+    },
+    CheckHistory {
+        view: ViewSel,
+        table: usize,
+        key: usize,
+        window: (Bound<u8>, Bound<u8>),
+        newest_first: bool,
+        limit: Option<usize>,
+    },
+    /// `range` forward, reversed and as a mixed walk; `iter` when unbounded.
+    CheckRange {
+        view: ViewSel,
+        table: usize,
+        bounds: (Bound<usize>, Bound<usize>),
+        /// Front (`true`) or back (`false`) for each step of a mixed walk.
+        steps: Vec<bool>,
+    },
+    CheckPrefix {
+        view: ViewSel,
+        table: usize,
+        prefix: usize,
+        steps: Vec<bool>,
+    },
+    /// `count` and `tables`.
+    CheckCount {
+        view: ViewSel,
+        table: usize,
+    },
+    /// Reads of the open transaction: `get`, `contains`, `range`.
+    CheckTx {
+        table: usize,
+        key: usize,
+        bounds: (Bound<usize>, Bound<usize>),
+    },
+    CheckTransaction {
+        txid: u16,
+    },
+    /// `log` over a txid range, and `stats`.
+    CheckLog {
+        bounds: (Bound<u8>, Bound<u8>),
+    },
+    /// `as_of_time` at a commit time, a microsecond before or after it.
+    CheckAsOfTime {
+        txid: u16,
+        offset_micros: i8,
+    },
+}
+
+fn view_sel() -> impl Strategy<Value = ViewSel> {
+    prop_oneof![
+        2 => Just(ViewSel::Latest),
+        3 => any::<u16>().prop_map(ViewSel::AsOf),
+        2 => Just(ViewSel::Held),
+    ]
+}
+
+fn bound<T: std::fmt::Debug + Clone + 'static>(
+    inner: impl Strategy<Value = T> + Clone + 'static,
+) -> impl Strategy<Value = Bound<T>> {
+    prop_oneof![
+        Just(Bound::Unbounded),
+        inner.clone().prop_map(Bound::Included),
+        inner.prop_map(Bound::Excluded),
+    ]
+}
+
+fn key_bounds() -> impl Strategy<Value = (Bound<usize>, Bound<usize>)> {
+    (bound(0..BOUND_KEYS.len()), bound(0..BOUND_KEYS.len()))
+}
+
+fn txid_bounds() -> impl Strategy<Value = (Bound<u8>, Bound<u8>)> {
+    (bound(0..24u8), bound(0..24u8))
+}
+
+fn steps() -> impl Strategy<Value = Vec<bool>> {
+    proptest::collection::vec(any::<bool>(), 0..10)
+}
+
+fn op() -> impl Strategy<Value = TestOp> {
+    let t = 0..TABLES.len();
+    let k = 0..KEYS.len();
+    let v = prop_oneof![6 => 0..3usize, 2 => Just(3usize), 1 => Just(4usize)];
+    prop_oneof![
+        14 => (t.clone(), k.clone(), v.clone())
+            .prop_map(|(table, key, value)| TestOp::Put { table, key, value }),
+        4 => (t.clone(), k.clone(), v.clone())
+            .prop_map(|(table, key, value)| TestOp::Insert { table, key, value }),
+        4 => (t.clone(), k.clone(), v.clone())
+            .prop_map(|(table, key, value)| TestOp::Update { table, key, value }),
+        5 => (t.clone(), k.clone()).prop_map(|(table, key)| TestOp::Delete { table, key }),
+        2 => (0..META_KEYS.len(), 0..META_VALUES.len())
+            .prop_map(|(key, value)| TestOp::SetMeta { key, value }),
+        1 => t.clone().prop_map(|table| TestOp::CreateTable { table }),
+        12 => proptest::bool::weighted(0.1).prop_map(|immediate| TestOp::Commit { immediate }),
+        1 => Just(TestOp::Abort),
+        5 => (t.clone(), k.clone(), proptest::option::weighted(0.7, v))
+            .prop_map(|(table, key, value)| TestOp::SideCommit { table, key, value }),
+        1 => Just(TestOp::Flush),
+        1 => Just(TestOp::Reopen),
+        1 => view_sel().prop_map(|view| TestOp::Hold { view }),
+        4 => (view_sel(), t.clone(), k.clone())
+            .prop_map(|(view, table, key)| TestOp::CheckGet { view, table, key }),
+        3 => (
+            view_sel(),
+            t.clone(),
+            k.clone(),
+            txid_bounds(),
+            any::<bool>(),
+            proptest::option::of(0..4usize),
+        )
+            .prop_map(|(view, table, key, window, newest_first, limit)| {
+                TestOp::CheckHistory { view, table, key, window, newest_first, limit }
+            }),
+        3 => (view_sel(), t.clone(), key_bounds(), steps())
+            .prop_map(|(view, table, bounds, steps)| {
+                TestOp::CheckRange { view, table, bounds, steps }
+            }),
+        2 => (view_sel(), t.clone(), 0..PREFIXES.len(), steps())
+            .prop_map(|(view, table, prefix, steps)| {
+                TestOp::CheckPrefix { view, table, prefix, steps }
+            }),
+        2 => (view_sel(), t.clone()).prop_map(|(view, table)| TestOp::CheckCount { view, table }),
+        3 => (t, k, key_bounds())
+            .prop_map(|(table, key, bounds)| TestOp::CheckTx { table, key, bounds }),
+        2 => any::<u16>().prop_map(|txid| TestOp::CheckTransaction { txid }),
+        1 => txid_bounds().prop_map(|bounds| TestOp::CheckLog { bounds }),
+        1 => (any::<u16>(), -1..=1i8)
+            .prop_map(|(txid, offset_micros)| TestOp::CheckAsOfTime { txid, offset_micros }),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// The reference model.
+
+type TableKey = (String, Vec<u8>);
+
+#[derive(Clone, Debug)]
+struct TxModel {
+    meta: Metadata,
+    changes: Vec<Change>,
+    commit_time: Timestamp,
+}
+
+#[derive(Default)]
+struct Model {
+    record_identical_updates: bool,
+    versions: BTreeMap<TableKey, BTreeMap<u64, Option<Vec<u8>>>>,
+    /// `txs[txid - 1]`.
+    txs: Vec<TxModel>,
+    /// Tables in creation (table id) order, with the txid that created them.
+    tables: Vec<(String, u64)>,
+}
+
+/// The writes of a transaction not committed yet.
+#[derive(Default)]
+struct Pending {
+    base: u64,
+    writes: BTreeMap<TableKey, Option<Vec<u8>>>,
+    meta: Metadata,
+    created_tables: BTreeSet<String>,
+}
+
+/// What a commit is expected to do.
+enum Outcome {
+    Empty,
+    /// Conflicts; the error names one of these keys.
+    Conflict(Vec<TableKey>),
+    Committed(TxModel),
+}
+
+impl Model {
+    fn latest(&self) -> u64 {
+        self.txs.len() as u64
+    }
+
+    fn get(&self, tk: &TableKey, at: u64) -> Option<Vec<u8>> {
+        self.versions
+            .get(tk)?
+            .range(..=at)
+            .next_back()
+            .and_then(|(_, v)| v.clone())
+    }
+
+    fn table_exists(&self, table: &str, at: u64) -> bool {
+        self.tables.iter().any(|(t, c)| t == table && *c <= at)
+    }
+
+    fn tables_at(&self, at: u64) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .tables
+            .iter()
+            .filter(|(_, c)| *c <= at)
+            .map(|(t, _)| t.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Live `(key, value)` pairs of `table` at `at`, in key order.
+    fn live(&self, table: &str, at: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.versions
+            .keys()
+            .filter(|(t, _)| t == table)
+            .filter_map(|tk| self.get(tk, at).map(|v| (tk.1.clone(), v)))
+            .collect()
+    }
+
+    /// Every version of `tk` visible at `at`, oldest first, as the API
+    /// returns them: `end_txid` only when the next version is visible, the
+    /// op derived from whether the key was live before.
+    fn versions_at(&self, tk: &TableKey, at: u64) -> Vec<Version> {
+        let Some(chain) = self.versions.get(tk) else {
+            return Vec::new();
+        };
+        let chain: Vec<(&u64, &Option<Vec<u8>>)> = chain.range(..=at).collect();
+        let mut out = Vec::new();
+        let mut was_live = false;
+        for (i, (txid, value)) in chain.iter().enumerate() {
+            let op = match (was_live, value.is_some()) {
+                (false, true) => Op::Insert,
+                (true, true) => Op::Update,
+                (true, false) => Op::Delete,
+                (false, false) => panic!("the model recorded a delete of a key that is not live"),
+            };
+            was_live = value.is_some();
+            let tx = &self.txs[(**txid - 1) as usize];
+            out.push(Version {
+                txid: TxId(**txid),
+                end_txid: chain.get(i + 1).map(|(t, _)| TxId(**t)),
+                op,
+                value: (*value).clone(),
+                commit_time: tx.commit_time,
+                meta: tx.meta.clone(),
+            });
+        }
+        out
+    }
+
+    /// The newest txid that wrote `tk`.
+    fn newest(&self, tk: &TableKey) -> Option<u64> {
+        self.versions
+            .get(tk)
+            .and_then(|c| c.keys().next_back().copied())
+    }
+
+    /// Works out what committing `pending` does, without changing the model.
+    fn plan(&self, pending: &Pending) -> Outcome {
+        let mut planned = Vec::new();
+        for (tk, new) in &pending.writes {
+            let old = self.get(tk, pending.base);
+            let op = match (&old, new) {
+                (None, None) => continue,
+                (Some(o), Some(n)) if o == n && !self.record_identical_updates => continue,
+                (None, Some(_)) => Op::Insert,
+                (Some(_), Some(_)) => Op::Update,
+                (Some(_), None) => Op::Delete,
+            };
+            planned.push((tk.clone(), op, new.clone()));
+        }
+        // First committer wins: any key this transaction wrote that another
+        // committed after this one began.
+        // That includes writes that change nothing against the snapshot.
+        let conflicts: Vec<TableKey> = pending
+            .writes
+            .keys()
+            .filter(|tk| self.newest(tk).is_some_and(|t| t > pending.base))
+            .cloned()
+            .collect();
+        if !conflicts.is_empty() {
+            return Outcome::Conflict(conflicts);
+        }
+        // A table created meanwhile by someone else is nothing to write.
+        let creates_table = pending
+            .created_tables
+            .iter()
+            .any(|t| !self.table_exists(t, self.latest()));
+        if planned.is_empty() && !creates_table {
+            return Outcome::Empty;
+        }
+        let changes: Vec<Change> = planned
+            .into_iter()
+            .map(|((table, key), op, value)| Change {
+                table,
+                key,
+                op,
+                value,
+            })
+            .collect();
+        // Changes come in table-name, then key order (as planned).
+        Outcome::Committed(TxModel {
+            meta: pending.meta.clone(),
+            changes,
+            commit_time: Timestamp::default(),
+        })
+    }
+
+    fn apply(&mut self, tx: TxModel, created_tables: &BTreeSet<String>) {
+        let txid = self.latest() + 1;
+        let tables: BTreeSet<String> = tx.changes.iter().map(|c| c.table.clone()).collect();
+        for t in tables.into_iter().chain(created_tables.iter().cloned()) {
+            if !self.tables.iter().any(|(x, _)| *x == t) {
+                self.tables.push((t, txid));
+            }
+        }
+        for c in &tx.changes {
+            self.versions
+                .entry((c.table.clone(), c.key.clone()))
+                .or_default()
+                .insert(txid, c.value.clone());
+        }
+        self.txs.push(tx);
+    }
+
+    fn n_versions(&self) -> u64 {
+        self.versions.values().map(|c| c.len() as u64).sum()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers.
+
+fn tk(table: usize, key: usize) -> TableKey {
+    (TABLES[table].to_string(), KEYS[key].to_vec())
+}
+
+fn key_bound(b: &Bound<usize>) -> Bound<Vec<u8>> {
+    b.map(|i| BOUND_KEYS[i].to_vec())
+}
+
+fn txid_bound(b: &Bound<u8>) -> Bound<TxId> {
+    b.map(|t| TxId(u64::from(t)))
+}
+
+fn in_bounds<T: Ord>(x: &T, bounds: &(Bound<T>, Bound<T>)) -> bool {
+    let lo = match &bounds.0 {
+        Bound::Included(b) => x >= b,
+        Bound::Excluded(b) => x > b,
+        Bound::Unbounded => true,
+    };
+    let hi = match &bounds.1 {
+        Bound::Included(b) => x <= b,
+        Bound::Excluded(b) => x < b,
+        Bound::Unbounded => true,
+    };
+    lo && hi
+}
+
+/// Drains `iter` taking from the front or back as `steps` say, then the
+/// rest from the front.
+fn walk<T>(iter: impl DoubleEndedIterator<Item = T>, steps: &[bool]) -> Vec<T> {
+    walk_with(iter, steps, || {})
+}
+
+/// [`walk`], calling `midway` after the steps and before draining the rest.
+fn walk_with<T>(
+    mut iter: impl DoubleEndedIterator<Item = T>,
+    steps: &[bool],
+    midway: impl FnOnce(),
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for &front in steps {
+        let next = if front { iter.next() } else { iter.next_back() };
+        match next {
+            Some(x) => out.push(x),
+            None => break,
+        }
+    }
+    midway();
+    out.extend(iter);
+    out
+}
+
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Checks a range iterator (built three times by `make`) forward, reversed
+/// and as a mixed walk against `want`.
+#[track_caller]
+fn check_scan(make: impl Fn() -> timecask::RangeIter, want: &Pairs, steps: &[bool], what: &str) {
+    let got: Pairs = make().collect::<Result<_, _>>().expect("scan item");
+    check_eq!(got, *want, "{what}");
+    let got: Pairs = make().rev().collect::<Result<_, _>>().expect("scan item");
+    let want_rev: Pairs = want.iter().rev().cloned().collect();
+    check_eq!(got, want_rev, "{what} reversed");
+    let got: Pairs = walk(make(), steps)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("scan item");
+    check_eq!(
+        got,
+        walk(want.iter().cloned(), steps),
+        "{what} walked {steps:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The harness: the database under test next to the model.
+
+struct Harness {
+    dir: tempfile::TempDir,
+    config: Config,
+    db: Option<Db>,
+    tx: Option<WriteTx>,
+    pending: Pending,
+    held: Option<Snapshot>,
+    model: Model,
+}
+
+impl Harness {
+    fn new(record_identical_updates: bool) -> Harness {
+        let dir = tempfile::tempdir().expect("create temp dir");
+        let config = db_config(record_identical_updates);
+        let db = Db::open_with(dir.path(), config.clone()).expect("open a new database");
+        Harness {
+            dir,
+            config,
+            db: Some(db),
+            tx: None,
+            pending: Pending::default(),
+            held: None,
+            model: Model {
+                record_identical_updates,
+                ..Model::default()
+            },
+        }
+    }
+
+    fn db(&self) -> &Db {
+        self.db.as_ref().expect("the database is open")
+    }
+
+    /// The open transaction; begins one if none is open.
+    fn tx(&mut self) -> &mut WriteTx {
+        if self.tx.is_none() {
+            let tx = self.db().begin();
+            assert_eq!(tx.base_txid().0, self.model.latest());
+            self.pending = Pending {
+                base: self.model.latest(),
+                ..Pending::default()
+            };
+            self.tx = Some(tx);
+        }
+        self.tx.as_mut().expect("a transaction is open")
+    }
+
+    /// The value of `tk` as the open transaction should see it.
+    fn tx_view(&mut self, tk: &TableKey) -> Option<Vec<u8>> {
+        self.tx();
+        match self.pending.writes.get(tk) {
+            Some(v) => v.clone(),
+            None => self.model.get(tk, self.pending.base),
+        }
+    }
+
+    /// The view to check and the txid the model answers at; `None` when
+    /// the pick is a future txid (checked to fail with `FutureTxid`).
+    fn view(&self, sel: ViewSel) -> Option<(Snapshot, u64)> {
+        let latest = self.model.latest();
+        match sel {
+            ViewSel::Latest => {
+                let s = self.db().snapshot();
+                assert_eq!(s.txid().0, latest);
+                Some((s, latest))
+            }
+            ViewSel::AsOf(frac) => {
+                let t = u64::from(frac) % (latest + 2);
+                let r = self.db().as_of(TxId(t));
+                if t > latest {
+                    assert!(
+                        matches!(r, Err(Error::FutureTxid { requested, latest: l })
+                            if requested == TxId(t) && l == TxId(latest)),
+                        "as_of({t}) with latest {latest}: {r:?}"
+                    );
+                    return None;
+                }
+                let s = r.expect("as_of a committed txid");
+                assert_eq!(s.txid().0, t);
+                Some((s, t))
+            }
+            ViewSel::Held => match &self.held {
+                Some(s) => Some((s.clone(), s.txid().0)),
+                None => self.view(ViewSel::Latest),
+            },
+        }
+    }
+
+    fn step(&mut self, op: &TestOp) {
+        match *op {
+            TestOp::Put { table, key, value } => {
+                let v = value_bytes(value);
+                self.tx().put(TABLES[table], KEYS[key], &v).expect("put");
+                self.pending.writes.insert(tk(table, key), Some(v));
+            }
+            TestOp::Insert { table, key, value } => {
+                let v = value_bytes(value);
+                let live = self.tx_view(&tk(table, key)).is_some();
+                let r = self.tx().insert(TABLES[table], KEYS[key], &v);
+                if live {
+                    assert!(
+                        matches!(&r, Err(Error::KeyExists { table: t, key: k })
+                            if t == TABLES[table] && k.0 == KEYS[key]),
+                        "insert of a live key: {r:?}"
+                    );
+                } else {
+                    r.expect("insert of a key that is not live");
+                    self.pending.writes.insert(tk(table, key), Some(v));
+                }
+            }
+            TestOp::Update { table, key, value } => {
+                let v = value_bytes(value);
+                let live = self.tx_view(&tk(table, key)).is_some();
+                let r = self.tx().update(TABLES[table], KEYS[key], &v);
+                if live {
+                    r.expect("update of a live key");
+                    self.pending.writes.insert(tk(table, key), Some(v));
+                } else {
+                    assert!(
+                        matches!(&r, Err(Error::KeyNotFound { table: t, key: k })
+                            if t == TABLES[table] && k.0 == KEYS[key]),
+                        "update of a key that is not live: {r:?}"
+                    );
+                }
+            }
+            TestOp::Delete { table, key } => {
+                let live = self.tx_view(&tk(table, key)).is_some();
+                let was = self.tx().delete(TABLES[table], KEYS[key]).expect("delete");
+                assert_eq!(was, live, "delete returns whether the key was live");
+                self.pending.writes.insert(tk(table, key), None);
+            }
+            TestOp::SetMeta { key, value } => {
+                let (k, v) = (META_KEYS[key], META_VALUES[value]);
+                self.tx().set_meta(k, v).expect("set_meta");
+                self.pending.meta.insert(k.to_string(), v.to_string());
+            }
+            TestOp::CreateTable { table } => {
+                self.tx().create_table(TABLES[table]).expect("create_table");
+                if !self.model.table_exists(TABLES[table], self.pending.base) {
+                    let name = TABLES[table].to_string();
+                    self.pending.created_tables.insert(name);
+                }
+            }
+            TestOp::Commit { immediate } => {
+                let tx = self.tx();
+                if immediate {
+                    tx.set_durability(Durability::Immediate);
+                }
+                let tx = self.tx.take().expect("a transaction is open");
+                let pending = std::mem::take(&mut self.pending);
+                self.commit(tx, &pending);
+            }
+            TestOp::Abort => {
+                if let Some(tx) = self.tx.take() {
+                    tx.abort();
+                }
+                self.pending = Pending::default();
+                assert_eq!(self.db().latest_txid().0, self.model.latest());
+            }
+            TestOp::SideCommit { table, key, value } => {
+                let mut tx = self.db().begin();
+                let mut pending = Pending {
+                    base: self.model.latest(),
+                    ..Pending::default()
+                };
+                let v = value.map(value_bytes);
+                match &v {
+                    Some(v) => tx.put(TABLES[table], KEYS[key], v).expect("put"),
+                    None => {
+                        tx.delete(TABLES[table], KEYS[key]).expect("delete");
+                    }
+                }
+                pending.writes.insert(tk(table, key), v);
+                self.commit(tx, &pending);
+            }
+            TestOp::Flush => self.db().flush().expect("flush"),
+            TestOp::Reopen => self.reopen(),
+            TestOp::Hold { view } => {
+                if let Some((s, _)) = self.view(view) {
+                    self.held = Some(s);
+                }
+            }
+            TestOp::CheckGet { view, table, key } => self.check_get(view, table, key),
+            TestOp::CheckHistory {
+                view,
+                table,
+                key,
+                window,
+                newest_first,
+                limit,
+            } => self.check_history(view, table, key, window, newest_first, limit),
+            TestOp::CheckRange {
+                view,
+                table,
+                bounds,
+                ref steps,
+            } => self.check_range(view, table, bounds, steps),
+            TestOp::CheckPrefix {
+                view,
+                table,
+                prefix,
+                ref steps,
+            } => self.check_prefix(view, table, prefix, steps),
+            TestOp::CheckCount { view, table } => self.check_count(view, table),
+            TestOp::CheckTx { table, key, bounds } => self.check_tx(table, key, bounds),
+            TestOp::CheckTransaction { txid } => self.check_transaction(txid),
+            TestOp::CheckLog { bounds } => self.check_log(bounds),
+            TestOp::CheckAsOfTime {
+                txid,
+                offset_micros,
+            } => self.check_as_of_time(txid, offset_micros),
+        }
+    }
+
+    fn commit(&mut self, tx: WriteTx, pending: &Pending) {
+        let r = tx.commit();
+        match self.model.plan(pending) {
+            Outcome::Empty => {
+                assert!(matches!(r, Ok(None)), "a commit with no net change: {r:?}");
+            }
+            Outcome::Conflict(keys) => {
+                assert!(
+                    matches!(&r, Err(Error::Conflict { table, key })
+                        if keys.contains(&(table.clone(), key.0.clone()))),
+                    "a commit conflicting on one of {keys:?}: {r:?}"
+                );
+            }
+            Outcome::Committed(mut expected) => {
+                let txid = r
+                    .expect("commit")
+                    .expect("a commit with changes gets a txid");
+                assert_eq!(txid.0, self.model.latest() + 1, "txids are dense");
+                let record = self.db().transaction(txid).expect("the new transaction");
+                if let Some(prev) = self.model.txs.last() {
+                    assert!(
+                        prev.commit_time <= record.commit_time,
+                        "commit times never decrease"
+                    );
+                }
+                assert!(record.commit_time <= Timestamp::now());
+                expected.commit_time = record.commit_time;
+                self.model.apply(expected, &pending.created_tables);
+                self.check_record(&record);
+            }
+        }
+        assert_eq!(self.db().latest_txid().0, self.model.latest());
+    }
+
+    fn reopen(&mut self) {
+        self.tx = None;
+        self.pending = Pending::default();
+        let held = self.held.take().map(|s| s.txid());
+        let again = Db::open_with(self.dir.path(), self.config.clone());
+        assert!(
+            matches!(again, Err(Error::Locked { .. })),
+            "a second open while the first is open: {again:?}"
+        );
+        self.db = None;
+        let db = Db::open_with(self.dir.path(), self.config.clone()).expect("reopen");
+        assert_eq!(db.latest_txid().0, self.model.latest());
+        self.db = Some(db);
+        self.held = held.map(|t| self.db().as_of(t).expect("as_of the held txid"));
+        self.check_log((Bound::Unbounded, Bound::Unbounded));
+    }
+
+    fn check_record(&self, record: &TxRecord) {
+        let t = &self.model.txs[(record.txid.0 - 1) as usize];
+        let want = TxRecord {
+            txid: record.txid,
+            commit_time: t.commit_time,
+            meta: t.meta.clone(),
+            changes: t.changes.clone(),
+        };
+        check_eq!(*record, want, "transaction {}", record.txid);
+    }
+
+    fn check_get(&self, sel: ViewSel, table: usize, key: usize) {
+        let Some((s, at)) = self.view(sel) else {
+            return;
+        };
+        let tk = tk(table, key);
+        let (t, k) = (TABLES[table], KEYS[key]);
+        let want = self.model.get(&tk, at);
+        check_eq!(s.get(t, k).expect("get"), want, "get {tk:?} at {at}");
+        assert_eq!(s.contains(t, k), want.is_some(), "contains {tk:?} at {at}");
+        check_eq!(
+            s.get_version(t, k).expect("get_version"),
+            self.model.versions_at(&tk, at).pop(),
+            "get_version {tk:?} at {at}"
+        );
+    }
+
+    fn check_history(
+        &self,
+        sel: ViewSel,
+        table: usize,
+        key: usize,
+        window: (Bound<u8>, Bound<u8>),
+        newest_first: bool,
+        limit: Option<usize>,
+    ) {
+        let Some((s, at)) = self.view(sel) else {
+            return;
+        };
+        let tk = tk(table, key);
+        let window = (txid_bound(&window.0), txid_bound(&window.1));
+        let mut want: Vec<Version> = self
+            .model
+            .versions_at(&tk, at)
+            .into_iter()
+            .filter(|v| in_bounds(&v.txid, &window))
+            .collect();
+        if newest_first {
+            want.reverse();
+        }
+        want.truncate(limit.unwrap_or(usize::MAX));
+        let mut query = HistoryQuery::all().txids(window);
+        if newest_first {
+            query = query.newest_first();
+        }
+        if let Some(n) = limit {
+            query = query.limit(n);
+        }
+        let got = s.history(TABLES[table], KEYS[key], query).expect("history");
+        check_eq!(
+            got,
+            want,
+            "history {tk:?} at {at}, window {window:?}, newest first {newest_first}, limit {limit:?}"
+        );
+    }
+
+    fn check_range(
+        &self,
+        sel: ViewSel,
+        table: usize,
+        bounds: (Bound<usize>, Bound<usize>),
+        steps: &[bool],
+    ) {
+        let Some((s, at)) = self.view(sel) else {
+            return;
+        };
+        let t = TABLES[table];
+        let bounds = (key_bound(&bounds.0), key_bound(&bounds.1));
+        let all = self.model.live(t, at);
+        let want: Pairs = all
+            .iter()
+            .filter(|(k, _)| in_bounds(k, &bounds))
+            .cloned()
+            .collect();
+        check_scan(
+            || s.range(t, bounds.clone()).expect("range"),
+            &want,
+            steps,
+            &format!("range {bounds:?} of {t} at {at}"),
+        );
+        if bounds == (Bound::Unbounded, Bound::Unbounded) {
+            check_scan(
+                || s.iter(t).expect("iter"),
+                &all,
+                steps,
+                &format!("iter {t} at {at}"),
+            );
+        }
+    }
+
+    fn check_prefix(&self, sel: ViewSel, table: usize, prefix: usize, steps: &[bool]) {
+        let Some((s, at)) = self.view(sel) else {
+            return;
+        };
+        let (t, p) = (TABLES[table], PREFIXES[prefix]);
+        let want: Pairs = self
+            .model
+            .live(t, at)
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(p))
+            .collect();
+        check_scan(
+            || s.prefix(t, p).expect("prefix"),
+            &want,
+            steps,
+            &format!("prefix {p:?} of {t} at {at}"),
+        );
+    }
+
+    fn check_count(&self, sel: ViewSel, table: usize) {
+        let Some((s, at)) = self.view(sel) else {
+            return;
+        };
+        let t = TABLES[table];
+        let want = self.model.live(t, at).len() as u64;
+        assert_eq!(s.count(t).expect("count"), want, "count of {t} at {at}");
+        assert_eq!(s.tables(), self.model.tables_at(at), "tables at {at}");
+    }
+
+    fn check_tx(&mut self, table: usize, key: usize, bounds: (Bound<usize>, Bound<usize>)) {
+        let tk = tk(table, key);
+        let want = self.tx_view(&tk);
+        let tx = self.tx.as_ref().expect("a transaction is open");
+        let (t, k) = (TABLES[table], KEYS[key]);
+        check_eq!(tx.get(t, k).expect("tx get"), want, "tx get {tk:?}");
+        assert_eq!(tx.contains(t, k), want.is_some(), "tx contains {tk:?}");
+        let bounds = (key_bound(&bounds.0), key_bound(&bounds.1));
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
+            .model
+            .live(t, self.pending.base)
+            .into_iter()
+            .map(|(k, v)| (k, Some(v)))
+            .collect();
+        for ((pt, pk), v) in &self.pending.writes {
+            if pt == t {
+                merged.insert(pk.clone(), v.clone());
+            }
+        }
+        let want: Pairs = merged
+            .into_iter()
+            .filter(|(k, _)| in_bounds(k, &bounds))
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        let got = tx.range(t, bounds.clone()).expect("tx range");
+        check_eq!(got, want, "tx range {bounds:?}");
+    }
+
+    fn check_transaction(&self, frac: u16) {
+        let latest = self.model.latest();
+        let t = u64::from(frac) % (latest + 2);
+        let r = self.db().transaction(TxId(t));
+        if t == 0 {
+            assert!(
+                matches!(r, Err(Error::NoSuchTransaction { txid: TxId(0) })),
+                "transaction(0): {r:?}"
+            );
+        } else if t > latest {
+            assert!(
+                matches!(r, Err(Error::FutureTxid { requested, latest: l })
+                    if requested == TxId(t) && l == TxId(latest)),
+                "transaction({t}) with latest {latest}: {r:?}"
+            );
+        } else {
+            self.check_record(&r.expect("transaction"));
+        }
+    }
+
+    fn check_log(&self, bounds: (Bound<u8>, Bound<u8>)) {
+        let latest = self.model.latest();
+        let range = (txid_bound(&bounds.0), txid_bound(&bounds.1));
+        let end = match range.1 {
+            Bound::Included(t) => t.0,
+            Bound::Excluded(t) => t.0.saturating_sub(1),
+            Bound::Unbounded => latest,
+        };
+        let r = self.db().log(range);
+        if end > latest {
+            assert!(
+                matches!(r, Err(Error::FutureTxid { .. })),
+                "log({range:?}) with latest {latest} is not FutureTxid"
+            );
+        } else {
+            let got: Vec<TxRecord> = r.expect("log").collect::<Result<_, _>>().expect("log item");
+            let want: Vec<u64> = (1..=latest)
+                .filter(|t| in_bounds(&TxId(*t), &range))
+                .collect();
+            let got_txids: Vec<u64> = got.iter().map(|r| r.txid.0).collect();
+            assert_eq!(got_txids, want, "log({range:?}) txids");
+            for record in &got {
+                self.check_record(record);
+            }
+        }
+        let stats = self.db().stats();
+        assert_eq!(stats.latest_txid.0, latest);
+        assert_eq!(stats.n_versions, self.model.n_versions());
+        assert_eq!(stats.n_tables, self.model.tables.len());
+    }
+
+    fn check_as_of_time(&self, frac: u16, offset_micros: i8) {
+        let latest = self.model.latest();
+        let t = u64::from(frac) % (latest + 1);
+        let at = match t {
+            0 => 0,
+            t => self.model.txs[(t - 1) as usize].commit_time.as_micros(),
+        };
+        let time = Timestamp::from_micros(at.saturating_add_signed(i64::from(offset_micros)));
+        let want = self
+            .model
+            .txs
+            .iter()
+            .take_while(|tx| tx.commit_time <= time)
+            .count() as u64;
+        let view = self.db().as_of_time(time).expect("as_of_time");
+        assert_eq!(view.txid().0, want, "as_of_time({time:?})");
+        let future = Timestamp::from_micros(u64::MAX);
+        let view = self.db().as_of_time(future).expect("as_of_time");
+        assert_eq!(view.txid().0, latest, "as_of_time(far future)");
+    }
+}
+
+fn run(record_identical_updates: bool, ops: &[TestOp]) {
+    let mut h = Harness::new(record_identical_updates);
+    for op in ops {
+        h.step(op);
+    }
+    // Everything committed survives a last reopen.
+    h.reopen();
+    for table in 0..TABLES.len() {
+        for key in 0..KEYS.len() {
+            h.check_get(ViewSel::Latest, table, key);
+            h.check_history(
+                ViewSel::Latest,
+                table,
+                key,
+                (Bound::Unbounded, Bound::Unbounded),
+                false,
+                None,
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(proptest_config(1))]
+
+    #[test]
+    fn db_matches_reference_model(
+        record_identical_updates in proptest::bool::weighted(0.2),
+        ops in proptest::collection::vec(op(), 1..64),
+    ) {
+        run(record_identical_updates, &ops);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Scans across batch boundaries: many keys, most of them perhaps deleted, so
+// range iterators refill from both ends several times.
+
+fn scan_key(i: u32) -> Vec<u8> {
+    format!("k{i:05}").into_bytes()
+}
+
+proptest! {
+    #![proptest_config(proptest_config(16))]
+
+    #[test]
+    fn scans_over_many_keys_match_model(
+        n_keys in 0..1400u32,
+        deleted_per_mille in 0..=1000u32,
+        seed in any::<u64>(),
+        bounds in (bound(0..1500u32), bound(0..1500u32)),
+        runs in proptest::collection::vec((any::<bool>(), 0..400usize), 0..6),
+    ) {
+        let dir = tempfile::tempdir().expect("create temp dir");
+        let db = Db::open_with(dir.path(), db_config(false)).expect("open");
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut tx = db.begin();
+        for i in 0..n_keys {
+            tx.put("t", scan_key(i), i.to_le_bytes()).expect("put");
+            model.insert(scan_key(i), i.to_le_bytes().to_vec());
+        }
+        let t1 = tx.commit().expect("commit").unwrap_or(TxId(0));
+        let mut tx = db.begin();
+        let mut x = seed | 1;
+        for i in 0..n_keys {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if (x % 1000) < u64::from(deleted_per_mille) {
+                tx.delete("t", scan_key(i)).expect("delete");
+                model.remove(&scan_key(i));
+            }
+        }
+        tx.commit().expect("commit");
+        let bounds = (bounds.0.map(scan_key), bounds.1.map(scan_key));
+        let want: Pairs = model
+            .into_iter()
+            .filter(|(k, _)| in_bounds(k, &bounds))
+            .collect();
+        let steps: Vec<bool> = runs
+            .iter()
+            .flat_map(|&(front, n)| std::iter::repeat_n(front, n))
+            .collect();
+        let view = db.snapshot();
+        check_scan(|| view.range("t", bounds.clone()).expect("range"), &want, &steps, "latest");
+        let n_live = want.len() as u64;
+        if bounds == (Bound::Unbounded, Bound::Unbounded) {
+            assert_eq!(view.count("t").expect("count"), n_live);
+        }
+        // The older view still sees every key.
+        let old = db.as_of(t1).expect("as_of");
+        let n_old = old.range("t", bounds.clone()).expect("range").count();
+        let want_old = (0..n_keys).filter(|i| in_bounds(&scan_key(*i), &bounds)).count();
+        assert_eq!(n_old, want_old);
+        // A partly consumed iterator is not disturbed by a commit that
+        // deletes every other key and inserts keys between the others.
+        let iter = view.range("t", bounds.clone()).expect("range");
+        let got: Pairs = walk_with(iter, &steps, || {
+            let mut tx = db.begin();
+            for i in 0..n_keys {
+                if i % 2 == 0 {
+                    tx.delete("t", scan_key(i)).expect("delete");
+                } else {
+                    let mut k = scan_key(i);
+                    k.push(b'+');
+                    tx.put("t", k, b"new").expect("put");
+                }
+            }
+            tx.commit().expect("commit");
+        })
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("scan item");
+        check_eq!(got, walk(want.iter().cloned(), &steps), "walk across a commit");
+    }
+}
