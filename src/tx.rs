@@ -261,6 +261,7 @@ impl WriteTx {
     /// database refuses further writes; whether that last frame reached the
     /// disk is unknown until the database is reopened.
     pub fn commit(self) -> Result<Option<TxId>> {
+        self.shared.durable.check_writable()?;
         let planned = self.plan()?;
         if planned.is_empty() && self.created_tables.is_empty() {
             // Nothing to write, but a write that looked like a no-op against
