@@ -41,6 +41,8 @@
 mod db;
 mod durable;
 mod error;
+#[doc(hidden)]
+pub mod fuzz_harness;
 mod index;
 pub mod limits;
 mod log;
@@ -49,6 +51,8 @@ mod record;
 pub mod storage;
 #[cfg(test)]
 mod test_support;
+#[doc(hidden)]
+pub mod testing;
 mod tx;
 mod types;
 mod verify;

@@ -1,0 +1,36 @@
+//! Replays the fuzz targets' seed corpora (`fuzz/corpus/<target>/`) through
+//! the same harnesses, so `cargo test` on stable covers them.
+
+use std::path::Path;
+
+use timecask::fuzz_harness;
+
+#[track_caller]
+fn replay(target: &str, harness: fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("corpus directory exists") {
+        let path = entry.expect("entry").path();
+        let data = std::fs::read(&path).expect("read corpus file");
+        harness(&data);
+        n += 1;
+    }
+    assert!(n > 0, "{target} has a seed corpus");
+}
+
+#[test]
+fn open_raw_segments_corpus() {
+    replay("open_raw_segments", fuzz_harness::open_raw_segments);
+}
+
+#[test]
+fn open_framed_payloads_corpus() {
+    replay("open_framed_payloads", fuzz_harness::open_framed_payloads);
+}
+
+#[test]
+fn run_ops_corpus() {
+    replay("run_ops", fuzz_harness::run_ops);
+}
