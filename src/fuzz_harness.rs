@@ -265,10 +265,10 @@ pub fn run_ops(data: &[u8]) {
                 drop(db);
                 storage = FaultyStorage::default();
                 db = open(&storage);
-                if let Some(changes) = uncertain.take() {
-                    if db.latest_txid() == TxId(model.latest + 1) {
-                        model.apply(&changes);
-                    }
+                if let Some(changes) = uncertain.take()
+                    && db.latest_txid() == TxId(model.latest + 1)
+                {
+                    model.apply(&changes);
                 }
                 failed = false;
                 writes.clear();
