@@ -177,6 +177,22 @@ impl Durable {
         }
     }
 
+    /// Blocks until the visible txid is past `txid` or `deadline` passes.
+    pub(crate) fn wait_visible_beyond(&self, txid: TxId, deadline: std::time::Instant) {
+        let mut state = self.lock();
+        while self.visible() <= txid {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
     /// Fsyncs everything written so far.
     pub(crate) fn sync_all(&self) -> Result<()> {
         let written = self.written();

@@ -49,6 +49,7 @@ mod log;
 mod read;
 mod record;
 pub mod storage;
+mod temporal;
 #[cfg(test)]
 mod test_support;
 #[doc(hidden)]
@@ -61,6 +62,7 @@ pub use db::{Db, LogIter, Stats};
 pub use error::{Error, KeyBytes, Result};
 pub use read::{RangeIter, Snapshot};
 pub use record::{Change, HistoryQuery, TxRecord, Version};
+pub use temporal::{ChangeFeed, DiffEntry};
 pub use tx::WriteTx;
 pub use types::{Config, Durability, Op, Timestamp, TxId};
 pub use verify::VerifyReport;

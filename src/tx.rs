@@ -245,6 +245,104 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Writes the value `key` had as of `to_txid` back as a new version
+    /// (deleting the key if it did not exist then). Returns whether that
+    /// changes anything.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), timecask::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = timecask::Db::open(dir.path())?;
+    /// # let mut tx = db.begin(); tx.put("user", b"1", b"Alice")?; let t1 = tx.commit()?.unwrap();
+    /// # let mut tx = db.begin(); tx.put("user", b"1", b"Bob")?; tx.commit()?;
+    /// let mut tx = db.begin();
+    /// tx.set_meta("reason", "undo the rename")?;
+    /// tx.revert("user", b"1", t1)?;
+    /// let t3 = tx.commit()?.unwrap();
+    /// assert_eq!(db.as_of(t3)?.get("user", b"1")?, Some(b"Alice".to_vec()));
+    /// # Ok(()) }
+    /// ```
+    pub fn revert(&mut self, table: &str, key: impl AsRef<[u8]>, to_txid: TxId) -> Result<bool> {
+        let key = key.as_ref();
+        if to_txid > self.view.txid() {
+            return Err(Error::FutureTxid {
+                requested: to_txid,
+                latest: self.view.txid(),
+            });
+        }
+        let old = Snapshot::new(Arc::clone(&self.shared), to_txid).get(table, key)?;
+        let changes = self.get(table, key)? != old;
+        match old {
+            Some(value) => self.put(table, key, value)?,
+            None => {
+                self.delete(table, key)?;
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Writes the inverse of every change transaction `txid` made, putting
+    /// each key it touched back to its value before `txid`. Refused with
+    /// [`Error::Conflict`] naming the key if a later transaction (up to this
+    /// one's snapshot) changed one of those keys too; nothing is staged then.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), timecask::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = timecask::Db::open(dir.path())?;
+    /// let mut tx = db.begin();
+    /// tx.put("t", b"a", b"1")?;
+    /// tx.put("t", b"b", b"1")?;
+    /// let oops = tx.commit()?.unwrap();
+    /// let mut tx = db.begin();
+    /// tx.undo(oops)?;
+    /// tx.commit()?;
+    /// assert_eq!(db.snapshot().count("t")?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn undo(&mut self, txid: TxId) -> Result<()> {
+        let base = self.view.txid();
+        if txid > base {
+            return Err(Error::FutureTxid {
+                requested: txid,
+                latest: base,
+            });
+        }
+        if txid == TxId::ZERO {
+            return Err(Error::NoSuchTransaction { txid });
+        }
+        let record = self.shared.read_tx(txid)?;
+        {
+            let index = self.shared.read_index();
+            for change in &record.changes {
+                let chain = index
+                    .chain(&change.table, &change.key)
+                    .map_or(&[][..], |c| &c[..]);
+                let later = chain.iter().any(|v| v.txid() > txid && v.txid() <= base);
+                if later {
+                    return Err(Error::Conflict {
+                        table: change.table.clone(),
+                        key: KeyBytes(change.key.clone()),
+                    });
+                }
+            }
+        }
+        let before = Snapshot::new(Arc::clone(&self.shared), TxId(txid.0 - 1));
+        let mut inverse = Vec::with_capacity(record.changes.len());
+        for change in &record.changes {
+            inverse.push((change, before.get(&change.table, &change.key)?));
+        }
+        for (change, old) in inverse {
+            match old {
+                Some(value) => self.put(&change.table, &change.key, value)?,
+                None => {
+                    self.delete(&change.table, &change.key)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Discards every write. Same as dropping the transaction.
     pub fn abort(self) {}
 
