@@ -18,8 +18,9 @@ use crate::log::segment::list_segments;
 use crate::log::writer::LogWriter;
 use crate::read::Snapshot;
 use crate::record::{Change, TxRecord};
+use crate::storage::StorageFile;
 use crate::tx::WriteTx;
-use crate::types::{Config, Timestamp, TxId};
+use crate::types::{Config, SegmentId, Timestamp, TxId};
 
 /// Name of the lock file inside a database directory.
 const LOCK_FILE: &str = "LOCK";
@@ -280,6 +281,13 @@ impl Db {
     }
 }
 
+/// An index location together with the handle of the file it points into.
+pub(crate) struct Located<T> {
+    pub item: T,
+    pub segment: SegmentId,
+    pub file: Arc<dyn StorageFile>,
+}
+
 /// Counts of what a database holds, from [`Db::stats`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -356,13 +364,31 @@ impl Shared {
         Ok(())
     }
 
+    /// Pairs an index location with the file it points into. Takes the
+    /// index guard so the handle is taken under the same lock the location
+    /// was read under: compaction swaps both together.
+    pub(crate) fn locate<T>(
+        &self,
+        _index: &Index,
+        segment: SegmentId,
+        item: T,
+    ) -> Result<Located<T>> {
+        Ok(Located {
+            item,
+            segment,
+            file: self.files.handle(segment)?,
+        })
+    }
+
     /// Reads one version's value: one positioned read of exactly its bytes.
-    pub(crate) fn read_value(&self, version: &VersionRef) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn read_value(&self, at: &Located<VersionRef>) -> Result<Option<Vec<u8>>> {
+        let version = &at.item;
         if !version.is_live() {
             return Ok(None);
         }
-        let bytes = self.files.read_at(
-            version.segment(),
+        let bytes = self.files.read_from(
+            at.file.as_ref(),
+            at.segment,
             u64::from(version.offset()),
             version.len() as usize,
         )?;
@@ -370,27 +396,31 @@ impl Shared {
     }
 
     /// Reads a transaction's metadata; no I/O when it has none.
-    pub(crate) fn read_meta(&self, info: &TxInfo) -> Result<Metadata> {
+    pub(crate) fn read_meta(&self, at: &Located<TxInfo>) -> Result<Metadata> {
+        let info = &at.item;
         if info.meta_len <= 4 {
             return Ok(Metadata::new());
         }
         let offset = u64::from(info.frame_offset) + (FRAME_HEADER_SIZE + META_OFFSET) as u64;
-        let bytes = self
-            .files
-            .read_at(info.segment, offset, info.meta_len as usize)?;
+        let bytes =
+            self.files
+                .read_from(at.file.as_ref(), at.segment, offset, info.meta_len as usize)?;
         decode_meta(&bytes)
             .map_err(|reason| Error::corrupt(self.files.path(info.segment), offset, reason))
     }
 
     /// Reads, checks and decodes the whole frame of `txid` (which must exist).
     pub(crate) fn read_tx(&self, txid: TxId) -> Result<TxRecord> {
-        let info = *self
-            .read_index()
-            .tx(txid)
-            .ok_or(Error::NoSuchTransaction { txid })?;
+        let at = {
+            let index = self.read_index();
+            let info = *index.tx(txid).ok_or(Error::NoSuchTransaction { txid })?;
+            self.locate(&index, info.segment, info)?
+        };
+        let info = at.item;
         let path = self.files.path(info.segment);
         let offset = u64::from(info.frame_offset);
-        let frame = self.files.read_at(
+        let frame = self.files.read_from(
+            at.file.as_ref(),
             info.segment,
             offset,
             FRAME_HEADER_SIZE + info.payload_len as usize,

@@ -9,9 +9,10 @@ use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use crate::db::Shared;
+use crate::db::{Located, Shared};
 use crate::error::{Error, Result};
 use crate::index::chain::{VersionRef, visible_at, visible_position};
+use crate::index::{Index, TxInfo};
 use crate::record::{HistoryQuery, Version};
 use crate::types::TxId;
 
@@ -56,15 +57,19 @@ impl Snapshot {
 
     /// The value of `key` in `table`, or `None` if it has none at this txid.
     pub fn get(&self, table: &str, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
-        match self.visible(table, key.as_ref()) {
-            Some(version) => self.shared.read_value(&version),
+        match self.visible(table, key.as_ref())? {
+            Some(at) => self.shared.read_value(&at),
             None => Ok(None),
         }
     }
 
     /// Whether `key` has a live value at this txid (no value read).
     pub fn contains(&self, table: &str, key: impl AsRef<[u8]>) -> bool {
-        self.visible(table, key.as_ref())
+        let index = self.shared.read_index();
+        index
+            .table_at(table, self.txid)
+            .and_then(|t| t.keys.get(key.as_ref()))
+            .and_then(|chain| visible_at(chain, self.txid))
             .is_some_and(|v| v.is_live())
     }
 
@@ -86,7 +91,7 @@ impl Snapshot {
         let key = key.as_ref();
         let found = {
             let index = self.shared.read_index();
-            index
+            let found = index
                 .table_at(table, self.txid)
                 .and_then(|t| t.keys.get(key))
                 .and_then(|chain| {
@@ -95,34 +100,59 @@ impl Snapshot {
                         .get(i + 1)
                         .map(|v| v.txid())
                         .filter(|t| *t <= self.txid);
-                    let info = *index.tx(chain[i].txid())?;
-                    Some((chain[i], end, info))
-                })
+                    Some((chain[i], end))
+                });
+            match found {
+                Some((v, end)) => Some(self.locate_version(&index, v, end)?),
+                None => None,
+            }
         };
-        found
-            .map(|(v, end, info)| self.load_version(&v, end, &info))
-            .transpose()
+        found.map(|found| self.load_version(&found)).transpose()
     }
 
-    fn visible(&self, table: &str, key: &[u8]) -> Option<VersionRef> {
+    /// The version of `key` visible here, with its file handle.
+    fn visible(&self, table: &str, key: &[u8]) -> Result<Option<Located<VersionRef>>> {
         let index = self.shared.read_index();
-        let chain = index.table_at(table, self.txid)?.keys.get(key)?;
-        visible_at(chain, self.txid).copied()
+        let Some(v) = index
+            .table_at(table, self.txid)
+            .and_then(|t| t.keys.get(key))
+            .and_then(|chain| visible_at(chain, self.txid))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(self.shared.locate(&index, v.segment(), *v)?))
     }
 
-    fn load_version(
+    /// Everything needed to load a version, taken under one index lock.
+    fn locate_version(
         &self,
-        v: &VersionRef,
+        index: &Index,
+        v: VersionRef,
         end_txid: Option<TxId>,
-        info: &crate::index::TxInfo,
-    ) -> Result<Version> {
+    ) -> Result<FoundVersion> {
+        let info = *index.tx(v.txid()).ok_or_else(|| {
+            Error::corrupt(
+                self.shared.files.path(v.segment()),
+                u64::from(v.offset()),
+                "version names a txid with no frame",
+            )
+        })?;
+        Ok(FoundVersion {
+            value: self.shared.locate(index, v.segment(), v)?,
+            info: self.shared.locate(index, info.segment, info)?,
+            end_txid,
+        })
+    }
+
+    fn load_version(&self, found: &FoundVersion) -> Result<Version> {
+        let (v, info) = (&found.value.item, &found.info.item);
         Ok(Version {
             txid: v.txid(),
-            end_txid,
+            end_txid: found.end_txid,
             op: v.op(),
-            value: self.shared.read_value(v)?,
+            value: self.shared.read_value(&found.value)?,
             commit_time: info.commit_time,
-            meta: self.shared.read_meta(info)?,
+            meta: self.shared.read_meta(&found.info)?,
         })
     }
 
@@ -198,7 +228,7 @@ impl Snapshot {
         let mut n = 0;
         let mut batch = VecDeque::new();
         while !scan.done {
-            scan.fill(self, true, &mut batch, None);
+            scan.fill(self, true, &mut batch, |_, _, _| Ok(()))?;
             n += batch.len() as u64;
             batch.clear();
         }
@@ -259,22 +289,14 @@ impl Snapshot {
             };
             let mut selected = Vec::new();
             for i in positions.take(query.limit.unwrap_or(usize::MAX)) {
-                let v = chain[i];
                 let end_txid = (i + 1 < upto).then(|| chain[i + 1].txid());
-                let info = *index.tx(v.txid()).ok_or_else(|| {
-                    Error::corrupt(
-                        self.shared.files.path(v.segment()),
-                        u64::from(v.offset()),
-                        "version names a txid with no frame",
-                    )
-                })?;
-                selected.push((v, end_txid, info));
+                selected.push(self.locate_version(&index, chain[i], end_txid)?);
             }
             selected
         };
         selected
             .iter()
-            .map(|(v, end, info)| self.load_version(v, *end, info))
+            .map(|found| self.load_version(found))
             .collect()
     }
 }
@@ -318,19 +340,20 @@ impl Cursor {
     }
 
     /// Copies up to one batch of visible live entries out of the index,
-    /// from the front (`forward`) or the back, and narrows the range past
-    /// every key looked at. With `keys` set, also copies the keys.
-    fn fill(
+    /// from the front (`forward`) or the back, turning each into a `T`
+    /// with `make` under the index lock, and narrows the range past every
+    /// key looked at.
+    fn fill<T>(
         &mut self,
         view: &Snapshot,
         forward: bool,
-        out: &mut VecDeque<(VersionRef, Option<Vec<u8>>)>,
-        keys: Option<()>,
-    ) {
+        out: &mut VecDeque<T>,
+        mut make: impl FnMut(&Index, &[u8], &VersionRef) -> Result<T>,
+    ) -> Result<()> {
         let index = view.shared.read_index();
         let Some(table) = index.table_at(&self.table, view.txid) else {
             self.done = true;
-            return;
+            return Ok(());
         };
         let bounds = (as_slice_bound(&self.lower), as_slice_bound(&self.upper));
         let mut range = table.keys.range::<[u8], _>(bounds);
@@ -350,7 +373,7 @@ impl Cursor {
             last_key = Some(key);
             looked += 1;
             if let Some(v) = visible_at(chain, view.txid).filter(|v| v.is_live()) {
-                out.push_back((*v, keys.map(|()| key.to_vec())));
+                out.push_back(make(&index, key, v)?);
                 taken += 1;
             }
             if taken == SCAN_BATCH || looked == SCAN_LOOKS_MAX {
@@ -364,7 +387,14 @@ impl Cursor {
                 self.upper = Bound::Excluded(key.to_vec());
             }
         }
+        Ok(())
     }
+}
+
+/// One entry of a range batch: its key and its located live version.
+struct Entry {
+    key: Vec<u8>,
+    at: Located<VersionRef>,
 }
 
 fn as_slice_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
@@ -383,8 +413,8 @@ fn as_slice_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 pub struct RangeIter {
     view: Snapshot,
     cursor: Cursor,
-    front: VecDeque<(VersionRef, Option<Vec<u8>>)>,
-    back: VecDeque<(VersionRef, Option<Vec<u8>>)>,
+    front: VecDeque<Entry>,
+    back: VecDeque<Entry>,
 }
 
 impl RangeIter {
@@ -397,15 +427,29 @@ impl RangeIter {
         }
     }
 
-    fn load(&self, item: (VersionRef, Option<Vec<u8>>)) -> Result<(Vec<u8>, Vec<u8>)> {
-        let (version, key) = item;
-        let key = key.expect("range batches copy keys");
+    fn load(&self, entry: Entry) -> Result<(Vec<u8>, Vec<u8>)> {
         let value = self
             .view
             .shared
-            .read_value(&version)?
+            .read_value(&entry.at)?
             .expect("range batches hold live versions only");
-        Ok((key, value))
+        Ok((entry.key, value))
+    }
+
+    /// Refills the front (`forward`) or back buffer from the index.
+    fn refill(&mut self, forward: bool) -> Result<()> {
+        let shared = Arc::clone(&self.view.shared);
+        let out = if forward {
+            &mut self.front
+        } else {
+            &mut self.back
+        };
+        self.cursor.fill(&self.view, forward, out, |index, key, v| {
+            Ok(Entry {
+                key: key.to_vec(),
+                at: shared.locate(index, v.segment(), *v)?,
+            })
+        })
     }
 }
 
@@ -414,8 +458,10 @@ impl Iterator for RangeIter {
 
     fn next(&mut self) -> Option<Self::Item> {
         while self.front.is_empty() && !self.cursor.done {
-            self.cursor
-                .fill(&self.view, true, &mut self.front, Some(()));
+            if let Err(e) = self.refill(true) {
+                self.cursor.done = true;
+                return Some(Err(e));
+            }
         }
         let item = match self.front.pop_front() {
             Some(item) => item,
@@ -428,8 +474,10 @@ impl Iterator for RangeIter {
 impl DoubleEndedIterator for RangeIter {
     fn next_back(&mut self) -> Option<Self::Item> {
         while self.back.is_empty() && !self.cursor.done {
-            self.cursor
-                .fill(&self.view, false, &mut self.back, Some(()));
+            if let Err(e) = self.refill(false) {
+                self.cursor.done = true;
+                return Some(Err(e));
+            }
         }
         let item = match self.back.pop_front() {
             Some(item) => item,
@@ -445,6 +493,14 @@ impl std::fmt::Debug for Snapshot {
             .field("txid", &self.txid)
             .finish_non_exhaustive()
     }
+}
+
+/// A version, the transaction that wrote it, and where the view says the
+/// version ends, all located under one index lock.
+struct FoundVersion {
+    value: Located<VersionRef>,
+    info: Located<TxInfo>,
+    end_txid: Option<TxId>,
 }
 
 #[cfg(test)]

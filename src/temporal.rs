@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::db::Db;
+use crate::db::{Db, Located};
 use crate::error::{Error, Result};
 use crate::index::chain::{VersionRef, visible_at};
 use crate::log::frame::FRAME_HEADER_SIZE;
@@ -56,7 +56,8 @@ impl Db {
     pub fn diff(&self, table: &str, from: TxId, to: TxId) -> Result<Vec<DiffEntry>> {
         self.shared.check_readable(from.max(to))?;
         let (low, high) = (from.min(to), from.max(to));
-        let mut candidates: Vec<(Vec<u8>, Option<VersionRef>, Option<VersionRef>)> = Vec::new();
+        type Side = Option<Located<VersionRef>>;
+        let mut candidates: Vec<(Vec<u8>, Side, Side)> = Vec::new();
         let mut after_key: Option<Vec<u8>> = None;
         loop {
             let index = self.shared.read_index();
@@ -78,6 +79,11 @@ impl Db {
                 let at_low = visible_at(chain, low).copied();
                 let at_high = visible_at(chain, high).copied();
                 if at_low.map(|v| v.txid()) != at_high.map(|v| v.txid()) {
+                    let locate = |v: Option<VersionRef>| -> Result<Side> {
+                        v.map(|v| self.shared.locate(&index, v.segment(), v))
+                            .transpose()
+                    };
+                    let (at_low, at_high) = (locate(at_low)?, locate(at_high)?);
                     let (a, b) = if from <= to {
                         (at_low, at_high)
                     } else {
@@ -93,7 +99,7 @@ impl Db {
         }
         let mut diff = Vec::new();
         for (key, before, after) in candidates {
-            let read = |v: Option<VersionRef>| match v {
+            let read = |v: Option<Located<VersionRef>>| match v {
                 Some(v) => self.shared.read_value(&v),
                 None => Ok(None),
             };

@@ -33,7 +33,9 @@ impl SegmentFiles {
             .insert(id, file);
     }
 
-    fn get(&self, id: SegmentId) -> Result<Arc<dyn StorageFile>> {
+    /// The open handle of segment `id`. Callers that hold an index
+    /// location take the handle under the same index lock (see `Located`).
+    pub(crate) fn handle(&self, id: SegmentId) -> Result<Arc<dyn StorageFile>> {
         let files = self.files.read().unwrap_or_else(|e| e.into_inner());
         match files.get(&id) {
             Some(file) => Ok(Arc::clone(file)),
@@ -45,9 +47,14 @@ impl SegmentFiles {
         }
     }
 
-    /// Reads exactly `len` bytes at `offset` of segment `id`.
-    pub(crate) fn read_at(&self, id: SegmentId, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let file = self.get(id)?;
+    /// Reads exactly `len` bytes at `offset` of `file`, segment `id`.
+    pub(crate) fn read_from(
+        &self,
+        file: &dyn StorageFile,
+        id: SegmentId,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>> {
         let mut buf = vec![0; len];
         file.read_exact_at(&mut buf, offset).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
