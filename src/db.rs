@@ -16,6 +16,7 @@ use crate::log::frame::{FRAME_HEADER_SIZE, FrameHeader, META_OFFSET, decode_meta
 use crate::log::recovery::replay;
 use crate::log::segment::list_segments;
 use crate::log::writer::LogWriter;
+use crate::pins::Pins;
 use crate::read::Snapshot;
 use crate::record::{Change, TxRecord};
 use crate::storage::StorageFile;
@@ -59,6 +60,10 @@ pub(crate) struct Shared {
     pub writer: Mutex<WriterState>,
     /// Group commit and the visible txid: views are taken at or below it.
     pub durable: Durable,
+    /// Txids pinned by live views, and the purge horizon.
+    pub pins: Pins,
+    /// Held by compaction and backup, one at a time.
+    maintenance: Mutex<()>,
     /// Bytes of torn tail that recovery cut off when this database opened.
     torn_tail_bytes: u64,
     /// Held for the lifetime of the database; the OS lock dies with it.
@@ -115,6 +120,7 @@ impl Db {
             Err(TryLockError::WouldBlock) => return Err(Error::Locked { path: dir }),
             Err(TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
         }
+        crate::compact::remove_stray_rewrites(&dir)?;
         let files = SegmentFiles::new(&dir);
         let mut index = Index::default();
         let recovered = replay(
@@ -132,6 +138,7 @@ impl Db {
         let last_commit_time = index
             .tx(recovered.last_txid)
             .map_or(Timestamp::default(), |t| t.commit_time);
+        let horizon = index.horizon();
         let (active, active_path) = recovered.writer.active();
         let durable = Durable::new(recovered.last_txid, Arc::clone(active), active_path.clone());
         Ok(Db {
@@ -139,6 +146,8 @@ impl Db {
                 dir,
                 config,
                 durable,
+                pins: Pins::new(horizon),
+                maintenance: Mutex::new(()),
                 torn_tail_bytes: recovered.torn_bytes,
                 index: RwLock::new(index),
                 files,
@@ -166,13 +175,15 @@ impl Db {
     /// Nothing is written until [`WriteTx::commit`]; dropping the
     /// transaction aborts it and consumes no txid.
     pub fn begin(&self) -> WriteTx {
-        WriteTx::new(Arc::clone(&self.shared), self.latest_txid())
+        WriteTx::new(self.snapshot())
     }
 
     /// A read-only view of the latest committed state. It never changes
     /// while held, whatever is committed meanwhile.
     pub fn snapshot(&self) -> Snapshot {
+        // The latest txid is never below the horizon (purges stop at it).
         Snapshot::new(Arc::clone(&self.shared), self.latest_txid())
+            .expect("the latest txid is at or above the purge horizon")
     }
 
     /// A read-only view of the state right after transaction `txid`
@@ -181,7 +192,7 @@ impl Db {
     /// A txid after the latest is [`Error::FutureTxid`].
     pub fn as_of(&self, txid: TxId) -> Result<Snapshot> {
         self.shared.check_readable(txid)?;
-        Ok(Snapshot::new(Arc::clone(&self.shared), txid))
+        Snapshot::new(Arc::clone(&self.shared), txid)
     }
 
     /// A view of the state at wall-clock time `time`: as of the last
@@ -246,10 +257,12 @@ impl Db {
     /// ```
     pub fn log(&self, txids: impl RangeBounds<TxId>) -> Result<LogIter> {
         let latest = self.latest_txid();
+        let horizon = self.shared.pins.horizon();
         let start = match txids.start_bound() {
             Bound::Included(t) => t.0.max(1),
             Bound::Excluded(t) => t.0.saturating_add(1).max(1),
-            Bound::Unbounded => 1,
+            // From the oldest transaction whose record is whole.
+            Bound::Unbounded => horizon.0.max(1),
         };
         let end = match txids.end_bound() {
             Bound::Included(t) => *t,
@@ -262,11 +275,48 @@ impl Db {
                 latest,
             });
         }
+        // Pin the start so a purge cannot rewrite what is still to come.
+        let pin = Snapshot::new(Arc::clone(&self.shared), TxId(start.min(latest.0)))?;
         Ok(LogIter {
             shared: Arc::clone(&self.shared),
+            _pin: pin,
             next: start,
             end: end.0,
         })
+    }
+
+    /// Drops history superseded at or before `before` in one transaction
+    /// (see [`WriteTx::purge_history`]); returns its txid, or `None` if the
+    /// horizon is already there.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), timecask::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = timecask::Db::open(dir.path())?;
+    /// for v in ["a", "b", "c"] {
+    ///     let mut tx = db.begin();
+    ///     tx.put("t", b"k", v)?;
+    ///     tx.commit()?;
+    /// }
+    /// db.purge_history(timecask::TxId(2))?;
+    /// assert!(matches!(db.as_of(timecask::TxId(1)), Err(timecask::Error::HistoryPurged { .. })));
+    /// assert_eq!(db.as_of(timecask::TxId(2))?.get("t", b"k")?, Some(b"b".to_vec()));
+    /// # Ok(()) }
+    /// ```
+    pub fn purge_history(&self, before: TxId) -> Result<Option<TxId>> {
+        let mut tx = self.begin();
+        tx.set_durability(crate::Durability::Immediate);
+        tx.purge_history(before)?;
+        tx.commit()
+    }
+
+    /// Erases every version of `key` in `table` in one transaction (see
+    /// [`WriteTx::erase`]); returns its txid.
+    pub fn erase(&self, table: &str, key: impl AsRef<[u8]>) -> Result<TxId> {
+        let mut tx = self.begin();
+        tx.set_durability(crate::Durability::Immediate);
+        tx.erase(table, key)?;
+        Ok(tx.commit()?.expect("an erase record is always written"))
     }
 
     /// Counts of what the database holds.
@@ -276,6 +326,7 @@ impl Db {
             latest_txid: index.last_txid(),
             n_versions: index.n_versions(),
             n_tables: index.table_names_at(index.last_txid()).len(),
+            horizon: index.horizon(),
             torn_tail_bytes: self.shared.torn_tail_bytes,
         }
     }
@@ -298,6 +349,8 @@ pub struct Stats {
     pub n_versions: u64,
     /// Tables created so far.
     pub n_tables: usize,
+    /// The oldest readable txid (0 until history is purged).
+    pub horizon: TxId,
     /// Bytes of a torn (unacknowledged) tail cut off the log at open.
     pub torn_tail_bytes: u64,
 }
@@ -305,6 +358,7 @@ pub struct Stats {
 /// Iterator over transactions, from [`Db::log`].
 pub struct LogIter {
     shared: Arc<Shared>,
+    _pin: Snapshot,
     next: u64,
     end: u64,
 }
@@ -348,6 +402,10 @@ impl Shared {
         self.index.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    pub(crate) fn lock_maintenance(&self) -> MutexGuard<'_, ()> {
+        self.maintenance.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn lock_writer(&self) -> MutexGuard<'_, WriterState> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -359,6 +417,13 @@ impl Shared {
             return Err(Error::FutureTxid {
                 requested: txid,
                 latest,
+            });
+        }
+        let horizon = self.pins.horizon();
+        if txid < horizon {
+            return Err(Error::HistoryPurged {
+                requested: txid,
+                horizon,
             });
         }
         Ok(())

@@ -92,6 +92,15 @@ pub enum Error {
         /// The oldest readable txid.
         horizon: TxId,
     },
+    /// A purge would drop history that a live snapshot or transaction still
+    /// reads. Drop those views (or purge up to their txid) and retry.
+    #[error("cannot purge history before txid {requested}: a live view reads txid {oldest_view}")]
+    HistoryInUse {
+        /// The horizon asked for.
+        requested: TxId,
+        /// The oldest txid a live view reads.
+        oldest_view: TxId,
+    },
     /// No transaction with this txid exists (txid 0 is "before the first commit").
     #[error("no transaction has txid {txid}")]
     NoSuchTransaction {

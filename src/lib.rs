@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 
+mod compact;
 mod db;
 mod durable;
 mod error;
@@ -46,6 +47,7 @@ pub mod fuzz_harness;
 mod index;
 pub mod limits;
 mod log;
+mod pins;
 mod read;
 mod record;
 pub mod storage;
@@ -58,6 +60,7 @@ mod tx;
 mod types;
 mod verify;
 
+pub use compact::CompactReport;
 pub use db::{Db, LogIter, Stats};
 pub use error::{Error, KeyBytes, Result};
 pub use read::{RangeIter, Snapshot};

@@ -39,15 +39,20 @@ const SCAN_LOOKS_MAX: usize = 4 * SCAN_BATCH;
 /// assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec()]);
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
 pub struct Snapshot {
     shared: Arc<Shared>,
     txid: TxId,
 }
 
 impl Snapshot {
-    pub(crate) fn new(shared: Arc<Shared>, txid: TxId) -> Snapshot {
-        Snapshot { shared, txid }
+    /// A view at `txid`, pinning it; refused below the purge horizon.
+    pub(crate) fn new(shared: Arc<Shared>, txid: TxId) -> Result<Snapshot> {
+        shared.pins.pin(txid)?;
+        Ok(Snapshot { shared, txid })
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// The txid this view is as of.
@@ -484,6 +489,22 @@ impl DoubleEndedIterator for RangeIter {
             None => self.front.pop_back()?,
         };
         Some(self.load(item))
+    }
+}
+
+impl Clone for Snapshot {
+    fn clone(&self) -> Snapshot {
+        self.shared.pins.pin_again(self.txid);
+        Snapshot {
+            shared: Arc::clone(&self.shared),
+            txid: self.txid,
+        }
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        self.shared.pins.unpin(self.txid);
     }
 }
 

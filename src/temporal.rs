@@ -54,8 +54,11 @@ impl Db {
     /// # Ok(()) }
     /// ```
     pub fn diff(&self, table: &str, from: TxId, to: TxId) -> Result<Vec<DiffEntry>> {
-        self.shared.check_readable(from.max(to))?;
+        self.shared.check_readable(from)?;
+        self.shared.check_readable(to)?;
         let (low, high) = (from.min(to), from.max(to));
+        // Keep a purge from dropping the versions this diff reads.
+        let _pin = crate::read::Snapshot::new(std::sync::Arc::clone(&self.shared), low)?;
         type Side = Option<Located<VersionRef>>;
         let mut candidates: Vec<(Vec<u8>, Side, Side)> = Vec::new();
         let mut after_key: Option<Vec<u8>> = None;
@@ -160,6 +163,8 @@ impl Db {
             }
         }
         fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+        // Compaction rewrites sealed segments: not while copying them.
+        let _no_compaction = self.shared.lock_maintenance();
         let txid = self.latest_txid();
         // Where the copy ends: right after the frame of `txid`.
         let end = self.shared.read_index().tx(txid).map(|info| {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::Metadata;
 use crate::db::Shared;
 use crate::error::{Error, KeyBytes, Result};
-use crate::index::Index;
+use crate::index::{ERASE_KEY, Index, PURGE_KEY, SYSTEM_TABLE};
 use crate::limits::{
     KEY_SIZE_MAX, META_SIZE_MAX, TABLE_NAME_SIZE_MAX, TX_SIZE_MAX, VALUE_SIZE_MAX,
 };
@@ -48,6 +48,11 @@ pub struct WriteTx {
     /// `None` deletes.
     writes: BTreeMap<(String, Vec<u8>), Option<Vec<u8>>>,
     created_tables: BTreeSet<String>,
+    /// Maintenance records for the system table (purge, erase), written
+    /// first in the frame.
+    system: Vec<(&'static [u8], Vec<u8>)>,
+    /// Keys erased by this transaction.
+    erased: BTreeSet<(String, Vec<u8>)>,
     meta: Metadata,
     durability: Durability,
     /// Running estimate of the encoded size, to refuse oversized
@@ -56,13 +61,16 @@ pub struct WriteTx {
 }
 
 impl WriteTx {
-    pub(crate) fn new(shared: Arc<Shared>, base: TxId) -> WriteTx {
+    pub(crate) fn new(view: Snapshot) -> WriteTx {
+        let shared = Arc::clone(view.shared());
         let durability = shared.config.durability;
         WriteTx {
-            view: Snapshot::new(Arc::clone(&shared), base),
+            view,
             shared,
             writes: BTreeMap::new(),
             created_tables: BTreeSet::new(),
+            system: Vec::new(),
+            erased: BTreeSet::new(),
             meta: Metadata::new(),
             durability,
             size_bytes: 0,
@@ -270,7 +278,7 @@ impl WriteTx {
                 latest: self.view.txid(),
             });
         }
-        let old = Snapshot::new(Arc::clone(&self.shared), to_txid).get(table, key)?;
+        let old = Snapshot::new(Arc::clone(&self.shared), to_txid)?.get(table, key)?;
         let changes = self.get(table, key)? != old;
         match old {
             Some(value) => self.put(table, key, value)?,
@@ -327,7 +335,7 @@ impl WriteTx {
                 }
             }
         }
-        let before = Snapshot::new(Arc::clone(&self.shared), TxId(txid.0 - 1));
+        let before = Snapshot::new(Arc::clone(&self.shared), TxId(txid.0 - 1))?;
         let mut inverse = Vec::with_capacity(record.changes.len());
         for change in &record.changes {
             inverse.push((change, before.get(&change.table, &change.key)?));
@@ -341,6 +349,68 @@ impl WriteTx {
             }
         }
         Ok(())
+    }
+
+    /// Erases `key` of `table`: every version of it, at every txid, is
+    /// removed. Reads stop seeing it when this commits; the bytes leave the
+    /// disk at the next [`Db::compact`](crate::Db::compact). The log keeps
+    /// only that an erasure happened in `table`, with this transaction's
+    /// metadata. Writes to the key later in this transaction start a new
+    /// history.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), timecask::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = timecask::Db::open(dir.path())?;
+    /// # let mut tx = db.begin(); tx.put("users", b"ann", b"ann@example.com")?; let t1 = tx.commit()?.unwrap();
+    /// let mut tx = db.begin();
+    /// tx.set_meta("reason", "GDPR request 42")?;
+    /// tx.erase("users", b"ann")?;
+    /// tx.commit()?;
+    /// assert_eq!(db.as_of(t1)?.get("users", b"ann")?, None);
+    /// # Ok(()) }
+    /// ```
+    pub fn erase(&mut self, table: &str, key: impl AsRef<[u8]>) -> Result<()> {
+        let key = key.as_ref();
+        check_table_name(table)?;
+        check_key(key)?;
+        self.writes.remove(&(table.to_string(), key.to_vec()));
+        let mut record = table.as_bytes().to_vec();
+        record.push(0);
+        record.extend_from_slice(key);
+        self.system.push((ERASE_KEY, record));
+        self.erased.insert((table.to_string(), key.to_vec()));
+        Ok(())
+    }
+
+    /// Drops, when this commits, every version superseded at or before
+    /// `before`; the version visible at `before` is kept, so as-of reads at
+    /// `before` and later are unchanged and earlier ones fail with
+    /// [`Error::HistoryPurged`]. Disk space comes back with
+    /// [`Db::compact`](crate::Db::compact). The commit fails with
+    /// [`Error::HistoryInUse`] while a live view reads a txid below `before`.
+    pub fn purge_history(&mut self, before: TxId) -> Result<()> {
+        if before > self.view.txid() {
+            return Err(Error::FutureTxid {
+                requested: before,
+                latest: self.view.txid(),
+            });
+        }
+        if before > self.shared.pins.horizon() {
+            self.system
+                .push((PURGE_KEY, before.0.to_le_bytes().to_vec()));
+        }
+        Ok(())
+    }
+
+    /// The horizon this transaction's purge records ask for, if any.
+    fn purge_target(&self) -> Option<TxId> {
+        self.system
+            .iter()
+            .filter(|(key, _)| *key == PURGE_KEY)
+            .filter_map(|(_, value)| value.as_slice().try_into().ok().map(u64::from_le_bytes))
+            .max()
+            .map(TxId)
     }
 
     /// Discards every write. Same as dropping the transaction.
@@ -361,7 +431,7 @@ impl WriteTx {
     pub fn commit(self) -> Result<Option<TxId>> {
         self.shared.durable.check_writable()?;
         let planned = self.plan()?;
-        if planned.is_empty() && self.created_tables.is_empty() {
+        if planned.is_empty() && self.created_tables.is_empty() && self.system.is_empty() {
             // Nothing to write, but a write that looked like a no-op against
             // the begin snapshot still loses to a newer committed write.
             self.check_conflicts(&self.shared.read_index())?;
@@ -375,9 +445,10 @@ impl WriteTx {
             self.check_conflicts(&index)?;
             let mut table_ids: BTreeMap<&str, TableId> = BTreeMap::new();
             let mut new_tables: Vec<(TableId, &str)> = Vec::new();
-            let wanted = planned
-                .iter()
-                .map(|c| c.table.as_str())
+            let system = (!self.system.is_empty()).then_some(SYSTEM_TABLE);
+            let wanted = system
+                .into_iter()
+                .chain(planned.iter().map(|c| c.table.as_str()))
                 .chain(self.created_tables.iter().map(String::as_str));
             for name in wanted {
                 if table_ids.contains_key(name) {
@@ -392,19 +463,30 @@ impl WriteTx {
             }
             (index.last_txid().next(), table_ids, new_tables)
         };
-        if planned.is_empty() && new_tables.is_empty() {
+        if planned.is_empty() && new_tables.is_empty() && self.system.is_empty() {
             // Every table it meant to create was created meanwhile.
             return Ok(None);
         }
+        if let Some(horizon) = self.purge_target() {
+            // Under the writer mutex: no view can appear below it meanwhile.
+            shared.pins.raise_horizon(horizon)?;
+        }
         let commit_time = Timestamp::now().max(writer.last_commit_time);
-        let changes: Vec<ChangeToEncode<'_>> = planned
-            .iter()
-            .map(|c| ChangeToEncode {
+        // System records first: an erasure applies before this
+        // transaction's own writes.
+        let system = self.system.iter().map(|(key, value)| ChangeToEncode {
+            table: table_ids[SYSTEM_TABLE],
+            op: Op::Insert,
+            key,
+            value: Some(value),
+        });
+        let changes: Vec<ChangeToEncode<'_>> = system
+            .chain(planned.iter().map(|c| ChangeToEncode {
                 table: table_ids[c.table.as_str()],
                 op: c.op,
                 key: &c.key,
                 value: c.value.as_deref(),
-            })
+            }))
             .collect();
         let encode = TxToEncode {
             txid,
@@ -447,7 +529,7 @@ impl WriteTx {
     /// newer than the snapshot.
     fn check_conflicts(&self, index: &Index) -> Result<()> {
         let base = self.view.txid();
-        for (table, key) in self.writes.keys() {
+        for (table, key) in self.writes.keys().chain(&self.erased) {
             let newest = index
                 .chain(table, key)
                 .and_then(|c| c.last())
@@ -468,7 +550,9 @@ impl WriteTx {
     fn plan(&self) -> Result<Vec<PlannedChange>> {
         let mut planned = Vec::with_capacity(self.writes.len());
         for ((table, key), new) in &self.writes {
-            let was_live = self.view.contains(table, key);
+            // An erased key has no history left: a write starts a new one.
+            let erased = self.erased.contains(&(table.clone(), key.clone()));
+            let was_live = !erased && self.view.contains(table, key);
             let op = match (was_live, new) {
                 (false, None) => continue,
                 (false, Some(_)) => Op::Insert,
@@ -526,6 +610,8 @@ fn check_key(key: &[u8]) -> Result<()> {
 fn check_table_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
         "it is empty"
+    } else if name == SYSTEM_TABLE {
+        "it is reserved for timecask's own records"
     } else if name.len() > TABLE_NAME_SIZE_MAX {
         "it is longer than 255 bytes"
     } else {

@@ -56,6 +56,11 @@ impl VersionRef {
         self.offset
     }
 
+    /// The same version with its value at another offset (compaction).
+    pub(crate) fn with_offset(self, offset: u32) -> VersionRef {
+        VersionRef { offset, ..self }
+    }
+
     pub(crate) fn len(&self) -> u32 {
         self.len_op & LEN_MASK
     }
@@ -81,6 +86,10 @@ pub(crate) fn push_version(chain: &mut Chain, version: VersionRef) {
 
 /// Position of the version visible at `txid`: the last with `txid <= at`.
 pub(crate) fn visible_position(chain: &[VersionRef], at: TxId) -> Option<usize> {
+    // Reads of the latest state are the common case: no search needed.
+    if chain.last().is_some_and(|last| last.txid() <= at) {
+        return Some(chain.len() - 1);
+    }
     chain.partition_point(|v| v.txid() <= at).checked_sub(1)
 }
 

@@ -14,6 +14,16 @@ use crate::log::writer::FrameLocation;
 use crate::types::{Op, SegmentId, TableId, Timestamp, TxId};
 use chain::{Chain, VersionRef, push_version};
 
+/// The reserved table that holds maintenance records (purge horizons,
+/// erasures) in the log. Its changes are interpreted by [`Index::apply`],
+/// never stored as versions, and it is hidden from table listings.
+pub(crate) const SYSTEM_TABLE: &str = "__timecask";
+/// System key of a purge record; the value is the horizon txid (`u64` LE).
+pub(crate) const PURGE_KEY: &[u8] = b"purge";
+/// System key of an erase record; the value is `table 0x00 key`, or just
+/// `table` (no 0x00) once compaction has removed every erased version.
+pub(crate) const ERASE_KEY: &[u8] = b"erase";
+
 /// Where a transaction's frame lies, and its commit time. 24 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TxInfo {
@@ -42,6 +52,9 @@ pub(crate) struct Index {
     txs: Vec<TxInfo>,
     /// Number of versions across all chains.
     n_versions: u64,
+    /// Reads as of a txid below this are refused: history before it was
+    /// purged.
+    horizon: TxId,
 }
 
 impl Index {
@@ -52,6 +65,64 @@ impl Index {
 
     pub(crate) fn n_versions(&self) -> u64 {
         self.n_versions
+    }
+
+    /// The oldest readable txid (0 if nothing was purged).
+    pub(crate) fn horizon(&self) -> TxId {
+        self.horizon
+    }
+
+    /// Mutable chain of `key` in table `id`, for compaction's relocation.
+    pub(crate) fn chain_mut(&mut self, id: TableId, key: &[u8]) -> Option<&mut Chain> {
+        self.tables.get_mut(id.0 as usize)?.keys.get_mut(key)
+    }
+
+    /// Mutable frame location of `txid`, for compaction's relocation.
+    pub(crate) fn tx_mut(&mut self, txid: TxId) -> Option<&mut TxInfo> {
+        let i = txid.0.checked_sub(1)?;
+        self.txs.get_mut(usize::try_from(i).ok()?)
+    }
+
+    /// Drops every version superseded at or before `horizon`: each chain
+    /// keeps the version visible at `horizon` (unless it is a delete) and
+    /// all later ones.
+    fn purge(&mut self, horizon: TxId) {
+        if horizon <= self.horizon {
+            return;
+        }
+        self.horizon = horizon;
+        let mut dropped = 0;
+        for table in &mut self.tables {
+            table.keys.retain(|_, chain| {
+                if let Some(p) = chain::visible_position(chain, horizon) {
+                    let cut = if chain[p].is_live() { p } else { p + 1 };
+                    chain.drain(..cut);
+                    dropped += cut as u64;
+                    chain.shrink_to_fit();
+                }
+                !chain.is_empty()
+            });
+        }
+        self.n_versions -= dropped;
+    }
+
+    /// Removes every version of one key (an erasure). `record` is the
+    /// erase record's value: `table 0x00 key`; a bare table name is a
+    /// compacted record and does nothing.
+    fn erase(&mut self, record: &[u8]) -> Result<(), String> {
+        let Some(split) = record.iter().position(|b| *b == 0) else {
+            // Compacted: only the table name is left, nothing to remove.
+            return Ok(());
+        };
+        let (table, key) = (&record[..split], &record[split + 1..]);
+        let table = std::str::from_utf8(table)
+            .map_err(|_| "erase record table is not UTF-8".to_string())?;
+        if let Some(id) = self.by_name.get(table).copied()
+            && let Some(chain) = self.tables[id.0 as usize].keys.remove(key)
+        {
+            self.n_versions -= chain.len() as u64;
+        }
+        Ok(())
     }
 
     pub(crate) fn table_id(&self, name: &str) -> Option<TableId> {
@@ -83,7 +154,7 @@ impl Index {
         let mut names: Vec<String> = self
             .tables
             .iter()
-            .filter(|t| t.created <= at)
+            .filter(|t| t.created <= at && t.name != SYSTEM_TABLE)
             .map(|t| t.name.clone())
             .collect();
         names.sort();
@@ -155,6 +226,10 @@ impl Index {
             });
         }
         for change in &tx.changes {
+            if self.tables[change.table.0 as usize].name == SYSTEM_TABLE {
+                self.apply_system(change.key, change.value.unwrap_or_default())?;
+                continue;
+            }
             let table = &mut self.tables[change.table.0 as usize];
             let len = change.value.map_or(0, |v| v.len() as u32);
             let offset = u32::try_from(payload_start + u64::from(change.value_offset))
@@ -162,10 +237,13 @@ impl Index {
             let version = VersionRef::new(tx.txid, change.op, loc.segment, offset, len);
             let chain = table.keys.entry(change.key.into()).or_default();
             let was_live = chain.last().is_some_and(|v| v.is_live());
-            let op_fits = match change.op {
-                Op::Insert => !was_live,
-                Op::Update | Op::Delete => was_live,
-            };
+            // A new chain may start with any op: its earlier versions may
+            // have been purged and compacted away.
+            let op_fits = chain.is_empty()
+                || match change.op {
+                    Op::Insert => !was_live,
+                    Op::Update | Op::Delete => was_live,
+                };
             if chain.last().is_some_and(|v| v.txid() >= tx.txid) || !op_fits {
                 return Err(format!(
                     "change {} of a key in table {:?} does not fit its version chain",
@@ -183,5 +261,20 @@ impl Index {
             meta_len: tx.meta_len,
         });
         Ok(())
+    }
+
+    /// Interprets one change of the system table.
+    fn apply_system(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
+        match key {
+            PURGE_KEY => {
+                let bytes: [u8; 8] = value
+                    .try_into()
+                    .map_err(|_| "purge record value is not 8 bytes".to_string())?;
+                self.purge(TxId(u64::from_le_bytes(bytes)));
+                Ok(())
+            }
+            ERASE_KEY => self.erase(value),
+            _ => Err("unknown system record".into()),
+        }
     }
 }

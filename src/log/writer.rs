@@ -101,6 +101,21 @@ impl LogWriter {
         })
     }
 
+    /// Seals the active segment if it holds any frame (the next frame,
+    /// `next_txid`, goes to a new segment). Returns the active segment's id
+    /// afterwards: every segment below it is sealed.
+    pub(crate) fn seal(&mut self, next_txid: TxId, files: &SegmentFiles) -> Result<SegmentId> {
+        if let Some(reason) = &self.poisoned {
+            return Err(Error::Poisoned {
+                reason: reason.clone(),
+            });
+        }
+        if self.len > SEGMENT_HEADER_SIZE as u64 {
+            self.roll(next_txid, files)?;
+        }
+        Ok(self.segment)
+    }
+
     /// Fsyncs the active segment, creates the next one and makes it active.
     fn roll(&mut self, first_txid: TxId, files: &SegmentFiles) -> Result<()> {
         if let Err(e) = self.file.sync_data() {

@@ -1,0 +1,284 @@
+//! Compaction: rewrites sealed segments without the versions that purges
+//! and erasures removed from the index, while readers and writers go on.
+//!
+//! Crash safety: a segment is rewritten into `NNNNNNNNNN.tcseg.compact`,
+//! fsynced, then renamed over the original and the directory fsynced. A
+//! crash before the rename leaves a stray `.compact` file that the next open
+//! deletes; after it, the new segment is complete. Either way the log says
+//! the same thing: the dropped versions are also dropped by the purge and
+//! erase records, which compaction always keeps. Segments are rewritten in
+//! ascending order, so an erase record loses its key only after every
+//! segment before it lost the erased versions.
+//!
+//! Readers are never blocked for I/O: the new file is swapped in, and the
+//! index locations into it updated, under one short index write lock;
+//! readers that located a version before the swap keep reading the old
+//! file through their handle.
+
+use std::path::{Path, PathBuf};
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::index::{ERASE_KEY, SYSTEM_TABLE};
+use crate::log::frame::{ChangeToEncode, FRAME_HEADER_SIZE, TxToEncode, encode_frame};
+use crate::log::recovery::SegmentScan;
+use crate::log::segment::{SEGMENT_HEADER_SIZE, SegmentHeader, list_segments, segment_path};
+use crate::types::{SegmentId, TableId, TxId};
+
+/// Suffix of a segment being rewritten.
+pub(crate) const COMPACT_SUFFIX: &str = ".compact";
+
+/// What [`Db::compact`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactReport {
+    /// Sealed segments looked at.
+    pub segments_scanned: usize,
+    /// Segments rewritten (the others had nothing to drop).
+    pub segments_rewritten: usize,
+    /// Versions (and erased keys) physically removed.
+    pub versions_dropped: u64,
+    /// Size of the rewritten segments before.
+    pub bytes_before: u64,
+    /// Size of the rewritten segments after.
+    pub bytes_after: u64,
+}
+
+/// Where a kept version's value moved to.
+struct MovedValue {
+    table: TableId,
+    key: Vec<u8>,
+    txid: TxId,
+    offset: u32,
+}
+
+/// Where a frame moved to.
+struct MovedFrame {
+    txid: TxId,
+    offset: u32,
+    payload_len: u32,
+}
+
+/// One rewritten segment, before it is swapped in.
+struct Rewrite {
+    bytes: Vec<u8>,
+    values: Vec<MovedValue>,
+    frames: Vec<MovedFrame>,
+    dropped: u64,
+    changed: bool,
+}
+
+impl Db {
+    /// Rewrites sealed segments to drop what [`Db::purge_history`] and
+    /// [`WriteTx::erase`](crate::WriteTx::erase) removed, returning disk
+    /// space. Seals the active segment first so everything committed so far
+    /// is covered. Readers and writers continue meanwhile.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), timecask::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = timecask::Db::open(dir.path())?;
+    /// for i in 0..10u8 {
+    ///     let mut tx = db.begin();
+    ///     tx.put("t", b"k", [i; 100])?;
+    ///     tx.commit()?;
+    /// }
+    /// db.purge_history(db.latest_txid())?;
+    /// let report = db.compact()?;
+    /// assert_eq!(report.versions_dropped, 9);
+    /// assert!(report.bytes_after < report.bytes_before);
+    /// # Ok(()) }
+    /// ```
+    pub fn compact(&self) -> Result<CompactReport> {
+        self.compact_with_progress(|_, _| {})
+    }
+
+    /// [`Db::compact`], calling `progress(segments_done, segments_total)`
+    /// after each segment.
+    pub fn compact_with_progress(
+        &self,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<CompactReport> {
+        let shared = &self.shared;
+        let _one_at_a_time = shared.lock_maintenance();
+        shared.durable.check_writable()?;
+        let active = {
+            let mut writer = shared.lock_writer();
+            let next = shared.durable.written().next();
+            writer.log.seal(next, &shared.files)?
+        };
+        let sealed: Vec<SegmentId> = list_segments(&shared.dir)?
+            .into_iter()
+            .filter(|id| *id < active)
+            .collect();
+        let mut report = CompactReport {
+            segments_scanned: sealed.len(),
+            ..CompactReport::default()
+        };
+        for (done, &id) in sealed.iter().enumerate() {
+            let path = segment_path(&shared.dir, id);
+            let file = shared.files.handle(id)?;
+            let size = file.len().map_err(|e| Error::io(&path, e))?;
+            let rewrite = self.rewrite_segment(id, &path, size)?;
+            if rewrite.changed {
+                self.swap_in(id, &path, rewrite.bytes.len() as u64, &rewrite)?;
+                report.segments_rewritten += 1;
+                report.versions_dropped += rewrite.dropped;
+                report.bytes_before += size;
+                report.bytes_after += rewrite.bytes.len() as u64;
+            }
+            progress(done + 1, sealed.len());
+        }
+        Ok(report)
+    }
+
+    /// Re-encodes every frame of segment `id`, keeping the versions the
+    /// index still has and every system record (erase records without
+    /// their key).
+    fn rewrite_segment(&self, id: SegmentId, path: &Path, size: u64) -> Result<Rewrite> {
+        let shared = &self.shared;
+        let file = shared.files.handle(id)?;
+        let mut header = [0; SEGMENT_HEADER_SIZE];
+        file.read_exact_at(&mut header, 0)
+            .map_err(|e| Error::io(path, e))?;
+        let header = SegmentHeader::decode(&header, path)?;
+        let mut out = Rewrite {
+            bytes: header.encode().to_vec(),
+            values: Vec::new(),
+            frames: Vec::new(),
+            dropped: 0,
+            changed: false,
+        };
+        let mut scan = SegmentScan {
+            path: path.to_path_buf(),
+            id,
+            size,
+            next_txid: header.first_txid,
+            stop_after: TxId(u64::MAX),
+            stopped: false,
+        };
+        let end = scan.run(file.as_ref(), &mut |_, _, tx| {
+            // Which changes stay, decided under one short index read lock.
+            let mut keep = Vec::with_capacity(tx.changes.len());
+            {
+                let index = shared.read_index();
+                for change in &tx.changes {
+                    let table = index.table_name(change.table);
+                    if table == Some(SYSTEM_TABLE) {
+                        let value = change.value.unwrap_or_default();
+                        let compacted = match (change.key, value.iter().position(|b| *b == 0)) {
+                            (ERASE_KEY, Some(split)) => Some(value[..split].to_vec()),
+                            _ => None,
+                        };
+                        keep.push((change, compacted));
+                        continue;
+                    }
+                    let kept = table.is_some()
+                        && index.tables()[change.table.0 as usize]
+                            .keys
+                            .get(change.key)
+                            .is_some_and(|chain| {
+                                chain.binary_search_by_key(&tx.txid, |v| v.txid()).is_ok()
+                            });
+                    if kept {
+                        keep.push((change, None));
+                    } else {
+                        out.dropped += 1;
+                    }
+                }
+            }
+            out.changed |= keep.len() != tx.changes.len() || keep.iter().any(|(_, c)| c.is_some());
+            let changes: Vec<ChangeToEncode<'_>> = keep
+                .iter()
+                .map(|(c, compacted)| ChangeToEncode {
+                    table: c.table,
+                    op: c.op,
+                    key: c.key,
+                    value: compacted.as_deref().or(c.value),
+                })
+                .collect();
+            let (frame, value_offsets) = encode_frame(&TxToEncode {
+                txid: tx.txid,
+                commit_time: tx.commit_time,
+                meta: &tx.meta,
+                table_defs: &tx.table_defs,
+                changes: &changes,
+            });
+            let frame_offset = u32::try_from(out.bytes.len())
+                .map_err(|_| Error::corrupt(path, 0, "segment too large"))?;
+            for ((change, compacted), value_offset) in keep.iter().zip(value_offsets) {
+                if compacted.is_none()
+                    && shared.read_index().table_name(change.table) != Some(SYSTEM_TABLE)
+                {
+                    out.values.push(MovedValue {
+                        table: change.table,
+                        key: change.key.to_vec(),
+                        txid: tx.txid,
+                        offset: frame_offset + value_offset,
+                    });
+                }
+            }
+            out.frames.push(MovedFrame {
+                txid: tx.txid,
+                offset: frame_offset,
+                payload_len: (frame.len() - FRAME_HEADER_SIZE) as u32,
+            });
+            out.bytes.extend_from_slice(&frame);
+            Ok(())
+        })?;
+        if end != size {
+            return Err(Error::corrupt(
+                path,
+                end,
+                "damaged frame in a sealed segment",
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Makes a rewritten segment durable, renames it over the original and
+    /// points the index at it.
+    fn swap_in(&self, id: SegmentId, path: &Path, _len: u64, rewrite: &Rewrite) -> Result<()> {
+        let shared = &self.shared;
+        let storage = &shared.config.storage;
+        let tmp = PathBuf::from(format!("{}{COMPACT_SUFFIX}", path.display()));
+        let _ = std::fs::remove_file(&tmp);
+        let file = storage.open(&tmp, true).map_err(|e| Error::io(&tmp, e))?;
+        file.write_all_at(&rewrite.bytes, 0)
+            .map_err(|e| Error::io(&tmp, e))?;
+        file.sync_data().map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        storage
+            .sync_dir(&shared.dir)
+            .map_err(|e| Error::io(&shared.dir, e))?;
+        let mut index = shared.write_index();
+        shared.files.insert(id, file);
+        for moved in &rewrite.values {
+            // A version purged or erased since the rewrite is simply gone.
+            if let Some(chain) = index.chain_mut(moved.table, &moved.key)
+                && let Ok(i) = chain.binary_search_by_key(&moved.txid, |v| v.txid())
+            {
+                chain[i] = chain[i].with_offset(moved.offset);
+            }
+        }
+        for moved in &rewrite.frames {
+            if let Some(info) = index.tx_mut(moved.txid) {
+                info.frame_offset = moved.offset;
+                info.payload_len = moved.payload_len;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Deletes rewrites left behind by a crash during compaction.
+pub(crate) fn remove_stray_rewrites(dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.to_str().is_some_and(|p| p.ends_with(COMPACT_SUFFIX)) {
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
