@@ -57,6 +57,7 @@ mod test_support;
 #[doc(hidden)]
 pub mod testing;
 mod tx;
+pub mod typed;
 mod types;
 mod verify;
 
@@ -67,6 +68,7 @@ pub use read::{RangeIter, Snapshot};
 pub use record::{Change, HistoryQuery, TxRecord, Version};
 pub use temporal::{ChangeFeed, DiffEntry};
 pub use tx::WriteTx;
+pub use typed::{Key, TableDef, TypedError};
 pub use types::{Config, Durability, Op, Timestamp, TxId};
 pub use verify::VerifyReport;
 

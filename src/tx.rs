@@ -438,6 +438,7 @@ impl WriteTx {
             return Ok(None);
         }
         let shared = Arc::clone(&self.shared);
+        let in_flight = shared.durable.in_flight();
         let mut writer = shared.lock_writer();
         // Under the writer mutex the index changes only through us.
         let (txid, table_ids, new_tables) = {
@@ -519,6 +520,7 @@ impl WriteTx {
             .durable
             .record_written(txid, immediate, active, active_path);
         drop(writer);
+        drop(in_flight);
         // Outside the writer mutex, so concurrent committers share one fsync.
         shared.durable.wait(txid, immediate)?;
         Ok(Some(txid))

@@ -133,6 +133,8 @@ fn run_crash_rounds(durability: Durability, mode: &str) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(50);
     let dir = tempfile::tempdir().expect("tempdir");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let stderr_path = logs.path().join("child-stderr.log");
     let exe = std::env::current_exe().expect("test binary path");
     let mut seed = 0x2545_F491_4F6C_DD1Du64 ^ rounds;
     let mut acknowledged = 0;
@@ -149,7 +151,7 @@ fn run_crash_rounds(durability: Durability, mode: &str) {
             ])
             .env(CHILD_ENV, format!("{mode}:{}", dir.path().display()))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).expect("child stderr file"))
             .spawn()
             .expect("spawn child");
         let stdout = child.stdout.take().expect("child stdout");
@@ -167,9 +169,12 @@ fn run_crash_rounds(durability: Durability, mode: &str) {
         });
         // Wait for the child to start committing, then kill it at a random
         // moment a little later.
-        let first = receiver
-            .recv_timeout(Duration::from_secs(60))
-            .expect("child commits");
+        let first = receiver.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|e| {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+            panic!("round {round}: the child committed nothing ({e}); its stderr:\n{stderr}")
+        });
         acknowledged = acknowledged.max(first);
         std::thread::sleep(Duration::from_micros(seed % 20_000));
         child.kill().expect("SIGKILL");

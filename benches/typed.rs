@@ -1,0 +1,233 @@
+//! Typed-layer benchmarks: what the typed API costs over the byte API on
+//! the same data.
+//!
+//! Two 10,000-row tables of ~55-byte struct values, written through the
+//! typed API (their `u64` keys encode as 8 big-endian bytes, so the byte
+//! API reads the same rows):
+//!
+//! - `user`: the SPEC.md §5 shape, `{ name, email, age }` (two strings).
+//! - `profile`: six fields, three of them strings.
+//!
+//! For each table, with fixed seeds:
+//!
+//! - `point_read/<table>/bytes`: `Snapshot::get` of a random key.
+//! - `point_read/<table>/typed`: `TableView::get` on a held handle (key
+//!   encoded, value decoded into the struct).
+//! - `point_read/user/typed_fresh_handle`: `db.snapshot().typed(T).get(k)`,
+//!   a new handle per read, so the schema check is paid every time.
+//! - `scan_100/user/{bytes,typed}`: a 100-row range scan.
+//!
+//! Run with `cargo bench --bench typed`. Before the criterion runs, an
+//! interleaved best-of-7 timing loop prints the typed/bytes ratio of point
+//! reads to stderr (the target: typed adds less than 20%).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use timecask::typed::TableView;
+use timecask::{Config, Db, Durability, Snapshot, TableDef};
+
+const N_KEYS: u64 = 10_000;
+const SCAN_LEN: u64 = 100;
+
+/// The SPEC.md §5 user.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct User {
+    name: String,
+    email: String,
+    age: u32,
+}
+
+/// A wider record with more strings to allocate on decode.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Profile {
+    id: u64,
+    name: String,
+    email: String,
+    age: u32,
+    city: String,
+    active: bool,
+}
+
+const USERS: TableDef<u64, User> = TableDef::new("user");
+const PROFILES: TableDef<u64, Profile> = TableDef::new("profile");
+
+fn user(k: u64) -> User {
+    User {
+        name: format!("User Number {k:08}"),
+        email: format!("user.number-{k:08}@example.com"),
+        age: 18 + (k % 60) as u32,
+    }
+}
+
+fn profile(k: u64) -> Profile {
+    Profile {
+        id: k,
+        name: format!("user-{k:08}"),
+        email: format!("user-{k:08}@example.com"),
+        age: 18 + (k % 60) as u32,
+        city: "Amsterdam".to_string(),
+        active: !k.is_multiple_of(3),
+    }
+}
+
+/// splitmix64: a tiny seeded PRNG.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    db: Db,
+}
+
+fn build() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        durability: Durability::Buffered,
+        ..Default::default()
+    };
+    let db = Db::open_with(dir.path(), config).expect("open");
+    let mut tx = db.begin();
+    for k in 0..N_KEYS {
+        tx.typed(USERS).insert(&k, &user(k)).expect("insert");
+        tx.typed(PROFILES).insert(&k, &profile(k)).expect("insert");
+    }
+    tx.commit().expect("commit");
+    db.flush().expect("flush");
+
+    // The two APIs read the same rows.
+    let view = db.snapshot();
+    assert_eq!(view.typed(USERS).get(&42).expect("get"), Some(user(42)));
+    assert_eq!(
+        view.typed(PROFILES).get(&42).expect("get"),
+        Some(profile(42))
+    );
+    for table in [USERS.name(), PROFILES.name()] {
+        let raw = view.get(table, 42u64.to_be_bytes()).expect("get");
+        let n_bytes = raw.as_ref().map_or(0, Vec::len);
+        eprintln!("{table}: {N_KEYS} rows, the value of key 42 encodes to {n_bytes} bytes");
+    }
+    Fixture { _dir: dir, db }
+}
+
+fn read_bytes(view: &Snapshot, table: &str, k: u64) -> Option<Vec<u8>> {
+    view.get(table, k.to_be_bytes()).expect("get")
+}
+
+fn read_typed<V: Serialize + DeserializeOwned>(table: &TableView<u64, V>, k: u64) -> Option<V> {
+    table.get(&k).expect("get")
+}
+
+/// Interleaved timing loops, best of several rounds, so both sides see the
+/// same cache and CPU state.
+fn print_ratio<V: Serialize + DeserializeOwned>(db: &Db, def: TableDef<u64, V>) {
+    const READS: u64 = 200_000;
+    const ROUNDS: u64 = 7;
+    let view = db.snapshot();
+    let typed = view.typed(def);
+    let mut best_bytes = Duration::MAX;
+    let mut best_typed = Duration::MAX;
+    for round in 0..ROUNDS {
+        let mut rng = Rng(0x7e57_0000 + round);
+        let started = Instant::now();
+        for _ in 0..READS {
+            black_box(read_bytes(&view, def.name(), rng.below(N_KEYS)));
+        }
+        best_bytes = best_bytes.min(started.elapsed());
+        let mut rng = Rng(0x7e57_0000 + round);
+        let started = Instant::now();
+        for _ in 0..READS {
+            black_box(read_typed(&typed, rng.below(N_KEYS)));
+        }
+        best_typed = best_typed.min(started.elapsed());
+    }
+    let per = |d: Duration| d.as_nanos() as f64 / READS as f64;
+    eprintln!(
+        "{} point read: bytes {:.0} ns, typed {:.0} ns, typed/bytes = {:.3} (target < 1.20)",
+        def.name(),
+        per(best_bytes),
+        per(best_typed),
+        per(best_typed) / per(best_bytes)
+    );
+}
+
+fn point_reads<V: Serialize + DeserializeOwned>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    view: &Snapshot,
+    def: TableDef<u64, V>,
+) {
+    let typed = view.typed(def);
+    let mut rng = Rng(0xa5a5_0001);
+    group.bench_function(format!("{}/bytes", def.name()), |b| {
+        b.iter(|| black_box(read_bytes(view, def.name(), rng.below(N_KEYS))))
+    });
+    let mut rng = Rng(0xa5a5_0001);
+    group.bench_function(format!("{}/typed", def.name()), |b| {
+        b.iter(|| black_box(read_typed(&typed, rng.below(N_KEYS))))
+    });
+}
+
+fn bench_typed(c: &mut Criterion) {
+    let fixture = build();
+    let db = &fixture.db;
+    print_ratio(db, USERS);
+    print_ratio(db, PROFILES);
+
+    let view = db.snapshot();
+    let mut group = c.benchmark_group("point_read");
+    group.sample_size(50);
+    group.measurement_time(Duration::from_secs(3));
+    group.warm_up_time(Duration::from_secs(1));
+    group.throughput(Throughput::Elements(1));
+    point_reads(&mut group, &view, USERS);
+    point_reads(&mut group, &view, PROFILES);
+    let mut rng = Rng(0xa5a5_0001);
+    group.bench_function("user/typed_fresh_handle", |b| {
+        b.iter(|| {
+            let k = rng.below(N_KEYS);
+            black_box(db.snapshot().typed(USERS).get(&k).expect("get"))
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("scan_100");
+    group.sample_size(50);
+    group.measurement_time(Duration::from_secs(3));
+    group.warm_up_time(Duration::from_secs(1));
+    group.throughput(Throughput::Elements(SCAN_LEN));
+    let users = view.typed(USERS);
+    let mut rng = Rng(0xa5a5_0002);
+    group.bench_function("user/bytes", |b| {
+        b.iter(|| {
+            let start = rng.below(N_KEYS - SCAN_LEN);
+            let range = start.to_be_bytes()..(start + SCAN_LEN).to_be_bytes();
+            let rows = view.range(USERS.name(), range).expect("range");
+            black_box(rows.fold(0, |n, kv| n + kv.expect("row").1.len()))
+        })
+    });
+    let mut rng = Rng(0xa5a5_0002);
+    group.bench_function("user/typed", |b| {
+        b.iter(|| {
+            let start = rng.below(N_KEYS - SCAN_LEN);
+            let rows = users.range(start..start + SCAN_LEN).expect("range");
+            black_box(rows.fold(0, |n, kv| n + kv.expect("row").1.name.len()))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_typed);
+criterion_main!(benches);
