@@ -1,40 +1,386 @@
-//! The `timecask` command-line tool. For now it runs the quick-start demo;
-//! the full inspection CLI (tables, get, history, log, diff, ...) is the
-//! next piece of work.
+//! `timecask`: inspect, query and edit a timecask database from a shell.
+//!
+//! One module per group of subcommands: `inspect` (tables, get, scan,
+//! history, export), `changes` (log, tx, diff), `write` (put, delete,
+//! revert, undo, import), `admin` (verify, backup, stats, purge, erase,
+//! compact) and `demo`.
+//! Output goes through `render` and `table`; `common` opens the database.
+//!
+//! Exit codes: 0 success, 1 an error (one `error: ...` line on stderr),
+//! 2 a usage error (from clap).
 
+mod admin;
+mod changes;
+mod common;
 mod demo;
+mod inspect;
+mod render;
+mod table;
+mod time;
+mod write;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-const USAGE: &str = "usage: timecask demo [DIR]
+use anyhow::Result;
+use clap::{CommandFactory, Parser, Subcommand};
 
-  demo [DIR]   run the quick-start scenario (in DIR, or a temporary directory)";
+use crate::common::{AtArgs, Ctx, parse_meta};
+use crate::inspect::{HistoryArgs, ScanArgs};
+use crate::render::parse_hex;
+
+/// Inspect, query and edit a timecask database: every version kept.
+#[derive(Parser)]
+#[command(
+    name = "timecask",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(after_help = "Examples:
+  timecask demo
+  timecask --db my-db put user 1 '{\"name\":\"Alice\"}' --meta user=admin
+  timecask --db my-db get user 1 --as-of 1
+  timecask --db my-db history user 1
+  timecask --db my-db log --follow
+  timecask --db my-db export user > user.jsonl")]
+struct Cli {
+    /// Database directory [env: TIMECASK_DB]
+    #[arg(
+        long,
+        global = true,
+        env = "TIMECASK_DB",
+        value_name = "PATH",
+        hide_env = true
+    )]
+    db: Option<PathBuf>,
+    /// Print JSON: one document, or JSON lines for scan, export and log
+    #[arg(long, global = true)]
+    json: bool,
+    /// Keys (and --prefix) on the command line are hex, e.g. 00ff
+    #[arg(long, global = true)]
+    key_hex: bool,
+    /// Wait up to SECONDS for another process to close the database
+    #[arg(long, global = true, value_name = "SECONDS", default_value = "0", value_parser = parse_seconds)]
+    lock_timeout: Duration,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the quick-start scenario (in DIR, or a temporary directory)
+    Demo {
+        /// An empty or new directory to keep the database in
+        dir: Option<PathBuf>,
+    },
+    /// List tables with their number of live keys
+    Tables {
+        #[command(flatten)]
+        at: AtArgs,
+    },
+    /// Print the value of KEY (exit code 1 if it has none)
+    Get {
+        /// Table name
+        table: String,
+        /// Key: text, or hex with --key-hex
+        key: String,
+        #[command(flatten)]
+        at: AtArgs,
+    },
+    /// List key-value pairs in key order
+    Scan {
+        /// Table name
+        table: String,
+        /// Only keys starting with P
+        #[arg(long, value_name = "P")]
+        prefix: Option<String>,
+        #[command(flatten)]
+        at: AtArgs,
+        /// Descending key order
+        #[arg(long)]
+        reverse: bool,
+        /// At most N pairs
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+    },
+    /// Every version of KEY: txid, end, op, time, metadata, value and what changed
+    History {
+        /// Table name
+        table: String,
+        /// Key: text, or hex with --key-hex
+        key: String,
+        /// Newest version first
+        #[arg(long)]
+        newest_first: bool,
+        /// At most N versions
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+    },
+    /// Transactions after TXID (all by default), oldest first
+    Log {
+        /// Only transactions after TXID (default: all that were not purged)
+        #[arg(long, value_name = "TXID")]
+        since: Option<u64>,
+        /// Keep printing new transactions as they commit, until Ctrl-C
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Time, metadata and every change of one transaction
+    Tx {
+        /// Transaction id
+        txid: u64,
+    },
+    /// Keys of TABLE whose value differs between txids FROM and TO
+    Diff {
+        /// Table name
+        table: String,
+        /// Txid of the state to compare from (0: the empty start)
+        from: u64,
+        /// Txid of the state to compare to
+        to: u64,
+    },
+    /// Write VALUE (JSON or text) under KEY
+    Put {
+        /// Table name
+        table: String,
+        /// Key: text, or hex with --key-hex
+        key: String,
+        /// The value: stored byte for byte as given
+        value: String,
+        /// VALUE is hex (binary values)
+        #[arg(long)]
+        value_hex: bool,
+        #[command(flatten)]
+        meta: MetaArgs,
+    },
+    /// Delete KEY (exit code 1 if it has no value)
+    Delete {
+        /// Table name
+        table: String,
+        /// Key: text, or hex with --key-hex
+        key: String,
+        #[command(flatten)]
+        meta: MetaArgs,
+    },
+    /// Write KEY's value as of TXID back as a new version
+    Revert {
+        /// Table name
+        table: String,
+        /// Key: text, or hex with --key-hex
+        key: String,
+        /// The txid whose value to restore (absent then: the key is deleted)
+        txid: u64,
+        #[command(flatten)]
+        meta: MetaArgs,
+    },
+    /// Write the inverse of transaction TXID as a new transaction
+    Undo {
+        /// The transaction to undo
+        txid: u64,
+        #[command(flatten)]
+        meta: MetaArgs,
+    },
+    /// Load JSON lines {"key": ..., "value": ...} from FILE (- for stdin) in one transaction
+    Import {
+        /// Table name
+        table: String,
+        /// JSON-lines file, or - for stdin
+        file: PathBuf,
+        #[command(flatten)]
+        meta: MetaArgs,
+    },
+    /// Print TABLE as JSON lines {"key": ..., "value": ...}, the format import reads
+    Export {
+        /// Table name
+        table: String,
+        #[command(flatten)]
+        at: AtArgs,
+    },
+    /// Check every checksum and invariant; names the file and offset of damage
+    Verify,
+    /// Copy the database, consistent at the latest txid, into the new directory DEST
+    Backup {
+        /// A directory that does not exist yet (or is empty)
+        dest: PathBuf,
+    },
+    /// Counts, sizes, the latest txid and the oldest readable one
+    Stats,
+    /// Drop history superseded at or before txid BEFORE (as-of reads below it then fail)
+    Purge {
+        /// The new oldest readable txid
+        #[arg(long, value_name = "TXID")]
+        before: u64,
+        #[command(flatten)]
+        meta: MetaArgs,
+    },
+    /// Remove every version of KEY (e.g. a privacy request); compact removes them from disk
+    Erase {
+        /// Table name
+        table: String,
+        /// Key: text, or hex with --key-hex
+        key: String,
+        #[command(flatten)]
+        meta: MetaArgs,
+    },
+    /// Rewrite segments without purged and erased versions, returning disk space
+    Compact,
+}
+
+#[derive(clap::Args)]
+struct MetaArgs {
+    /// Transaction metadata, e.g. --meta user=alice --meta reason=typo
+    #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta)]
+    pairs: Vec<(String, String)>,
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{text:?} is not a number of seconds"))
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["demo"] => demo::run(None),
-        ["demo", dir] => demo::run(Some(PathBuf::from(dir))),
-        ["-h" | "--help" | "help"] => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!("error: internal error, please report it: {message}");
+    }));
+    let cli = Cli::parse();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = run(cli, &mut out).and_then(|()| Ok(out.flush()?));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            drop(out);
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    if let Command::Demo { dir } = cli.command {
+        return demo::run(out, dir);
+    }
+    let Some(db) = cli.db else {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "no database given: pass --db PATH or set TIMECASK_DB",
+            )
+            .exit();
+    };
+    let ctx = Ctx {
+        db,
+        json: cli.json,
+        key_hex: cli.key_hex,
+        lock_timeout: cli.lock_timeout,
+    };
+    let limit = |n: Option<u64>| n.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    match cli.command {
+        Command::Demo { .. } => Ok(()),
+        Command::Tables { at } => inspect::tables(&ctx, out, &at),
+        Command::Get { table, key, at } => inspect::get(&ctx, out, &table, &key, &at),
+        Command::Scan {
+            table,
+            prefix,
+            at,
+            reverse,
+            limit: n,
+        } => inspect::scan(
+            &ctx,
+            out,
+            ScanArgs {
+                table: &table,
+                prefix: prefix.as_deref(),
+                at: &at,
+                reverse,
+                limit: limit(n),
+            },
+        ),
+        Command::History {
+            table,
+            key,
+            newest_first,
+            limit: n,
+        } => inspect::history(
+            &ctx,
+            out,
+            HistoryArgs {
+                table: &table,
+                key: &key,
+                newest_first,
+                limit: limit(n),
+            },
+        ),
+        Command::Export { table, at } => inspect::export(&ctx, out, &table, &at),
+        Command::Log { since, follow } => changes::log(&ctx, out, since, follow),
+        Command::Tx { txid } => changes::tx(&ctx, out, txid),
+        Command::Diff { table, from, to } => changes::diff(&ctx, out, &table, from, to),
+        Command::Put {
+            table,
+            key,
+            value,
+            value_hex,
+            meta,
+        } => {
+            let value = if value_hex {
+                parse_hex(&value).map_err(|e| anyhow::anyhow!("{e}; --value-hex wants hex"))?
+            } else {
+                value.into_bytes()
+            };
+            write::put(&ctx, out, &table, &key, &value, &meta.pairs)
+        }
+        Command::Delete { table, key, meta } => write::delete(&ctx, out, &table, &key, &meta.pairs),
+        Command::Revert {
+            table,
+            key,
+            txid,
+            meta,
+        } => write::revert(&ctx, out, &table, &key, txid, &meta.pairs),
+        Command::Undo { txid, meta } => write::undo(&ctx, out, txid, &meta.pairs),
+        Command::Import { table, file, meta } => {
+            write::import(&ctx, out, &table, &file, &meta.pairs)
+        }
+        Command::Verify => admin::verify(&ctx, out),
+        Command::Backup { dest } => admin::backup(&ctx, out, &dest),
+        Command::Stats => admin::stats(&ctx, out),
+        Command::Purge { before, meta } => admin::purge(&ctx, out, before, &meta.pairs),
+        Command::Erase { table, key, meta } => admin::erase(&ctx, out, &table, &key, &meta.pairs),
+        Command::Compact => admin::compact(&ctx, out),
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The error and its causes on one line, skipping a cause whose text the
+/// line already carries (timecask's errors include their source).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text.replace('\n', " ")
 }

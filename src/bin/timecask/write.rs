@@ -1,0 +1,280 @@
+//! Writing: `put`, `delete`, `revert`, `undo`, `import`. Each command is
+//! one transaction carrying the `--meta` pairs given.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::value::RawValue;
+use timecask::{Db, Error, KeyBytes, Op, TxId, WriteTx};
+
+use crate::common::{Ctx, Need, byte_progress, line, require_table, spinner};
+use crate::render::{J, op_json, parse_hex, show_key, with_key};
+
+pub type Meta = Vec<(String, String)>;
+
+/// A write transaction carrying the `--meta` pairs.
+pub fn begin(db: &Db, meta: &Meta) -> Result<WriteTx> {
+    let mut tx = db.begin();
+    for (k, v) in meta {
+        tx.set_meta(k.clone(), v.clone())?;
+    }
+    Ok(tx)
+}
+
+/// Prints what a commit did: `tx 4: update user 1`, or that nothing changed.
+fn report(ctx: &Ctx, out: &mut dyn Write, db: &Db, txid: Option<TxId>, what: &str) -> Result<()> {
+    let Some(txid) = txid else {
+        if ctx.json {
+            return line(out, J::obj().with("txid", J::Null).pretty());
+        }
+        return line(out, format!("unchanged: {what} (no transaction written)"));
+    };
+    let record = db.transaction(txid)?;
+    if ctx.json {
+        let changes = record
+            .changes
+            .iter()
+            .map(|c| {
+                with_key(J::obj().with("table", J::Str(c.table.clone())), &c.key)
+                    .with("op", op_json(c.op))
+            })
+            .collect();
+        let doc = J::obj()
+            .with("txid", J::Num(txid.0))
+            .with("changes", J::Arr(changes));
+        return line(out, doc.pretty());
+    }
+    match record.changes.as_slice() {
+        [one] => line(
+            out,
+            format!("tx {txid}: {} {} {}", one.op, one.table, show_key(&one.key)),
+        ),
+        many => line(out, format!("tx {txid}: {what} ({} changes)", many.len())),
+    }
+}
+
+pub fn put(
+    ctx: &Ctx,
+    out: &mut dyn Write,
+    table: &str,
+    key: &str,
+    value: &[u8],
+    meta: &Meta,
+) -> Result<()> {
+    let key = ctx.key(key)?;
+    let db = ctx.open(Need::CreateIfMissing)?;
+    let mut tx = begin(&db, meta)?;
+    tx.put(table, &key, value)?;
+    let txid = tx.commit()?;
+    let what = format!("{table} {} already has this value", show_key(&key));
+    report(ctx, out, &db, txid, &what)
+}
+
+pub fn delete(ctx: &Ctx, out: &mut dyn Write, table: &str, key: &str, meta: &Meta) -> Result<()> {
+    let key = ctx.key(key)?;
+    let db = ctx.open(Need::Existing)?;
+    require_table(&db, table)?;
+    let mut tx = begin(&db, meta)?;
+    if !tx.delete(table, &key)? {
+        bail!(
+            "key {} not found in table {table:?}; nothing to delete",
+            KeyBytes(key)
+        );
+    }
+    let txid = tx.commit()?;
+    report(ctx, out, &db, txid, "delete")
+}
+
+pub fn revert(
+    ctx: &Ctx,
+    out: &mut dyn Write,
+    table: &str,
+    key: &str,
+    to: u64,
+    meta: &Meta,
+) -> Result<()> {
+    let key = ctx.key(key)?;
+    let db = ctx.open(Need::Existing)?;
+    require_table(&db, table)?;
+    let mut tx = begin(&db, meta)?;
+    tx.revert(table, &key, TxId(to))?;
+    let txid = tx.commit()?;
+    let what = format!(
+        "{table} {} already has its value as of tx {to}",
+        show_key(&key)
+    );
+    report(ctx, out, &db, txid, &what)
+}
+
+pub fn undo(ctx: &Ctx, out: &mut dyn Write, txid: u64, meta: &Meta) -> Result<()> {
+    let db = ctx.open(Need::Existing)?;
+    let mut tx = begin(&db, meta)?;
+    tx.undo(TxId(txid)).map_err(|e| match e {
+        Error::Conflict { table, key } => anyhow!(
+            "cannot undo tx {txid}: key {key} of table {table:?} was changed by a later \
+             transaction; undo that one first, or use revert on the key"
+        ),
+        other => other.into(),
+    })?;
+    let done = tx.commit()?;
+    report(ctx, out, &db, done, &format!("undo of tx {txid}"))
+}
+
+/// The key and value bytes of one import line, as `export` writes it:
+/// `key` or `key_hex`, and `value` or `value_hex`.
+fn parse_line(text: &str) -> Result<(Vec<u8>, Vec<u8>)> {
+    let fields: BTreeMap<String, &RawValue> = serde_json::from_str(text).map_err(|e| {
+        // serde_json counts lines within this one line: keep only the column.
+        let message = e.to_string();
+        let message = message.split(" at line ").next().unwrap_or_default();
+        anyhow!("{message} at column {}", e.column())
+    })?;
+    if let Some(unknown) = fields
+        .keys()
+        .find(|k| !["key", "key_hex", "value", "value_hex"].contains(&k.as_str()))
+    {
+        bail!("unknown field {unknown:?}");
+    }
+    let string = |name: &str, raw: &RawValue| {
+        serde_json::from_str::<String>(raw.get()).map_err(|_| anyhow!("{name:?} must be a string"))
+    };
+    let key = match (fields.get("key"), fields.get("key_hex")) {
+        (Some(raw), None) => string("key", raw)?.into_bytes(),
+        (None, Some(raw)) => {
+            parse_hex(&string("key_hex", raw)?).map_err(|e| anyhow!("key_hex: {e}"))?
+        }
+        _ => bail!("needs exactly one of \"key\" and \"key_hex\""),
+    };
+    let value = match (fields.get("value"), fields.get("value_hex")) {
+        // A JSON string is stored as its text; any other JSON as written.
+        (Some(raw), None) if raw.get().starts_with('"') => string("value", raw)?.into_bytes(),
+        (Some(raw), None) => raw.get().as_bytes().to_vec(),
+        (None, Some(raw)) => {
+            parse_hex(&string("value_hex", raw)?).map_err(|e| anyhow!("value_hex: {e}"))?
+        }
+        _ => bail!("needs exactly one of \"value\" and \"value_hex\""),
+    };
+    Ok((key, value))
+}
+
+/// `import TABLE FILE|-`: JSON lines `{"key": ..., "value": ...}`, all in
+/// one transaction; a bad line aborts the whole import.
+pub fn import(ctx: &Ctx, out: &mut dyn Write, table: &str, file: &Path, meta: &Meta) -> Result<()> {
+    // The file first: a missing file must not leave a new empty database.
+    let (reader, name, len): (Box<dyn Read>, String, _) = if file == Path::new("-") {
+        (Box::new(std::io::stdin().lock()), "stdin".to_string(), None)
+    } else {
+        let f =
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        let len = f.metadata().map(|m| m.len()).ok();
+        (Box::new(f), file.display().to_string(), len)
+    };
+    let db = ctx.open(Need::CreateIfMissing)?;
+    let mut tx = begin(&db, meta)?;
+    let bar = match len {
+        Some(len) => byte_progress(len),
+        None => spinner("reading stdin"),
+    };
+    bar.set_message(format!("importing into {table}"));
+    let mut reader = BufReader::new(bar.wrap_read(reader));
+    let mut text = String::new();
+    let mut n_rows = 0u64;
+    let mut line_no = 0u64;
+    loop {
+        text.clear();
+        let n = reader
+            .read_line(&mut text)
+            .with_context(|| format!("cannot read {name} at line {}", line_no + 1))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let (key, value) = parse_line(trimmed).map_err(|e| {
+            anyhow!(
+                "{name} line {line_no}: {e}; each line must be {{\"key\": ..., \"value\": ...}}; \
+                 nothing was imported"
+            )
+        })?;
+        tx.put(table, &key, &value)
+            .with_context(|| format!("{name} line {line_no}; nothing was imported"))?;
+        n_rows += 1;
+    }
+    bar.set_message(format!("committing {n_rows} rows"));
+    let txid = tx.commit()?;
+    bar.finish_and_clear();
+    let changes = match txid {
+        Some(txid) => db.transaction(txid)?.changes,
+        None => Vec::new(),
+    };
+    let n = |op| changes.iter().filter(|c| c.op == op).count() as u64;
+    if ctx.json {
+        let doc = J::obj()
+            .with("txid", txid.map_or(J::Null, |t| J::Num(t.0)))
+            .with("rows", J::Num(n_rows))
+            .with("inserted", J::Num(n(Op::Insert)))
+            .with("updated", J::Num(n(Op::Update)));
+        return line(out, doc.pretty());
+    }
+    match txid {
+        Some(txid) => line(
+            out,
+            format!(
+                "tx {txid}: imported {n_rows} {} into {table} ({} inserted, {} updated)",
+                if n_rows == 1 { "row" } else { "rows" },
+                n(Op::Insert),
+                n(Op::Update),
+            ),
+        ),
+        None => line(
+            out,
+            format!("unchanged: all {n_rows} rows already had these values in {table}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_line;
+
+    #[test]
+    fn import_lines_decode_as_export_encodes() {
+        let cases: [(&str, &[u8], &[u8]); 6] = [
+            (
+                r#"{"key":"1","value":{"b":1, "a":2}}"#,
+                b"1",
+                br#"{"b":1, "a":2}"#,
+            ),
+            (r#"{"key":"k","value":"text"}"#, b"k", b"text"),
+            (r#"{"key":"k","value":"\"q\""}"#, b"k", br#""q""#),
+            (r#"{"key":"k","value":null}"#, b"k", b"null"),
+            (r#"{"key_hex":"00ff","value_hex":"0x01"}"#, &[0, 0xff], &[1]),
+            (r#" {"value": 7, "key": "x"} "#, b"x", b"7"),
+        ];
+        for (text, key, value) in cases {
+            let (k, v) = parse_line(text.trim()).expect(text);
+            assert_eq!((k.as_slice(), v.as_slice()), (key, value), "{text}");
+        }
+    }
+
+    #[test]
+    fn import_lines_refuse_what_they_cannot_read() {
+        for text in [
+            r#"{"key":"k"}"#,
+            r#"{"value":1}"#,
+            r#"{"key":"k","key_hex":"00","value":1}"#,
+            r#"{"key":"k","value":1,"extra":2}"#,
+            r#"{"key":1,"value":1}"#,
+            r#"{"key":"k","value_hex":"zz"}"#,
+            r#"{"key":"k","value":}"#,
+            "[1,2]",
+        ] {
+            assert!(parse_line(text).is_err(), "{text} was accepted");
+        }
+    }
+}

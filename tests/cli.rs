@@ -1,0 +1,854 @@
+//! The `timecask` binary, run as a user runs it: every subcommand, human
+//! and `--json` output, and bad input (missing or locked database, unknown
+//! table, txids in the future, malformed JSON, bad times).
+//!
+//! Conventions checked here: a read of a table the database has never had
+//! is an error naming the tables it does have; a missing key is exit code 1
+//! with one `error:` line; usage errors are exit code 2.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use timecask::{Db, Durability, TxId};
+
+const BIN: &str = env!("CARGO_BIN_EXE_timecask");
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary with `args` (and `stdin`), never from `TIMECASK_DB`.
+fn run_with(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("TIMECASK_DB")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn timecask");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("run timecask");
+    let out = Output {
+        code: out.status.code().expect("exit code"),
+        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+    };
+    assert!(
+        !out.stderr.contains("panicked") && !out.stderr.contains("RUST_BACKTRACE"),
+        "{args:?} panicked: {}",
+        out.stderr
+    );
+    out
+}
+
+/// Runs `timecask --db DB --lock-timeout 5 args...`.
+///
+/// The wait covers a real race of the test harness, not of the CLI: while
+/// one test holds a `Db` open, a child that another test thread forks
+/// inherits the lock until it execs, so a database can stay locked for a
+/// moment after the test closed it.
+fn tc(db: &Path, args: &[&str]) -> Output {
+    let mut all = vec![
+        "--db",
+        db.to_str().expect("utf-8 path"),
+        "--lock-timeout",
+        "5",
+    ];
+    all.extend_from_slice(args);
+    run_with(&all, "")
+}
+
+/// `Db::open`, waiting out the fork-inherited lock described at [`tc`].
+fn open(path: &Path) -> Db {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match Db::open(path) {
+            Err(timecask::Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other.expect("open"),
+        }
+    }
+}
+
+/// Runs and expects success with nothing on stderr; returns stdout.
+#[track_caller]
+fn ok(db: &Path, args: &[&str]) -> String {
+    let out = tc(db, args);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (0, ""),
+        "{args:?}: {}",
+        out.stdout
+    );
+    out.stdout
+}
+
+/// Runs and expects exit `code` with exactly one stderr line (for code 1)
+/// containing `needle`, and nothing on stdout.
+#[track_caller]
+fn fails(db: &Path, args: &[&str], code: i32, needle: &str) {
+    check_failure(tc(db, args), args, code, needle);
+}
+
+#[track_caller]
+fn check_failure(out: Output, args: &[&str], code: i32, needle: &str) {
+    assert_eq!(out.code, code, "{args:?}: {}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.starts_with("error: ") && out.stderr.contains(needle),
+        "{args:?}: stderr {:?} lacks {needle:?}",
+        out.stderr
+    );
+    if code == 1 {
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
+    }
+    assert_eq!(out.stdout, "", "{args:?}");
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines().map(json).collect()
+}
+
+const ALICE: &str = r#"{"name":"Alice","email":"alice@example.com","age":30}"#;
+const BOB: &str = r#"{"name":"Bob","email":"alice@example.com","age":30}"#;
+
+/// tx 1 inserts user 1 = Alice (user=admin), tx 2 renames her to Bob
+/// (user=alice), tx 3 inserts user 2 = "plain text" and user 0x00ff =
+/// 0x0102, tx 4 deletes user 2. Made through the library; closed again.
+fn scenario() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let db = Db::open(&path).expect("open");
+    // One fsync at the end keeps the database open (and locked) briefly.
+    let mut tx = db.begin();
+    tx.set_durability(Durability::Buffered);
+    tx.set_meta("user", "admin").expect("meta");
+    tx.set_meta("reason", "sign-up").expect("meta");
+    tx.insert("user", b"1", ALICE).expect("insert");
+    tx.commit().expect("commit");
+    let mut tx = db.begin();
+    tx.set_durability(Durability::Buffered);
+    tx.set_meta("user", "alice").expect("meta");
+    tx.update("user", b"1", BOB).expect("update");
+    tx.commit().expect("commit");
+    let mut tx = db.begin();
+    tx.set_durability(Durability::Buffered);
+    tx.insert("user", b"2", "plain text").expect("insert");
+    tx.insert("user", [0, 0xff], [1, 2]).expect("insert");
+    tx.commit().expect("commit");
+    let mut tx = db.begin();
+    tx.delete("user", b"2").expect("delete");
+    tx.commit().expect("commit");
+    db.flush().expect("flush");
+    (dir, path)
+}
+
+#[test]
+fn demo_prints_the_whole_scenario() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("demo");
+    let out = run_with(&["demo", target.to_str().expect("utf-8")], "");
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    for needle in [
+        "tx 1: insert user 1",
+        "current row:   {\"age\":30,\"email\":\"alice@example.com\",\"name\":\"Bob\"}",
+        "as of tx 1:    {\"age\":30,\"email\":\"alice@example.com\",\"name\":\"Alice\"}",
+        "  2     -     update  alice",
+        "    name: \"Alice\" -> \"Bob\"",
+        "revert user 1 to tx 1: committed as tx 3",
+    ] {
+        assert!(
+            out.stdout.contains(needle),
+            "demo lacks {needle:?}:\n{}",
+            out.stdout
+        );
+    }
+    // The database it leaves behind reads like any other.
+    assert!(ok(&target, &["history", "user", "1"]).contains("name: \"Bob\" -> \"Alice\""));
+    let again = run_with(&["demo", target.to_str().expect("utf-8")], "");
+    assert!(again.code == 1 && again.stderr.contains("give the demo an empty directory"));
+}
+
+#[test]
+fn tables_lists_live_key_counts() {
+    let (_dir, db) = scenario();
+    assert_eq!(ok(&db, &["tables"]), "TABLE  KEYS\nuser   2\n");
+    assert_eq!(
+        ok(&db, &["tables", "--as-of", "3"]),
+        "TABLE  KEYS\nuser   3\n"
+    );
+    assert_eq!(ok(&db, &["tables", "--as-of", "0"]), "TABLE  KEYS\n");
+    let doc = json(&ok(&db, &["--json", "tables"]));
+    assert_eq!(doc, serde_json::json!([{"table": "user", "keys": 2}]));
+}
+
+#[test]
+fn get_reads_the_present_and_the_past() {
+    let (_dir, db) = scenario();
+    assert_eq!(ok(&db, &["get", "user", "1"]), format!("{BOB}\n"));
+    assert_eq!(
+        ok(&db, &["get", "user", "1", "--as-of", "1"]),
+        format!("{ALICE}\n")
+    );
+    assert_eq!(ok(&db, &["--key-hex", "get", "user", "00ff"]), "0x0102\n");
+    assert_eq!(
+        ok(&db, &["--key-hex", "get", "user", "0x31"]),
+        format!("{BOB}\n")
+    );
+    let doc = json(&ok(&db, &["--json", "get", "user", "1", "--as-of", "3"]));
+    assert_eq!(doc["value"]["name"], "Bob");
+    assert_eq!(
+        (doc["txid"].as_u64(), doc["as_of"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert_eq!(
+        (doc["op"].as_str(), doc["end_txid"].as_u64()),
+        (Some("update"), None)
+    );
+    assert_eq!(doc["meta"]["user"], "alice");
+    let binary = json(&ok(&db, &["--json", "--key-hex", "get", "user", "00ff"]));
+    assert_eq!(
+        (&binary["key_hex"], &binary["value_hex"]),
+        (&"00ff".into(), &"0102".into())
+    );
+
+    // --at: the time of tx 1 reads tx 1; before it, nothing; later, the latest.
+    let t1 = json(&ok(&db, &["--json", "tx", "1"]))["time"]
+        .as_str()
+        .expect("time")
+        .to_string();
+    assert_eq!(
+        ok(&db, &["get", "user", "1", "--at", &t1]),
+        format!("{ALICE}\n")
+    );
+    let t1_offset = t1.replace('Z', "+00:00");
+    assert_eq!(
+        ok(&db, &["get", "user", "1", "--at", &t1_offset]),
+        format!("{ALICE}\n")
+    );
+    fails(
+        &db,
+        &["get", "user", "1", "--at", "1999-12-31T23:00:00Z"],
+        1,
+        "as of txid 0",
+    );
+    assert_eq!(
+        ok(&db, &["get", "user", "1", "--at", "2999-01-01T00:00:00Z"]),
+        format!("{BOB}\n")
+    );
+}
+
+#[test]
+fn get_refuses_what_is_not_there() {
+    let (_dir, db) = scenario();
+    // (args, exit code, message)
+    let cases: [(&[&str], i32, &str); 9] = [
+        (
+            &["get", "user", "9"],
+            1,
+            "key \"9\" not found in table \"user\" as of txid 4",
+        ),
+        (&["get", "user", "2"], 1, "was deleted in tx 4"),
+        (&["get", "usr", "1"], 1, "no table \"usr\" in"),
+        (&["get", "usr", "1"], 1, "(tables: user)"),
+        (
+            &["get", "user", "1", "--as-of", "5"],
+            1,
+            "txid 5 is in the future: the latest committed txid is 4",
+        ),
+        (
+            &["get", "user", "1", "--at", "yesterday"],
+            2,
+            "not an RFC 3339 time",
+        ),
+        (
+            &["get", "user", "1", "--at", "2025-01-31T12:00:00"],
+            2,
+            "add Z for UTC",
+        ),
+        (
+            &[
+                "get",
+                "user",
+                "1",
+                "--as-of",
+                "1",
+                "--at",
+                "2025-01-31T12:00:00Z",
+            ],
+            2,
+            "cannot be used with",
+        ),
+        (&["--key-hex", "get", "user", "xyz"], 1, "is not hex"),
+    ];
+    for (args, code, needle) in cases {
+        fails(&db, args, code, needle);
+    }
+}
+
+#[test]
+fn scan_lists_pairs_in_key_order() {
+    let (_dir, db) = scenario();
+    assert_eq!(
+        ok(&db, &["scan", "user"]),
+        format!("KEY     VALUE\n0x00ff  0x0102\n1       {BOB}\n")
+    );
+    let lines = json_lines(&ok(
+        &db,
+        &["--json", "scan", "user", "--as-of", "3", "--reverse"],
+    ));
+    let keys: Vec<String> = lines.iter().map(|l| l["key"].to_string()).collect();
+    assert_eq!(keys, ["\"2\"", "\"1\"", "null"]);
+    assert_eq!(lines[0]["value"], "plain text");
+    assert_eq!(lines[2]["value_hex"], "0102");
+    let limited = ok(
+        &db,
+        &["--json", "scan", "user", "--as-of", "3", "--limit", "1"],
+    );
+    assert_eq!(json_lines(&limited).len(), 1);
+    let prefixed = ok(&db, &["scan", "user", "--as-of", "3", "--prefix", "2"]);
+    assert_eq!(prefixed, "KEY  VALUE\n2    plain text\n");
+    assert_eq!(ok(&db, &["scan", "user", "--prefix", "zz"]), "KEY  VALUE\n");
+    fails(&db, &["scan", "nope"], 1, "no table \"nope\"");
+    fails(&db, &["scan", "user", "--as-of", "9"], 1, "in the future");
+    fails(&db, &["scan", "user", "--limit", "0"], 2, "--limit");
+}
+
+#[test]
+fn history_shows_versions_with_field_changes() {
+    let (_dir, db) = scenario();
+    let text = ok(&db, &["history", "user", "1"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("TXID  END  OP      TIME"), "{text}");
+    assert!(lines[1].starts_with("1     2    insert  "), "{text}");
+    assert!(lines[1].contains("reason=sign-up user=admin") && lines[1].ends_with(ALICE));
+    assert!(lines[2].starts_with("2     -    update  ") && lines[2].contains("user=alice"));
+    assert_eq!(lines[3], "  name: \"Alice\" -> \"Bob\"");
+    assert_eq!(lines.len(), 4);
+
+    let doc = json(&ok(
+        &db,
+        &[
+            "--json",
+            "history",
+            "user",
+            "1",
+            "--newest-first",
+            "--limit",
+            "1",
+        ],
+    ));
+    let versions = doc["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0]["txid"], 2);
+    assert_eq!(
+        versions[0]["changeset"],
+        serde_json::json!({"name": ["Alice", "Bob"]})
+    );
+    let deleted = json(&ok(
+        &db,
+        &["--json", "history", "user", "2", "--newest-first"],
+    ));
+    let ops: Vec<&str> = deleted["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| v["op"].as_str().expect("op"))
+        .collect();
+    assert_eq!(ops, ["delete", "insert"]);
+    assert!(deleted["versions"][0]["value"].is_null());
+    fails(
+        &db,
+        &["history", "user", "9"],
+        1,
+        "key \"9\" has no history in table \"user\"",
+    );
+    fails(&db, &["history", "nope", "1"], 1, "no table \"nope\"");
+}
+
+#[test]
+fn log_and_tx_show_transactions() {
+    let (_dir, db) = scenario();
+    let text = ok(&db, &["log"]);
+    assert_eq!(text.lines().filter(|l| l.starts_with("tx ")).count(), 4);
+    assert!(text.contains("reason=sign-up user=admin\n  insert  user  1  {"));
+    assert!(text.contains("  insert  user  0x00ff  0x0102\n"));
+    let since = json_lines(&ok(&db, &["--json", "log", "--since", "2"]));
+    let txids: Vec<u64> = since
+        .iter()
+        .map(|l| l["txid"].as_u64().expect("txid"))
+        .collect();
+    assert_eq!(txids, [3, 4]);
+    assert_eq!(since[1]["changes"][0]["op"], "delete");
+    assert!(ok(&db, &["log", "--since", "4"]).is_empty());
+    fails(&db, &["log", "--since", "5"], 1, "txid 5 is in the future");
+
+    let tx2 = ok(&db, &["tx", "2"]);
+    assert!(
+        tx2.starts_with("tx 2  ") && tx2.contains("  user=alice\n"),
+        "{tx2}"
+    );
+    assert!(tx2.contains(&format!(
+        "  update  user  1  {BOB}\n    name: \"Alice\" -> \"Bob\"\n"
+    )));
+    let doc = json(&ok(&db, &["--json", "tx", "2"]));
+    assert_eq!(
+        doc["changes"][0]["changeset"]["name"],
+        serde_json::json!(["Alice", "Bob"])
+    );
+    assert!(doc["time"].as_str().expect("time").ends_with('Z'));
+    fails(&db, &["tx", "0"], 1, "no transaction has txid 0");
+    fails(&db, &["tx", "7"], 1, "txid 7 is in the future");
+    fails(&db, &["tx", "-1"], 2, "unexpected argument");
+}
+
+#[test]
+fn log_follow_prints_commits_from_other_processes() {
+    let (_dir, db) = scenario();
+    let mut child = Command::new(BIN)
+        .args([
+            "--db",
+            db.to_str().expect("utf-8"),
+            "--lock-timeout",
+            "5",
+            "--json",
+            "log",
+            "--since",
+            "3",
+            "--follow",
+        ])
+        .env_remove("TIMECASK_DB")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn follower");
+    let stdout = child.stdout.take().expect("stdout");
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if send.send(line.expect("line")).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || json(&lines.recv_timeout(Duration::from_secs(10)).expect("a line"));
+    assert_eq!(next()["txid"], 4);
+    // The follower lets go of the database between polls, so writers get in
+    // (waiting, with the --lock-timeout that `tc` passes, if it is reading).
+    ok(&db, &["put", "user", "3", "carol"]);
+    let record = next();
+    assert_eq!(
+        (&record["txid"], &record["changes"][0]["value"]),
+        (&5.into(), &"carol".into())
+    );
+    child.kill().expect("kill follower");
+    child.wait().expect("reap follower");
+}
+
+#[test]
+fn diff_lists_changed_keys_both_ways() {
+    let (_dir, db) = scenario();
+    let text = ok(&db, &["diff", "user", "1", "4"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("KEY     OP      BEFORE   "), "{text}");
+    let words = |line: &str| line.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(words(lines[1]), "0x00ff insert - 0x0102");
+    assert!(lines[2].starts_with("1       update  {\"name\":\"Alice\""));
+    assert_eq!(lines[3], "  name: \"Alice\" -> \"Bob\"");
+    assert_eq!(lines.len(), 4);
+    let doc = json(&ok(&db, &["--json", "diff", "user", "4", "1"]));
+    assert_eq!(
+        (doc["from"].as_u64(), doc["to"].as_u64()),
+        (Some(4), Some(1))
+    );
+    let changes = doc["changes"].as_array().expect("changes");
+    assert_eq!(changes[0]["op"], "delete");
+    assert_eq!(
+        changes[1]["changeset"]["name"],
+        serde_json::json!(["Bob", "Alice"])
+    );
+    assert_eq!(
+        ok(&db, &["diff", "user", "2", "2"]),
+        "KEY  OP  BEFORE  AFTER\n"
+    );
+    fails(
+        &db,
+        &["diff", "user", "1", "9"],
+        1,
+        "txid 9 is in the future",
+    );
+    fails(&db, &["diff", "nope", "1", "2"], 1, "no table \"nope\"");
+}
+
+#[test]
+fn put_and_delete_write_one_transaction_each() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("new");
+    // put creates the database.
+    assert_eq!(
+        ok(&db, &["put", "user", "1", ALICE, "--meta", "user=admin"]),
+        "tx 1: insert user 1\n"
+    );
+    assert_eq!(ok(&db, &["put", "user", "1", BOB]), "tx 2: update user 1\n");
+    assert_eq!(
+        ok(&db, &["put", "user", "1", BOB]),
+        "unchanged: user 1 already has this value (no transaction written)\n"
+    );
+    let doc = json(&ok(
+        &db,
+        &[
+            "--json",
+            "--key-hex",
+            "put",
+            "bin",
+            "00ff",
+            "--value-hex",
+            "0x0102",
+        ],
+    ));
+    assert_eq!(doc["txid"], 3);
+    assert_eq!(
+        doc["changes"][0],
+        serde_json::json!({"table": "bin", "key_hex": "00ff", "op": "insert"})
+    );
+    assert_eq!(ok(&db, &["--key-hex", "get", "bin", "00ff"]), "0x0102\n");
+    assert_eq!(
+        json(&ok(&db, &["--json", "tx", "1"]))["meta"]["user"],
+        "admin"
+    );
+
+    assert_eq!(
+        ok(&db, &["delete", "user", "1", "--meta", "reason=cleanup"]),
+        "tx 4: delete user 1\n"
+    );
+    fails(
+        &db,
+        &["delete", "user", "1"],
+        1,
+        "key \"1\" not found in table \"user\"; nothing to delete",
+    );
+    fails(
+        &db,
+        &["put", "user", "1", "x", "--meta", "novalue"],
+        2,
+        "is not KEY=VALUE",
+    );
+    fails(
+        &db,
+        &["put", "user", "1", "zz", "--value-hex"],
+        1,
+        "is not hex",
+    );
+    fails(&db, &["put", "", "1", "x"], 1, "invalid table name");
+}
+
+#[test]
+fn revert_and_undo_write_the_past_back() {
+    let (_dir, db) = scenario();
+    assert_eq!(
+        ok(&db, &["revert", "user", "1", "1", "--meta", "user=admin"]),
+        "tx 5: update user 1\n"
+    );
+    assert_eq!(ok(&db, &["get", "user", "1"]), format!("{ALICE}\n"));
+    assert!(
+        ok(&db, &["revert", "user", "1", "1"])
+            .starts_with("unchanged: user 1 already has its value as of tx 1")
+    );
+    // Undo tx 4 (the delete of user 2): it comes back.
+    assert_eq!(ok(&db, &["undo", "4"]), "tx 6: insert user 2\n");
+    assert_eq!(ok(&db, &["get", "user", "2"]), "plain text\n");
+    let doc = json(&ok(&db, &["--json", "undo", "6"]));
+    assert_eq!(
+        (doc["txid"].as_u64(), doc["changes"][0]["op"].as_str()),
+        (Some(7), Some("delete"))
+    );
+    fails(
+        &db,
+        &["undo", "2"],
+        1,
+        "cannot undo tx 2: key \"1\" of table \"user\" was changed by a later transaction",
+    );
+    fails(&db, &["undo", "99"], 1, "txid 99 is in the future");
+    fails(
+        &db,
+        &["revert", "user", "1", "99"],
+        1,
+        "txid 99 is in the future",
+    );
+    fails(&db, &["revert", "nope", "1", "1"], 1, "no table \"nope\"");
+}
+
+#[test]
+fn export_then_import_reproduces_every_byte() {
+    let (dir, db) = scenario();
+    let exported = ok(&db, &["export", "user", "--as-of", "3"]);
+    assert_eq!(
+        exported,
+        format!(
+            "{{\"key_hex\":\"00ff\",\"value_hex\":\"0102\"}}\n{{\"key\":\"1\",\"value\":{BOB}}}\n{{\"key\":\"2\",\"value\":\"plain text\"}}\n"
+        )
+    );
+    let file = dir.path().join("user.jsonl");
+    std::fs::write(&file, &exported).expect("write export");
+    let copy = dir.path().join("copy");
+    let file_arg = file.to_str().expect("utf-8");
+    let imported = ok(
+        &copy,
+        &["import", "user", file_arg, "--meta", "reason=restore"],
+    );
+    assert_eq!(
+        imported,
+        "tx 1: imported 3 rows into user (3 inserted, 0 updated)\n"
+    );
+    assert_eq!(ok(&copy, &["export", "user"]), exported);
+    assert_eq!(
+        ok(&copy, &["import", "user", file_arg]),
+        "unchanged: all 3 rows already had these values in user\n"
+    );
+    // From stdin, with a blank line, updating one row.
+    let out = run_with(
+        &[
+            "--db",
+            copy.to_str().expect("utf-8"),
+            "--json",
+            "import",
+            "user",
+            "-",
+        ],
+        "{\"key\": \"2\", \"value\": [1, 2]}\n\n{\"key\": \"3\", \"value\": \"new\"}\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        json(&out.stdout),
+        serde_json::json!({"txid": 2, "rows": 2, "inserted": 1, "updated": 1})
+    );
+    assert_eq!(ok(&copy, &["get", "user", "2"]), "[1, 2]\n");
+    fails(&db, &["export", "nope"], 1, "no table \"nope\"");
+    fails(&db, &["export", "user", "--as-of", "5"], 1, "in the future");
+}
+
+#[test]
+fn import_of_malformed_json_imports_nothing() {
+    let (dir, db) = scenario();
+    let file = dir.path().join("bad.jsonl");
+    let cases = [
+        (
+            "{\"key\":\"a\",\"value\":1}\n{\"key\":\"b\",\n",
+            "line 2: EOF while parsing",
+        ),
+        (
+            "{\"key\":\"a\"}\n",
+            "line 1: needs exactly one of \"value\" and \"value_hex\"",
+        ),
+        (
+            "{\"key\":\"a\",\"value\":1,\"x\":2}\n",
+            "line 1: unknown field \"x\"",
+        ),
+        (
+            "{\"key\":1,\"value\":1}\n",
+            "line 1: \"key\" must be a string",
+        ),
+        ("?\n", "line 1: expected value at column 1"),
+    ];
+    for (content, needle) in cases {
+        std::fs::write(&file, content).expect("write");
+        fails(
+            &db,
+            &["import", "user", file.to_str().expect("utf-8")],
+            1,
+            needle,
+        );
+        assert!(
+            tc(&db, &["log", "--since", "4"]).stdout.is_empty(),
+            "{content} imported something"
+        );
+    }
+    let missing = dir.path().join("missing.jsonl");
+    let fresh = dir.path().join("fresh");
+    fails(
+        &fresh,
+        &["import", "user", missing.to_str().expect("utf-8")],
+        1,
+        "cannot open",
+    );
+    assert!(!fresh.exists(), "a failed import created a database");
+}
+
+#[test]
+fn verify_backup_and_stats() {
+    let (dir, db) = scenario();
+    assert!(
+        ok(&db, &["verify"])
+            .starts_with("ok: verified up to txid 4: 1 segments, 4 transactions, 5 versions")
+    );
+    let doc = json(&ok(&db, &["--json", "verify"]));
+    assert_eq!(
+        (doc["ok"].as_bool(), doc["txid"].as_u64()),
+        (Some(true), Some(4))
+    );
+
+    let dest = dir.path().join("backup");
+    let text = ok(&db, &["backup", dest.to_str().expect("utf-8")]);
+    assert!(text.starts_with(&format!(
+        "backup as of txid 4 written to {}",
+        dest.display()
+    )));
+    assert_eq!(ok(&dest, &["get", "user", "1"]), format!("{BOB}\n"));
+    fails(
+        &db,
+        &["backup", dest.to_str().expect("utf-8")],
+        1,
+        "is not empty",
+    );
+
+    let stats = ok(&db, &["stats"]);
+    assert!(
+        stats.contains("latest txid            4\n")
+            && stats.contains("live keys              2\n"),
+        "{stats}"
+    );
+    let doc = json(&ok(&db, &["--json", "stats"]));
+    assert_eq!(
+        (doc["n_versions"].as_u64(), doc["n_tables"].as_u64()),
+        (Some(5), Some(1))
+    );
+    assert!(doc["bytes_on_disk"].as_u64().expect("bytes") > 0);
+
+    // Damage in the middle of the log: named with file and offset.
+    let segment = std::fs::read_dir(&db)
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|e| e == "tcseg"))
+        .expect("a segment");
+    let mut bytes = std::fs::read(&segment).expect("read segment");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&segment, bytes).expect("write segment");
+    fails(&db, &["verify"], 1, "corrupt data in");
+    fails(&db, &["verify"], 1, "at offset");
+}
+
+#[test]
+fn purge_erase_and_compact() {
+    let (_dir, db) = scenario();
+    assert!(ok(&db, &["purge", "--before", "2"]).starts_with("tx 5: history before txid 2 purged"));
+    fails(&db, &["get", "user", "1", "--as-of", "1"], 1, "was purged");
+    assert_eq!(
+        ok(&db, &["get", "user", "1", "--as-of", "2"]),
+        format!("{BOB}\n")
+    );
+    assert!(ok(&db, &["log", "--since", "4"]).contains("  purge  history before txid 2\n"));
+    let erased = ok(
+        &db,
+        &["erase", "user", "1", "--meta", "reason=privacy request"],
+    );
+    assert!(
+        erased.starts_with("tx 6: every version of user 1 erased"),
+        "{erased}"
+    );
+    fails(&db, &["history", "user", "1"], 1, "no history");
+    fails(&db, &["erase", "user", "1"], 1, "nothing to erase");
+    let doc = json(&ok(&db, &["--json", "compact"]));
+    assert!(
+        doc["versions_dropped"].as_u64().expect("dropped") >= 2,
+        "{doc}"
+    );
+    assert_eq!(json(&ok(&db, &["--json", "stats"]))["horizon"], 2);
+    assert!(ok(&db, &["verify"]).starts_with("ok:"));
+    fails(&db, &["purge", "--before", "99"], 1, "in the future");
+}
+
+#[test]
+fn missing_database_is_an_error_and_never_created() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let commands: [&[&str]; 18] = [
+        &["tables"],
+        &["get", "t", "k"],
+        &["scan", "t"],
+        &["history", "t", "k"],
+        &["log"],
+        &["tx", "1"],
+        &["diff", "t", "0", "1"],
+        &["delete", "t", "k"],
+        &["revert", "t", "k", "1"],
+        &["undo", "1"],
+        &["export", "t"],
+        &["verify"],
+        &["backup", "/nonexistent/dest"],
+        &["stats"],
+        &["purge", "--before", "1"],
+        &["erase", "t", "k"],
+        &["compact"],
+        &["log", "--follow"],
+    ];
+    for args in commands {
+        fails(&missing, args, 1, "no database at");
+        fails(&empty, args, 1, "no database at");
+    }
+    assert!(!missing.exists(), "a read created the database");
+    assert_eq!(std::fs::read_dir(&empty).expect("list").count(), 0);
+}
+
+#[test]
+fn locked_database_names_the_way_out() {
+    let (_dir, db) = scenario();
+    let held = open(&db);
+    let db_arg = db.to_str().expect("utf-8");
+    for args in [
+        &["tables"][..],
+        &["get", "user", "1"],
+        &["put", "user", "1", "x"],
+        &["verify"],
+    ] {
+        let all = [&["--db", db_arg, "--lock-timeout", "0.1"], args].concat();
+        check_failure(
+            run_with(&all, ""),
+            args,
+            1,
+            "is in use by another process; close it there, or wait for it with --lock-timeout",
+        );
+    }
+    assert_eq!(held.latest_txid(), TxId(4));
+    drop(held);
+    assert_eq!(ok(&db, &["get", "user", "1"]), format!("{BOB}\n"));
+}
+
+#[test]
+fn the_database_comes_from_db_or_the_environment() {
+    let (_dir, db) = scenario();
+    let out = run_with(&["tables"], "");
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .starts_with("error: no database given: pass --db PATH or set TIMECASK_DB")
+    );
+    let out = Command::new(BIN)
+        .args(["get", "user", "1"])
+        .env("TIMECASK_DB", &db)
+        .output()
+        .expect("run");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{BOB}\n"));
+    for bad in [&["frobnicate"][..], &[], &["get", "user"]] {
+        let out = run_with(bad, "");
+        assert_eq!(out.code, 2, "{bad:?}");
+    }
+    assert_eq!(run_with(&["--help"], "").code, 0);
+}
