@@ -80,6 +80,12 @@ impl Db {
     /// Opens (or creates) the database in directory `path` with the default
     /// [`Config`].
     ///
+    /// The lock is an OS advisory lock on `LOCK`, held by the open file:
+    /// if another thread of this process forks a child while a `Db` is
+    /// open, the child holds the lock until it execs or exits, so a reopen
+    /// right after closing can briefly see `Locked`;
+    /// [`Config::lock_timeout`] rides that out.
+    ///
     /// Fails with [`Error::Locked`] if another process has it open,
     /// [`Error::Corrupt`] if the log is damaged other than a torn tail, and
     /// [`Error::NotADatabase`] if the directory holds unrelated files.
@@ -115,10 +121,19 @@ impl Db {
             .write(true)
             .open(&lock_path)
             .map_err(|e| Error::io(&lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(Error::Locked { path: dir }),
-            Err(TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+        let deadline = std::time::Instant::now() + config.lock_timeout;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    let now = std::time::Instant::now();
+                    if now >= deadline {
+                        return Err(Error::Locked { path: dir });
+                    }
+                    std::thread::sleep((deadline - now).min(std::time::Duration::from_millis(5)));
+                }
+                Err(TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+            }
         }
         crate::compact::remove_stray_rewrites(&dir)?;
         let files = SegmentFiles::new(&dir);

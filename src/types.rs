@@ -172,6 +172,10 @@ pub struct Config {
     /// Where segment files are read and written: the file system by
     /// default; tests plug in backends that inject faults.
     pub storage: Arc<dyn Storage>,
+    /// How long `open` waits for another holder of the database lock to
+    /// let go before failing with [`Error::Locked`](crate::Error::Locked).
+    /// Zero (the default) fails at once.
+    pub lock_timeout: Duration,
 }
 
 impl Default for Config {
@@ -182,6 +186,7 @@ impl Default for Config {
             record_identical_updates: false,
             create_if_missing: true,
             storage: Arc::new(FileStorage),
+            lock_timeout: Duration::ZERO,
         }
     }
 }

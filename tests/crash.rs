@@ -22,6 +22,10 @@ fn config(durability: Durability) -> Config {
     Config {
         durability,
         segment_roll_bytes: 256 * 1024,
+        // The two tests fork children from one process: a child forked by
+        // one test briefly holds (until exec) the lock the other test just
+        // released.
+        lock_timeout: Duration::from_secs(10),
         ..Config::default()
     }
 }
@@ -169,12 +173,14 @@ fn run_crash_rounds(durability: Durability, mode: &str) {
         });
         // Wait for the child to start committing, then kill it at a random
         // moment a little later.
-        let first = receiver.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|e| {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-            panic!("round {round}: the child committed nothing ({e}); its stderr:\n{stderr}")
-        });
+        let first = receiver
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|e| {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                panic!("round {round}: the child committed nothing ({e}); its stderr:\n{stderr}")
+            });
         acknowledged = acknowledged.max(first);
         std::thread::sleep(Duration::from_micros(seed % 20_000));
         child.kill().expect("SIGKILL");

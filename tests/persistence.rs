@@ -442,3 +442,22 @@ fn reads_format_v1_fixture_database() {
         .collect();
     assert_eq!(ops, vec!["insert", "update", "insert", "delete"]);
 }
+
+#[test]
+fn lock_timeout_waits_for_the_holder_to_close() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path()).expect("open");
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(db);
+    });
+    let config = Config {
+        lock_timeout: std::time::Duration::from_secs(10),
+        ..Config::default()
+    };
+    let db = Db::open_with(dir.path(), config).expect("opens once the holder closes");
+    holder.join().expect("holder");
+    // Without a timeout a held lock fails at once.
+    assert!(matches!(Db::open(dir.path()), Err(Error::Locked { .. })));
+    drop(db);
+}
