@@ -248,14 +248,15 @@ pub fn run_ops(data: &[u8]) {
                         model.apply(&changes);
                     }
                     Ok(None) => assert!(changes.is_empty(), "changes vanished"),
-                    Err(Error::Io { .. } | Error::Poisoned { .. })
-                        if failed || fault_armed(&storage) =>
-                    {
+                    // An I/O error means this attempt wrote (part of) its
+                    // frame at the next txid: it replaces any earlier
+                    // candidate, whose frame was cut off or overwritten.
+                    Err(Error::Io { .. }) if failed || fault_armed(&storage) => {
                         failed = true;
-                        if !changes.is_empty() && uncertain.is_none() {
-                            uncertain = Some(changes);
-                        }
+                        uncertain = (!changes.is_empty()).then_some(changes);
                     }
+                    // Refused before writing anything.
+                    Err(Error::Poisoned { .. }) if failed || fault_armed(&storage) => failed = true,
                     Err(e) => panic!("commit failed with no fault injected: {e}"),
                 }
                 check_state(&db, &model, model.latest);
