@@ -107,6 +107,8 @@ impl Db {
             let next = shared.durable.written().next();
             writer.log.seal(next, &shared.files)?
         };
+        // The checkpoint points into segments about to move.
+        crate::checkpoint::remove(shared.config.storage.as_ref(), &shared.dir)?;
         let sealed: Vec<SegmentId> = list_segments(&shared.dir)?
             .into_iter()
             .filter(|id| *id < active)
@@ -153,6 +155,7 @@ impl Db {
             path: path.to_path_buf(),
             id,
             size,
+            start: SEGMENT_HEADER_SIZE as u64,
             next_txid: header.first_txid,
             stop_after: TxId(u64::MAX),
             stopped: false,

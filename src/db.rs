@@ -4,16 +4,18 @@
 use std::fs::{File, TryLockError};
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::Metadata;
+use crate::checkpoint::CheckpointReport;
 use crate::durable::Durable;
 use crate::error::{Error, Result};
 use crate::index::chain::VersionRef;
 use crate::index::{Index, TxInfo};
 use crate::log::files::SegmentFiles;
 use crate::log::frame::{FRAME_HEADER_SIZE, FrameHeader, META_OFFSET, decode_meta, decode_payload};
-use crate::log::recovery::replay;
+use crate::log::recovery::{Recovered, ResumePoint, replay};
 use crate::log::segment::list_segments;
 use crate::log::writer::LogWriter;
 use crate::pins::Pins;
@@ -22,6 +24,10 @@ use crate::record::{Change, TxRecord};
 use crate::storage::StorageFile;
 use crate::tx::WriteTx;
 use crate::types::{Config, SegmentId, Timestamp, TxId};
+
+/// A clean close writes a checkpoint if at least this many frames were
+/// replayed or committed since the last one.
+const CHECKPOINT_ON_CLOSE_MIN_FRAMES: u64 = 10_000;
 
 /// Name of the lock file inside a database directory.
 const LOCK_FILE: &str = "LOCK";
@@ -66,6 +72,10 @@ pub(crate) struct Shared {
     maintenance: Mutex<()>,
     /// Bytes of torn tail that recovery cut off when this database opened.
     torn_tail_bytes: u64,
+    /// Open started from the index checkpoint.
+    checkpoint_used: bool,
+    /// Frames replayed or committed since the last checkpoint.
+    pub frames_since_checkpoint: AtomicU64,
     /// Held for the lifetime of the database; the OS lock dies with it.
     _lock: File,
 }
@@ -136,19 +146,7 @@ impl Db {
             }
         }
         crate::compact::remove_stray_rewrites(&dir)?;
-        let files = SegmentFiles::new(&dir);
-        let mut index = Index::default();
-        let recovered = replay(
-            &config.storage,
-            &dir,
-            config.segment_roll_bytes,
-            &files,
-            |loc, payload_len, tx| {
-                index.apply(loc, payload_len, tx).map_err(|reason| {
-                    Error::corrupt(files.path(loc.segment), u64::from(loc.offset), reason)
-                })
-            },
-        )?;
+        let (files, index, recovered, checkpoint_used) = load_and_replay(&dir, &config)?;
         assert_eq!(index.last_txid(), recovered.last_txid);
         let last_commit_time = index
             .tx(recovered.last_txid)
@@ -164,6 +162,8 @@ impl Db {
                 pins: Pins::new(horizon),
                 maintenance: Mutex::new(()),
                 torn_tail_bytes: recovered.torn_bytes,
+                checkpoint_used,
+                frames_since_checkpoint: AtomicU64::new(recovered.frames_replayed),
                 index: RwLock::new(index),
                 files,
                 writer: Mutex::new(WriterState {
@@ -334,6 +334,30 @@ impl Db {
         Ok(tx.commit()?.expect("an erase record is always written"))
     }
 
+    /// Writes an index checkpoint so the next open reads it instead of
+    /// replaying the whole log (it then replays only later frames). Commits
+    /// wait while the index is copied in memory. Also done on close when
+    /// [`Config::checkpoint_on_close`] is set and enough changed.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), timecask::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = timecask::Db::open(dir.path())?;
+    /// # let mut tx = db.begin(); tx.put("t", b"k", b"v")?; tx.commit()?;
+    /// db.checkpoint()?;
+    /// drop(db);
+    /// let db = timecask::Db::open(dir.path())?;
+    /// assert!(db.stats().opened_from_checkpoint);
+    /// # Ok(()) }
+    /// ```
+    pub fn checkpoint(&self) -> Result<CheckpointReport> {
+        let report = self.shared.write_checkpoint()?;
+        self.shared
+            .frames_since_checkpoint
+            .store(0, Ordering::Relaxed);
+        Ok(report)
+    }
+
     /// Counts of what the database holds.
     pub fn stats(&self) -> Stats {
         let index = self.shared.read_index();
@@ -343,6 +367,7 @@ impl Db {
             n_tables: index.table_names_at(index.last_txid()).len(),
             horizon: index.horizon(),
             torn_tail_bytes: self.shared.torn_tail_bytes,
+            opened_from_checkpoint: self.shared.checkpoint_used,
         }
     }
 }
@@ -368,6 +393,9 @@ pub struct Stats {
     pub horizon: TxId,
     /// Bytes of a torn (unacknowledged) tail cut off the log at open.
     pub torn_tail_bytes: u64,
+    /// The index was loaded from the checkpoint at open (only the frames
+    /// after it were replayed).
+    pub opened_from_checkpoint: bool,
 }
 
 /// Iterator over transactions, from [`Db::log`].
@@ -389,6 +417,36 @@ impl Iterator for LogIter {
         self.next += 1;
         Some(self.shared.read_tx(txid))
     }
+}
+
+/// Builds the index: from the checkpoint plus the frames after it when the
+/// checkpoint is usable, else by replaying the whole log. A checkpoint whose
+/// resume point the log contradicts is dropped and the log replayed.
+fn load_and_replay(dir: &Path, config: &Config) -> Result<(SegmentFiles, Index, Recovered, bool)> {
+    let attempt = |index: Index, resume: Option<ResumePoint>| {
+        let files = SegmentFiles::new(dir);
+        let mut index = index;
+        let recovered = replay(
+            &config.storage,
+            dir,
+            config.segment_roll_bytes,
+            &files,
+            resume,
+            |loc, payload_len, tx| {
+                index.apply(loc, payload_len, tx).map_err(|reason| {
+                    Error::corrupt(files.path(loc.segment), u64::from(loc.offset), reason)
+                })
+            },
+        )?;
+        Ok::<_, Error>((files, index, recovered))
+    };
+    if let Ok((index, resume)) = crate::checkpoint::load(config.storage.as_ref(), dir)
+        && let Ok((files, index, recovered)) = attempt(index, Some(resume))
+    {
+        return Ok((files, index, recovered, true));
+    }
+    let (files, index, recovered) = attempt(Index::default(), None)?;
+    Ok((files, index, recovered, false))
 }
 
 /// A directory that holds files but no segments and no lock file was not
@@ -547,8 +605,15 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        // Best effort: Buffered commits reach the disk on a clean close.
+        // Best effort: Buffered commits reach the disk on a clean close,
+        // and a large replay is not repeated on the next open.
         let _ = self.durable.sync_all();
+        if self.config.checkpoint_on_close
+            && self.frames_since_checkpoint.load(Ordering::Relaxed)
+                >= CHECKPOINT_ON_CLOSE_MIN_FRAMES
+        {
+            let _ = self.write_checkpoint();
+        }
     }
 }
 

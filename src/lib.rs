@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 
+mod checkpoint;
 mod compact;
 mod db;
 mod durable;
@@ -61,6 +62,7 @@ pub mod typed;
 mod types;
 mod verify;
 
+pub use checkpoint::CheckpointReport;
 pub use compact::CompactReport;
 pub use db::{Db, LogIter, Stats};
 pub use error::{Error, KeyBytes, Result};

@@ -521,6 +521,9 @@ impl WriteTx {
             .record_written(txid, immediate, active, active_path);
         drop(writer);
         drop(in_flight);
+        shared
+            .frames_since_checkpoint
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Outside the writer mutex, so concurrent committers share one fsync.
         shared.durable.wait(txid, immediate)?;
         Ok(Some(txid))

@@ -176,6 +176,10 @@ pub struct Config {
     /// let go before failing with [`Error::Locked`](crate::Error::Locked).
     /// Zero (the default) fails at once.
     pub lock_timeout: Duration,
+    /// On a clean close, write an index checkpoint if at least 10,000
+    /// frames were replayed or committed since the last one, so the next
+    /// open is fast. On by default.
+    pub checkpoint_on_close: bool,
 }
 
 impl Default for Config {
@@ -187,6 +191,7 @@ impl Default for Config {
             create_if_missing: true,
             storage: Arc::new(FileStorage),
             lock_timeout: Duration::ZERO,
+            checkpoint_on_close: true,
         }
     }
 }

@@ -88,6 +88,7 @@ impl Db {
                 path: path.clone(),
                 id,
                 size,
+                start: SEGMENT_HEADER_SIZE as u64,
                 next_txid: header.first_txid,
                 stop_after: upto,
                 stopped: false,

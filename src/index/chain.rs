@@ -56,6 +56,36 @@ impl VersionRef {
         self.offset
     }
 
+    /// The five raw fields, for the checkpoint.
+    pub(crate) fn to_raw(self) -> [u32; 5] {
+        [
+            self.txid_lo,
+            self.txid_hi,
+            self.segment,
+            self.offset,
+            self.len_op,
+        ]
+    }
+
+    /// A version from raw checkpoint fields; `None` if the op bits or the
+    /// length are invalid.
+    pub(crate) fn from_raw(raw: [u32; 5]) -> Option<VersionRef> {
+        let [txid_lo, txid_hi, segment, offset, len_op] = raw;
+        let op = Op::from_byte((len_op >> OP_SHIFT) as u8)?;
+        if op == Op::Delete && len_op & LEN_MASK != 0
+            || (len_op & LEN_MASK) as usize > VALUE_SIZE_MAX
+        {
+            return None;
+        }
+        Some(VersionRef {
+            txid_lo,
+            txid_hi,
+            segment,
+            offset,
+            len_op,
+        })
+    }
+
     /// The same version with its value at another offset (compaction).
     pub(crate) fn with_offset(self, offset: u32) -> VersionRef {
         VersionRef { offset, ..self }

@@ -6,6 +6,7 @@
 //! always be rebuilt from the log.
 
 pub(crate) mod chain;
+mod checkpoint;
 
 use std::collections::{BTreeMap, HashMap};
 

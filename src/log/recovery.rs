@@ -27,9 +27,21 @@ pub(crate) struct Recovered {
     pub last_txid: TxId,
     /// Bytes cut off the newest segment as a torn tail.
     pub torn_bytes: u64,
+    /// Frames read and handed to the visitor.
+    pub frames_replayed: u64,
 }
 
-/// Replays every frame of the log in `dir` in txid order.
+/// Where replay starts when an index checkpoint already covers the log up
+/// to there: frames before `offset` of `segment` are not read.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ResumePoint {
+    pub segment: SegmentId,
+    pub offset: u64,
+    pub next_txid: TxId,
+}
+
+/// Replays every frame of the log in `dir` in txid order (from `resume`
+/// on, if given).
 ///
 /// `visit` gets each frame's location, its payload length and the decoded
 /// payload. Returns the writer positioned after the last valid frame.
@@ -38,6 +50,7 @@ pub(crate) fn replay(
     dir: &Path,
     roll_bytes: u64,
     files: &SegmentFiles,
+    resume: Option<ResumePoint>,
     mut visit: impl FnMut(FrameLocation, u32, &DecodedTx<'_>) -> Result<()>,
 ) -> Result<Recovered> {
     let ids = list_segments(dir)?;
@@ -60,6 +73,7 @@ pub(crate) fn replay(
             ),
             last_txid: TxId(0),
             torn_bytes: 0,
+            frames_replayed: 0,
         });
     };
     for (i, id) in ids.iter().enumerate() {
@@ -74,6 +88,7 @@ pub(crate) fn replay(
     }
     let mut next_txid: Option<TxId> = None;
     let mut torn_bytes = 0;
+    let mut frames_replayed = 0;
     let mut active = None;
     for &id in &ids {
         let path = segment_path(dir, id);
@@ -145,11 +160,29 @@ pub(crate) fn replay(
             path: path.clone(),
             id,
             size,
+            start: SEGMENT_HEADER_SIZE as u64,
             next_txid: header.first_txid,
             stop_after: TxId(u64::MAX),
             stopped: false,
         };
-        let end = scan.run(file.as_ref(), &mut visit)?;
+        match resume {
+            // Covered by the checkpoint: only the header is checked.
+            Some(resume) if id < resume.segment => {
+                files.insert(id, Arc::clone(&file));
+                active = Some((id, file, size));
+                next_txid = None;
+                continue;
+            }
+            Some(resume) if id == resume.segment => {
+                scan.start = resume.offset;
+                scan.next_txid = resume.next_txid;
+            }
+            _ => {}
+        }
+        let end = scan.run(file.as_ref(), &mut |loc, len, tx| {
+            frames_replayed += 1;
+            visit(loc, len, tx)
+        })?;
         next_txid = Some(scan.next_txid);
         if end < size {
             if !is_last {
@@ -187,6 +220,7 @@ pub(crate) fn replay(
         writer: LogWriter::new(Arc::clone(storage), dir, id, file, len, roll_bytes),
         last_txid,
         torn_bytes,
+        frames_replayed,
     })
 }
 
@@ -195,6 +229,8 @@ pub(crate) struct SegmentScan {
     pub path: PathBuf,
     pub id: SegmentId,
     pub size: u64,
+    /// Offset of the first frame to read.
+    pub start: u64,
     pub next_txid: TxId,
     /// Frames after this txid are not visited; the scan stops before them.
     pub stop_after: TxId,
@@ -210,8 +246,8 @@ impl SegmentScan {
         file: &dyn StorageFile,
         visit: &mut impl FnMut(FrameLocation, u32, &DecodedTx<'_>) -> Result<()>,
     ) -> Result<u64> {
-        let mut reader = SequentialReader::new(file, SEGMENT_HEADER_SIZE as u64, self.size);
-        let mut pos = SEGMENT_HEADER_SIZE as u64;
+        let mut reader = SequentialReader::new(file, self.start, self.size);
+        let mut pos = self.start;
         let mut payload = Vec::new();
         while pos < self.size {
             let remaining = self.size - pos;

@@ -1,0 +1,167 @@
+//! The index checkpoint: used when valid, ignored (full replay) when stale,
+//! damaged, foreign or invalidated by compaction — never a wrong answer.
+
+use std::path::Path;
+
+use timecask::{Config, Db, Durability, HistoryQuery, TxId};
+
+fn config() -> Config {
+    Config {
+        durability: Durability::Buffered,
+        segment_roll_bytes: 8192,
+        checkpoint_on_close: false,
+        ..Config::default()
+    }
+}
+
+fn commit_range(db: &Db, from: u64, to: u64) {
+    for i in from..to {
+        let mut tx = db.begin();
+        tx.set_meta("i", i.to_string()).expect("meta");
+        tx.put("t", (i % 17).to_be_bytes(), format!("v{i}"))
+            .expect("put");
+        if i % 5 == 0 {
+            tx.delete("t", ((i + 3) % 17).to_be_bytes())
+                .expect("delete");
+        }
+        tx.commit().expect("commit");
+    }
+}
+
+/// Everything observable, to compare two opens of the same log.
+fn fingerprint(db: &Db) -> Vec<String> {
+    let mut out = vec![format!(
+        "{:?}",
+        (db.latest_txid(), db.stats().n_versions, db.stats().horizon)
+    )];
+    for t in (0..=db.latest_txid().0).step_by(7) {
+        let Ok(view) = db.as_of(TxId(t)) else {
+            continue;
+        };
+        let rows: Vec<_> = view
+            .iter("t")
+            .expect("iter")
+            .map(|kv| kv.expect("kv"))
+            .collect();
+        out.push(format!("{t}: {rows:?}"));
+    }
+    for k in 0..17u64 {
+        let h = db
+            .snapshot()
+            .history("t", k.to_be_bytes(), HistoryQuery::all())
+            .expect("history");
+        out.push(format!(
+            "{k}: {:?}",
+            h.iter()
+                .map(|v| (v.txid, v.op, v.meta.clone()))
+                .collect::<Vec<_>>()
+        ));
+    }
+    out
+}
+
+fn reopen(dir: &Path) -> Db {
+    Db::open_with(dir, config()).expect("open")
+}
+
+#[test]
+fn checkpoint_is_used_and_gives_the_same_answers_as_replay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = reopen(dir.path());
+    commit_range(&db, 0, 300);
+    let want = fingerprint(&db);
+    let report = db.checkpoint().expect("checkpoint");
+    assert_eq!(report.txid, TxId(300));
+    drop(db);
+    let db = reopen(dir.path());
+    assert!(db.stats().opened_from_checkpoint);
+    assert_eq!(fingerprint(&db), want);
+    db.verify().expect("verify");
+    // Frames after the checkpoint are replayed on top of it.
+    commit_range(&db, 300, 420);
+    let want = fingerprint(&db);
+    drop(db);
+    let db = reopen(dir.path());
+    assert!(db.stats().opened_from_checkpoint);
+    assert_eq!(fingerprint(&db), want);
+    db.verify().expect("verify");
+}
+
+#[test]
+fn damaged_or_foreign_checkpoints_fall_back_to_replay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = reopen(dir.path());
+    commit_range(&db, 0, 200);
+    let want = fingerprint(&db);
+    db.checkpoint().expect("checkpoint");
+    drop(db);
+    let path = dir.path().join("index.tccp");
+    let original = std::fs::read(&path).expect("read");
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", original[..original.len() / 2].to_vec()),
+        ("empty", Vec::new()),
+    ];
+    for at in [0, 9, 20, 40, original.len() / 3, original.len() - 1] {
+        let mut bytes = original.clone();
+        bytes[at] ^= 0x20;
+        cases.push(("flipped", bytes));
+    }
+    for (what, bytes) in cases {
+        std::fs::write(&path, &bytes).expect("write");
+        let db = reopen(dir.path());
+        assert!(!db.stats().opened_from_checkpoint, "{what}");
+        assert_eq!(fingerprint(&db), want, "{what}");
+    }
+}
+
+#[test]
+fn compaction_and_torn_tails_invalidate_the_checkpoint_safely() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = reopen(dir.path());
+    commit_range(&db, 0, 300);
+    db.checkpoint().expect("checkpoint");
+    db.purge_history(TxId(250)).expect("purge");
+    db.compact().expect("compact");
+    let want = fingerprint(&db);
+    drop(db);
+    let db = reopen(dir.path());
+    assert!(!db.stats().opened_from_checkpoint, "compaction removed it");
+    assert_eq!(fingerprint(&db), want);
+    db.checkpoint().expect("checkpoint");
+    drop(db);
+    // A segment shorter than the checkpoint says: not used.
+    let mut segments: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tcseg"))
+        .collect();
+    segments.sort();
+    let newest = segments.last().expect("segment");
+    let len = std::fs::metadata(newest).expect("meta").len();
+    if len > 40 {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(newest)
+            .expect("open");
+        f.set_len(len - 3).expect("truncate");
+        drop(f);
+        let db = reopen(dir.path());
+        assert!(!db.stats().opened_from_checkpoint);
+        db.verify().expect("verify");
+    }
+}
+
+#[test]
+fn clean_close_writes_a_checkpoint_after_many_frames() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        durability: Durability::Buffered,
+        ..Config::default()
+    };
+    let db = Db::open_with(dir.path(), config.clone()).expect("open");
+    commit_range(&db, 0, 10_050);
+    drop(db);
+    let db = Db::open_with(dir.path(), config).expect("open");
+    assert!(db.stats().opened_from_checkpoint);
+    assert_eq!(db.latest_txid(), TxId(10_050));
+}
