@@ -28,6 +28,8 @@ fn n_versions() -> u64 {
 fn config() -> Config {
     Config {
         durability: Durability::Buffered,
+        // Measured explicitly: no checkpoint unless the bench writes one.
+        checkpoint_on_close: false,
         ..Config::default()
     }
 }
@@ -46,17 +48,17 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// Writes `n` versions over `N_KEYS` keys, round-robin, `PUTS_PER_TX` per
+/// Writes `n` versions over `n_keys` keys, round-robin, `PUTS_PER_TX` per
 /// transaction. Every put changes its key's value.
-fn build(dir: &Path, n: u64) {
+fn build(dir: &Path, n: u64, n_keys: u64) {
     let db = Db::open_with(dir, config()).expect("open");
     let start = Instant::now();
     let mut written = 0;
     while written < n {
         let mut tx = db.begin();
         for _ in 0..PUTS_PER_TX.min(n - written) {
-            let k = written % N_KEYS;
-            tx.put("user", k.to_be_bytes(), value(k, written / N_KEYS))
+            let k = written % n_keys;
+            tx.put("user", k.to_be_bytes(), value(k, written / n_keys))
                 .expect("put");
             written += 1;
         }
@@ -74,7 +76,7 @@ fn build(dir: &Path, n: u64) {
 fn bench_open(c: &mut Criterion) {
     let n = n_versions();
     let dir = tempfile::tempdir().expect("tempdir");
-    build(dir.path(), n);
+    build(dir.path(), n, N_KEYS);
     let mut group = c.benchmark_group("open");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
@@ -82,6 +84,22 @@ fn bench_open(c: &mut Criterion) {
         b.iter(|| {
             let db = Db::open_with(dir.path(), config()).expect("open");
             assert_eq!(db.stats().n_versions, n);
+            assert!(!db.stats().opened_from_checkpoint);
+        })
+    });
+    let report = Db::open_with(dir.path(), config())
+        .expect("open")
+        .checkpoint()
+        .expect("checkpoint");
+    eprintln!(
+        "checkpoint of {n} versions: {:.1} MiB",
+        report.bytes as f64 / (1 << 20) as f64
+    );
+    group.bench_function(format!("checkpoint_{n}_versions"), |b| {
+        b.iter(|| {
+            let db = Db::open_with(dir.path(), config()).expect("open");
+            assert_eq!(db.stats().n_versions, n);
+            assert!(db.stats().opened_from_checkpoint);
         })
     });
     group.finish();
@@ -89,12 +107,13 @@ fn bench_open(c: &mut Criterion) {
 
 /// One-shot: purge 90% of history, compact, report bytes and throughput.
 fn bench_purge_and_compact(_c: &mut Criterion) {
+    // 100 versions per key, so purging 90% of the txids drops 90% of them.
     let n = n_versions() / 10;
     let dir = tempfile::tempdir().expect("tempdir");
-    build(dir.path(), n);
+    build(dir.path(), n, (n / 100).max(1));
     let db = Db::open_with(dir.path(), config()).expect("open");
     let before = dir_bytes(dir.path());
-    // Every key has n / N_KEYS versions; keep the newest 10%.
+    // Keep the newest 10% of the history.
     let horizon = TxId(db.latest_txid().0 * 9 / 10);
     let start = Instant::now();
     db.purge_history(horizon).expect("purge");
