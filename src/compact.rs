@@ -123,7 +123,7 @@ impl Db {
             let size = file.len().map_err(|e| Error::io(&path, e))?;
             let rewrite = self.rewrite_segment(id, &path, size)?;
             if rewrite.changed {
-                self.swap_in(id, &path, rewrite.bytes.len() as u64, &rewrite)?;
+                self.swap_in(id, &path, &rewrite)?;
                 report.segments_rewritten += 1;
                 report.versions_dropped += rewrite.dropped;
                 report.bytes_before += size;
@@ -161,7 +161,8 @@ impl Db {
             stopped: false,
         };
         let end = scan.run(file.as_ref(), &mut |_, _, tx| {
-            // Which changes stay, decided under one short index read lock.
+            // Which changes stay, decided under one short index read lock:
+            // (change, its rewritten value if any, whether it is a version).
             let mut keep = Vec::with_capacity(tx.changes.len());
             {
                 let index = shared.read_index();
@@ -173,7 +174,7 @@ impl Db {
                             (ERASE_KEY, Some(split)) => Some(value[..split].to_vec()),
                             _ => None,
                         };
-                        keep.push((change, compacted));
+                        keep.push((change, compacted, false));
                         continue;
                     }
                     let kept = table.is_some()
@@ -184,16 +185,17 @@ impl Db {
                                 chain.binary_search_by_key(&tx.txid, |v| v.txid()).is_ok()
                             });
                     if kept {
-                        keep.push((change, None));
+                        keep.push((change, None, true));
                     } else {
                         out.dropped += 1;
                     }
                 }
             }
-            out.changed |= keep.len() != tx.changes.len() || keep.iter().any(|(_, c)| c.is_some());
+            out.changed |=
+                keep.len() != tx.changes.len() || keep.iter().any(|(_, c, _)| c.is_some());
             let changes: Vec<ChangeToEncode<'_>> = keep
                 .iter()
-                .map(|(c, compacted)| ChangeToEncode {
+                .map(|(c, compacted, _)| ChangeToEncode {
                     table: c.table,
                     op: c.op,
                     key: c.key,
@@ -209,10 +211,8 @@ impl Db {
             });
             let frame_offset = u32::try_from(out.bytes.len())
                 .map_err(|_| Error::corrupt(path, 0, "segment too large"))?;
-            for ((change, compacted), value_offset) in keep.iter().zip(value_offsets) {
-                if compacted.is_none()
-                    && shared.read_index().table_name(change.table) != Some(SYSTEM_TABLE)
-                {
+            for ((change, _, is_version), value_offset) in keep.iter().zip(value_offsets) {
+                if *is_version {
                     out.values.push(MovedValue {
                         table: change.table,
                         key: change.key.to_vec(),
@@ -241,7 +241,7 @@ impl Db {
 
     /// Makes a rewritten segment durable, renames it over the original and
     /// points the index at it.
-    fn swap_in(&self, id: SegmentId, path: &Path, _len: u64, rewrite: &Rewrite) -> Result<()> {
+    fn swap_in(&self, id: SegmentId, path: &Path, rewrite: &Rewrite) -> Result<()> {
         let shared = &self.shared;
         let storage = &shared.config.storage;
         let tmp = PathBuf::from(format!("{}{COMPACT_SUFFIX}", path.display()));
