@@ -151,15 +151,7 @@ impl Db {
             dropped: 0,
             changed: false,
         };
-        let mut scan = SegmentScan {
-            path: path.to_path_buf(),
-            id,
-            size,
-            start: SEGMENT_HEADER_SIZE as u64,
-            next_txid: header.first_txid,
-            stop_after: TxId(u64::MAX),
-            stopped: false,
-        };
+        let mut scan = SegmentScan::new(path, id, size, header.first_txid);
         let end = scan.run(file.as_ref(), &mut |_, _, tx| {
             // Which changes stay, decided under one short index read lock:
             // (change, its rewritten value if any, whether it is a version).

@@ -84,15 +84,8 @@ impl Db {
                     "segment header does not continue the previous segment",
                 ));
             }
-            let mut scan = SegmentScan {
-                path: path.clone(),
-                id,
-                size,
-                start: SEGMENT_HEADER_SIZE as u64,
-                next_txid: header.first_txid,
-                stop_after: upto,
-                stopped: false,
-            };
+            let mut scan = SegmentScan::new(&path, id, size, header.first_txid);
+            scan.stop_after = upto;
             let end = scan.run(file.as_ref(), &mut |loc, payload_len, tx| {
                 report.n_frames += 1;
                 fresh

@@ -4,6 +4,9 @@
 //! `Error::Corrupt` naming the damaged file; never panic, never return
 //! different data.
 
+mod common;
+use common::segments;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -15,16 +18,6 @@ fn config() -> Config {
         segment_roll_bytes: 4096,
         ..Config::default()
     }
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tcseg"))
-        .collect();
-    paths.sort();
-    paths
 }
 
 /// A database of a few segments with metadata, deletes and several tables.

@@ -1,7 +1,10 @@
 //! Reopen, recovery, corruption detection and typed errors for bad input.
 
+mod common;
+use common::segments;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use timecask::limits::{KEY_SIZE_MAX, META_SIZE_MAX, VALUE_SIZE_MAX};
 use timecask::{Config, Db, Durability, Error, HistoryQuery, TxId};
@@ -11,16 +14,6 @@ fn buffered() -> Config {
         durability: Durability::Buffered,
         ..Config::default()
     }
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tcseg"))
-        .collect();
-    paths.sort();
-    paths
 }
 
 /// Commits `n` transactions, each writing `k{i % 7}` = `v{i}` with metadata.

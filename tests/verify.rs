@@ -1,20 +1,13 @@
 //! `Db::verify`: passes on healthy databases, names file and offset of
 //! damage made on disk while the database is open.
 
+mod common;
+use common::segments;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use timecask::{Config, Db, Durability, Error, TxId};
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tcseg"))
-        .collect();
-    paths.sort();
-    paths
-}
 
 fn filled(dir: &Path) -> Db {
     let db = Db::open_with(

@@ -156,15 +156,7 @@ pub(crate) fn replay(
                 ),
             ));
         }
-        let mut scan = SegmentScan {
-            path: path.clone(),
-            id,
-            size,
-            start: SEGMENT_HEADER_SIZE as u64,
-            next_txid: header.first_txid,
-            stop_after: TxId(u64::MAX),
-            stopped: false,
-        };
+        let mut scan = SegmentScan::new(&path, id, size, header.first_txid);
         match resume {
             // Covered by the checkpoint: only the header is checked.
             Some(resume) if id < resume.segment => {
@@ -239,6 +231,19 @@ pub(crate) struct SegmentScan {
 }
 
 impl SegmentScan {
+    /// A scan of a whole segment whose header says it starts at `first_txid`.
+    pub(crate) fn new(path: &Path, id: SegmentId, size: u64, first_txid: TxId) -> SegmentScan {
+        SegmentScan {
+            path: path.to_path_buf(),
+            id,
+            size,
+            start: SEGMENT_HEADER_SIZE as u64,
+            next_txid: first_txid,
+            stop_after: TxId(u64::MAX),
+            stopped: false,
+        }
+    }
+
     /// Visits every valid frame; returns the offset where valid frames end
     /// (`size` when the segment is whole).
     pub(crate) fn run(
