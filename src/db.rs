@@ -12,7 +12,7 @@ use crate::checkpoint::CheckpointReport;
 use crate::durable::Durable;
 use crate::error::{Error, Result};
 use crate::index::chain::VersionRef;
-use crate::index::{Index, TxInfo};
+use crate::index::{ERASE_KEY, Index, SYSTEM_TABLE, TxInfo};
 use crate::log::files::SegmentFiles;
 use crate::log::frame::{FRAME_HEADER_SIZE, FrameHeader, META_OFFSET, decode_meta, decode_payload};
 use crate::log::recovery::{Recovered, ResumePoint, replay};
@@ -578,28 +578,43 @@ impl Shared {
                 format!("frame holds txid {} not {txid}", tx.txid),
             ));
         }
+        // The record shows what the index still holds, so erased data is
+        // never read back, whether or not compaction has run yet.
         let index = self.read_index();
-        let changes = tx
-            .changes
-            .iter()
-            .map(|c| {
-                let table = index.table_name(c.table).ok_or_else(|| {
-                    Error::corrupt(&path, offset, format!("unknown table id {}", c.table.0))
-                })?;
-                Ok(Change {
-                    table: table.to_string(),
-                    key: c.key.to_vec(),
-                    op: c.op,
-                    value: c.value.map(<[u8]>::to_vec),
-                })
-            })
-            .collect::<Result<_>>()?;
+        let mut changes = Vec::with_capacity(tx.changes.len());
+        for c in &tx.changes {
+            let table = index.table_name(c.table).ok_or_else(|| {
+                Error::corrupt(&path, offset, format!("unknown table id {}", c.table.0))
+            })?;
+            let value = if table == SYSTEM_TABLE {
+                c.value.map(|v| compacted_system_value(c.key, v))
+            } else if index.has_version(c.table, c.key, txid) {
+                c.value.map(<[u8]>::to_vec)
+            } else {
+                continue;
+            };
+            changes.push(Change {
+                table: table.to_string(),
+                key: c.key.to_vec(),
+                op: c.op,
+                value,
+            });
+        }
         Ok(TxRecord {
             txid,
             commit_time: tx.commit_time,
             meta: tx.meta,
             changes,
         })
+    }
+}
+
+/// A system record as shown to readers: an erase record without the
+/// erased key (what compaction leaves on disk), others unchanged.
+fn compacted_system_value(key: &[u8], value: &[u8]) -> Vec<u8> {
+    match (key, value.iter().position(|b| *b == 0)) {
+        (ERASE_KEY, Some(split)) => value[..split].to_vec(),
+        _ => value.to_vec(),
     }
 }
 

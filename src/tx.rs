@@ -319,7 +319,11 @@ impl WriteTx {
         if txid == TxId::ZERO {
             return Err(Error::NoSuchTransaction { txid });
         }
-        let record = self.shared.read_tx(txid)?;
+        // The inverse is the state before `txid`: refused if purged.
+        self.shared.check_readable(TxId(txid.0 - 1))?;
+        let mut record = self.shared.read_tx(txid)?;
+        // Maintenance records (purge, erase) are not undone.
+        record.changes.retain(|c| c.table != SYSTEM_TABLE);
         {
             let index = self.shared.read_index();
             for change in &record.changes {
@@ -374,7 +378,9 @@ impl WriteTx {
         let key = key.as_ref();
         check_table_name(table)?;
         check_key(key)?;
-        self.writes.remove(&(table.to_string(), key.to_vec()));
+        // Reads in this transaction see the key gone; a later write in it
+        // starts a new history.
+        self.writes.insert((table.to_string(), key.to_vec()), None);
         let mut record = table.as_bytes().to_vec();
         record.push(0);
         record.extend_from_slice(key);
@@ -539,7 +545,9 @@ impl WriteTx {
                 .chain(table, key)
                 .and_then(|c| c.last())
                 .map(|v| v.txid());
-            if newest.is_some_and(|t| t > base) {
+            // An erasure committed meanwhile counts as a write.
+            let erased = index.erased_at(table, key);
+            if newest.max(erased).is_some_and(|t| t > base) {
                 return Err(Error::Conflict {
                     table: table.clone(),
                     key: KeyBytes(key.clone()),
@@ -617,6 +625,8 @@ fn check_table_name(name: &str) -> Result<()> {
         "it is empty"
     } else if name == SYSTEM_TABLE {
         "it is reserved for timecask's own records"
+    } else if name.contains('\0') {
+        "it contains a NUL byte"
     } else if name.len() > TABLE_NAME_SIZE_MAX {
         "it is longer than 255 bytes"
     } else {

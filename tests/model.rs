@@ -5,6 +5,11 @@
 //! committed transactions. The expected as-of answer is
 //! `range(..=txid).next_back()`.
 //!
+//! The model also covers retention and the temporal API: purges (the
+//! horizon, `HistoryInUse` while a held snapshot or the open transaction
+//! reads an older txid), erasures, compaction (after which every check must
+//! still pass), revert, undo and diff.
+//!
 //! `TIMECASK_PROPTEST_CASES` overrides the number of cases (default 256).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,9 +18,14 @@ use std::ops::Bound;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use timecask::{
-    Change, Config, Db, Durability, Error, HistoryQuery, Metadata, Op, Snapshot, Timestamp, TxId,
-    TxRecord, Version, WriteTx,
+    Change, Config, Db, DiffEntry, Durability, Error, HistoryQuery, Metadata, Op, Snapshot,
+    Timestamp, TxId, TxRecord, Version, WriteTx,
 };
+
+/// The hidden table that holds maintenance records, and its keys.
+const SYSTEM_TABLE: &str = "__timecask";
+const PURGE_KEY: &[u8] = b"purge";
+const ERASE_KEY: &[u8] = b"erase";
 
 // ---------------------------------------------------------------------------
 // Assertions with readable output.
@@ -58,11 +68,15 @@ fn collapse(s: &str) -> String {
 // ---------------------------------------------------------------------------
 // Small domains, so collisions, identical updates and deletes are common.
 
-const TABLES: [&str; 2] = ["a", "b"];
-/// Includes the empty key and 0xff keys (prefix successor edge cases).
-const KEYS: [&[u8]; 7] = [b"", b"a", b"ab", b"abc", b"b", b"\xff", b"\xff\xff"];
+/// With a table whose name holds 0x00 (unless that is a known bug): its
+/// erase records read like those of key `b\0...` of table `a`.
+const TABLES: &[&str] = &["a", "b"];
+/// Includes the empty key and 0xff keys (prefix successor edge cases), and
+/// `b\0`, whose erase record in table `a` reads like the one of the empty
+/// key in table `a\0b`.
+const KEYS: [&[u8]; 8] = [b"", b"a", b"ab", b"abc", b"b", b"\xff", b"\xff\xff", b"b\0"];
 /// Range bounds: every key plus a few that are never written.
-const BOUND_KEYS: [&[u8]; 10] = [
+const BOUND_KEYS: [&[u8]; 11] = [
     b"",
     b"a",
     b"ab",
@@ -70,6 +84,7 @@ const BOUND_KEYS: [&[u8]; 10] = [
     b"b",
     b"\xff",
     b"\xff\xff",
+    b"b\0",
     b"aa",
     b"c",
     b"\x00",
@@ -125,6 +140,26 @@ enum ViewSel {
     AsOf(u16),
     /// The snapshot held by the last `Hold` (latest if none).
     Held,
+}
+
+/// Which txid an op names, relative to a newest txid `n` (the latest, or
+/// the open transaction's base).
+#[derive(Clone, Copy, Debug)]
+enum TxPick {
+    /// `frac % (n + 2)`: one past `n` is in the future.
+    Frac(u16),
+    /// `n - back`, saturating: recent history, where purges and undos
+    /// mostly succeed.
+    Back(u8),
+}
+
+impl TxPick {
+    fn resolve(self, n: u64) -> u64 {
+        match self {
+            TxPick::Frac(frac) => u64::from(frac) % (n + 2),
+            TxPick::Back(back) => n.saturating_sub(u64::from(back)),
+        }
+    }
 }
 
 /// One step. Indices pick from the small domains above.
@@ -226,6 +261,44 @@ enum TestOp {
         txid: u16,
         offset_micros: i8,
     },
+    /// Purges history before a txid picked from the latest:
+    /// `Db::purge_history`, or `WriteTx::purge_history` in the open
+    /// transaction (picked from its base then).
+    PurgeHistory {
+        before: TxPick,
+        in_tx: bool,
+    },
+    /// `WriteTx::erase` in the open transaction, or `Db::erase`: of the
+    /// `n % len`th key that has versions if `existing` is `Some(n)` and
+    /// there is one, else of `table`, `key`.
+    Erase {
+        table: usize,
+        key: usize,
+        existing: Option<u16>,
+        in_tx: bool,
+    },
+    /// `Db::compact` and `Db::verify`, then a sweep of checks.
+    Compact,
+    /// Drops the snapshot held by the last `Hold`.
+    Release,
+    /// `WriteTx::revert` in the open transaction to a txid picked from
+    /// its base.
+    Revert {
+        table: usize,
+        key: usize,
+        to: TxPick,
+    },
+    /// `WriteTx::undo` in the open transaction of a txid picked from its
+    /// base.
+    Undo {
+        txid: TxPick,
+    },
+    /// `Db::diff` between `frac % (latest + 2)` txids.
+    CheckDiff {
+        table: usize,
+        from: u16,
+        to: u16,
+    },
 }
 
 fn view_sel() -> impl Strategy<Value = ViewSel> {
@@ -233,6 +306,13 @@ fn view_sel() -> impl Strategy<Value = ViewSel> {
         2 => Just(ViewSel::Latest),
         3 => any::<u16>().prop_map(ViewSel::AsOf),
         2 => Just(ViewSel::Held),
+    ]
+}
+
+fn tx_pick() -> impl Strategy<Value = TxPick> {
+    prop_oneof![
+        any::<u16>().prop_map(TxPick::Frac),
+        (0..3u8).prop_map(TxPick::Back),
     ]
 }
 
@@ -302,12 +382,23 @@ fn op() -> impl Strategy<Value = TestOp> {
                 TestOp::CheckPrefix { view, table, prefix, steps }
             }),
         2 => (view_sel(), t.clone()).prop_map(|(view, table)| TestOp::CheckCount { view, table }),
-        3 => (t, k, key_bounds())
+        3 => (t.clone(), k.clone(), key_bounds())
             .prop_map(|(table, key, bounds)| TestOp::CheckTx { table, key, bounds }),
         2 => any::<u16>().prop_map(|txid| TestOp::CheckTransaction { txid }),
         1 => txid_bounds().prop_map(|bounds| TestOp::CheckLog { bounds }),
         1 => (any::<u16>(), -1..=1i8)
             .prop_map(|(txid, offset_micros)| TestOp::CheckAsOfTime { txid, offset_micros }),
+        3 => (tx_pick(), any::<bool>())
+            .prop_map(|(before, in_tx)| TestOp::PurgeHistory { before, in_tx }),
+        3 => (t.clone(), k.clone(), proptest::option::of(any::<u16>()), any::<bool>())
+            .prop_map(|(table, key, existing, in_tx)| TestOp::Erase { table, key, existing, in_tx }),
+        2 => Just(TestOp::Compact),
+        1 => Just(TestOp::Release),
+        2 => (t.clone(), k.clone(), tx_pick())
+            .prop_map(|(table, key, to)| TestOp::Revert { table, key, to }),
+        2 => tx_pick().prop_map(|txid| TestOp::Undo { txid }),
+        2 => (t, any::<u16>(), any::<u16>())
+            .prop_map(|(table, from, to)| TestOp::CheckDiff { table, from, to }),
     ]
 }
 
@@ -319,7 +410,14 @@ type TableKey = (String, Vec<u8>);
 #[derive(Clone, Debug)]
 struct TxModel {
     meta: Metadata,
+    /// Every change as committed: maintenance records (on the system
+    /// table) first, in call order, then the data changes.
     changes: Vec<Change>,
+    /// What the log holds for it: `changes` until a compaction drops the
+    /// changes whose versions are gone and the keys of erase records.
+    stored: Vec<Change>,
+    /// The key each erase record names, in record order.
+    erasures: Vec<TableKey>,
     commit_time: Timestamp,
 }
 
@@ -331,6 +429,10 @@ struct Model {
     txs: Vec<TxModel>,
     /// Tables in creation (table id) order, with the txid that created them.
     tables: Vec<(String, u64)>,
+    /// The oldest readable txid.
+    horizon: u64,
+    /// The txid of the last erasure of each erased key.
+    erased_at: BTreeMap<TableKey, u64>,
 }
 
 /// The writes of a transaction not committed yet.
@@ -340,6 +442,10 @@ struct Pending {
     writes: BTreeMap<TableKey, Option<Vec<u8>>>,
     meta: Metadata,
     created_tables: BTreeSet<String>,
+    /// Maintenance records (purge, erase) in call order.
+    system: Vec<Change>,
+    /// The keys erased, in call order.
+    erasures: Vec<TableKey>,
 }
 
 /// What a commit is expected to do.
@@ -347,7 +453,32 @@ enum Outcome {
     Empty,
     /// Conflicts; the error names one of these keys.
     Conflict(Vec<TableKey>),
+    /// A purge past a live view.
+    InUse {
+        requested: u64,
+        oldest_view: u64,
+    },
     Committed(TxModel),
+}
+
+fn system_change(key: &[u8], value: Vec<u8>) -> Change {
+    Change {
+        table: SYSTEM_TABLE.to_string(),
+        key: key.to_vec(),
+        op: Op::Insert,
+        value: Some(value),
+    }
+}
+
+fn purge_change(before: u64) -> Change {
+    system_change(PURGE_KEY, before.to_le_bytes().to_vec())
+}
+
+fn erase_change(tk: &TableKey) -> Change {
+    let mut record = tk.0.as_bytes().to_vec();
+    record.push(0);
+    record.extend_from_slice(&tk.1);
+    system_change(ERASE_KEY, record)
 }
 
 impl Model {
@@ -387,29 +518,31 @@ impl Model {
             .collect()
     }
 
+    /// The op transaction `txid` recorded for `tk` (a chain cut by a purge
+    /// may start with any op).
+    fn op_of(&self, tk: &TableKey, txid: u64) -> Op {
+        self.txs[(txid - 1) as usize]
+            .changes
+            .iter()
+            .find(|c| c.table == tk.0 && c.key == tk.1)
+            .expect("every version has its change")
+            .op
+    }
+
     /// Every version of `tk` visible at `at`, oldest first, as the API
-    /// returns them: `end_txid` only when the next version is visible, the
-    /// op derived from whether the key was live before.
+    /// returns them: `end_txid` only when the next version is visible.
     fn versions_at(&self, tk: &TableKey, at: u64) -> Vec<Version> {
         let Some(chain) = self.versions.get(tk) else {
             return Vec::new();
         };
         let chain: Vec<(&u64, &Option<Vec<u8>>)> = chain.range(..=at).collect();
         let mut out = Vec::new();
-        let mut was_live = false;
         for (i, (txid, value)) in chain.iter().enumerate() {
-            let op = match (was_live, value.is_some()) {
-                (false, true) => Op::Insert,
-                (true, true) => Op::Update,
-                (true, false) => Op::Delete,
-                (false, false) => panic!("the model recorded a delete of a key that is not live"),
-            };
-            was_live = value.is_some();
             let tx = &self.txs[(**txid - 1) as usize];
             out.push(Version {
                 txid: TxId(**txid),
                 end_txid: chain.get(i + 1).map(|(t, _)| TxId(**t)),
-                op,
+                op: self.op_of(tk, **txid),
                 value: (*value).clone(),
                 commit_time: tx.commit_time,
                 meta: tx.meta.clone(),
@@ -425,11 +558,82 @@ impl Model {
             .and_then(|c| c.keys().next_back().copied())
     }
 
-    /// Works out what committing `pending` does, without changing the model.
-    fn plan(&self, pending: &Pending) -> Outcome {
+    /// Whether `tk` changed after `base`: a newer version or erasure.
+    fn changed_since(&self, tk: &TableKey, base: u64) -> bool {
+        self.newest(tk).is_some_and(|t| t > base)
+            || self.erased_at.get(tk).is_some_and(|t| *t > base)
+    }
+
+    /// The changes of `txid` as a compaction leaves them: those whose
+    /// version is gone (purged or erased) dropped, erase records reduced to
+    /// the table name.
+    fn compacted(&self, txid: u64, changes: &[Change]) -> Vec<Change> {
+        let mut erasures = self.txs[(txid - 1) as usize].erasures.iter();
+        changes
+            .iter()
+            .filter_map(|c| {
+                if c.table == SYSTEM_TABLE {
+                    let mut c = c.clone();
+                    if c.key == ERASE_KEY {
+                        let (table, _) = erasures.next().expect("one key per erase record");
+                        c.value = Some(table.as_bytes().to_vec());
+                    }
+                    return Some(c);
+                }
+                let tk = (c.table.clone(), c.key.clone());
+                let kept = self
+                    .versions
+                    .get(&tk)
+                    .is_some_and(|chain| chain.contains_key(&txid));
+                kept.then(|| c.clone())
+            })
+            .collect()
+    }
+
+    /// The changes `transaction(txid)` returns.
+    fn record_changes(&self, txid: u64) -> Vec<Change> {
+        // Erased data is never read back, compacted or not.
+        self.compacted(txid, &self.txs[(txid - 1) as usize].changes)
+    }
+
+    /// What `Db::compact` does to the log; returns the number of versions
+    /// it drops.
+    fn compact(&mut self) -> u64 {
+        let mut dropped = 0;
+        for txid in 1..=self.latest() {
+            let i = (txid - 1) as usize;
+            let stored = self.compacted(txid, &self.txs[i].stored);
+            dropped += (self.txs[i].stored.len() - stored.len()) as u64;
+            self.txs[i].stored = stored;
+        }
+        dropped
+    }
+
+    /// The horizon `pending` asks for, if any.
+    fn purge_target(pending: &Pending) -> Option<u64> {
+        pending
+            .system
+            .iter()
+            .filter(|c| c.key == PURGE_KEY)
+            .map(|c| {
+                let bytes = c.value.as_deref().expect("a purge record has a value");
+                u64::from_le_bytes(bytes.try_into().expect("8 bytes"))
+            })
+            .max()
+    }
+
+    /// Works out what committing `pending` does, without changing the
+    /// model. `oldest_view` is the oldest txid a live view reads during the
+    /// commit (the transaction's own snapshot included).
+    fn plan(&self, pending: &Pending, oldest_view: u64) -> Outcome {
         let mut planned = Vec::new();
         for (tk, new) in &pending.writes {
-            let old = self.get(tk, pending.base);
+            // An erased key has no history left: a write starts a new one.
+            let old = if pending.erasures.contains(tk) {
+                None
+            } else {
+                self.get(tk, pending.base)
+            };
             let op = match (&old, new) {
                 (None, None) => continue,
                 (Some(o), Some(n)) if o == n && !self.record_identical_updates => continue,
@@ -439,13 +643,14 @@ impl Model {
             };
             planned.push((tk.clone(), op, new.clone()));
         }
-        // First committer wins: any key this transaction wrote that another
-        // committed after this one began.
+        // First committer wins: any key this transaction wrote or erased
+        // that another committed after this one began.
         // That includes writes that change nothing against the snapshot.
         let conflicts: Vec<TableKey> = pending
             .writes
             .keys()
-            .filter(|tk| self.newest(tk).is_some_and(|t| t > pending.base))
+            .chain(&pending.erasures)
+            .filter(|tk| self.changed_since(tk, pending.base))
             .cloned()
             .collect();
         if !conflicts.is_empty() {
@@ -456,41 +661,98 @@ impl Model {
             .created_tables
             .iter()
             .any(|t| !self.table_exists(t, self.latest()));
-        if planned.is_empty() && !creates_table {
+        if planned.is_empty() && !creates_table && pending.system.is_empty() {
             return Outcome::Empty;
         }
-        let changes: Vec<Change> = planned
-            .into_iter()
-            .map(|((table, key), op, value)| Change {
+        if let Some(requested) = Model::purge_target(pending)
+            && oldest_view < requested
+        {
+            return Outcome::InUse {
+                requested,
+                oldest_view,
+            };
+        }
+        // Maintenance records first, then the data changes in table-name,
+        // then key order (as planned).
+        let changes: Vec<Change> = pending
+            .system
+            .iter()
+            .cloned()
+            .chain(planned.into_iter().map(|((table, key), op, value)| Change {
                 table,
                 key,
                 op,
                 value,
-            })
+            }))
             .collect();
-        // Changes come in table-name, then key order (as planned).
         Outcome::Committed(TxModel {
             meta: pending.meta.clone(),
+            stored: changes.clone(),
             changes,
+            erasures: pending.erasures.clone(),
             commit_time: Timestamp::default(),
         })
     }
 
     fn apply(&mut self, tx: TxModel, created_tables: &BTreeSet<String>) {
         let txid = self.latest() + 1;
-        let tables: BTreeSet<String> = tx.changes.iter().map(|c| c.table.clone()).collect();
+        let data = || tx.changes.iter().filter(|c| c.table != SYSTEM_TABLE);
+        // Maintenance records apply before the transaction's own writes.
+        let mut erasures = tx.erasures.iter();
+        for c in tx.changes.iter().filter(|c| c.table == SYSTEM_TABLE) {
+            if c.key == PURGE_KEY {
+                let value = c.value.as_deref().expect("a purge record has a value");
+                self.purge(u64::from_le_bytes(value.try_into().expect("8 bytes")));
+            } else {
+                let tk = erasures.next().expect("one key per erase record");
+                self.versions.remove(tk);
+                self.erased_at.insert(tk.clone(), txid);
+            }
+        }
+        let tables: BTreeSet<String> = data().map(|c| c.table.clone()).collect();
         for t in tables.into_iter().chain(created_tables.iter().cloned()) {
             if !self.tables.iter().any(|(x, _)| *x == t) {
                 self.tables.push((t, txid));
             }
         }
-        for c in &tx.changes {
+        for c in data() {
             self.versions
                 .entry((c.table.clone(), c.key.clone()))
                 .or_default()
                 .insert(txid, c.value.clone());
         }
         self.txs.push(tx);
+    }
+
+    /// Drops every version superseded at or before `before`; the version
+    /// visible at `before` stays, a delete too.
+    fn purge(&mut self, before: u64) {
+        if before <= self.horizon {
+            return;
+        }
+        self.horizon = before;
+        self.versions.retain(|_, chain| {
+            if let Some((&p, _)) = chain.range(..=before).next_back() {
+                *chain = chain.split_off(&p);
+            }
+            !chain.is_empty()
+        });
+    }
+
+    /// Keys of `table` whose value differs between `from` and `to`.
+    fn diff(&self, table: &str, from: u64, to: u64) -> Vec<DiffEntry> {
+        self.versions
+            .keys()
+            .filter(|(t, _)| t == table)
+            .filter_map(|tk| {
+                let (before, after) = (self.get(tk, from), self.get(tk, to));
+                (before != after).then(|| DiffEntry {
+                    key: tk.1.clone(),
+                    before,
+                    after,
+                })
+            })
+            .collect()
     }
 
     fn n_versions(&self) -> u64 {
@@ -629,6 +891,7 @@ impl Harness {
         self.tx();
         match self.pending.writes.get(tk) {
             Some(v) => v.clone(),
+            None if self.pending.erasures.contains(tk) => None,
             None => self.model.get(tk, self.pending.base),
         }
     }
@@ -654,6 +917,15 @@ impl Harness {
                     );
                     return None;
                 }
+                let horizon = self.model.horizon;
+                if t < horizon {
+                    assert!(
+                        matches!(r, Err(Error::HistoryPurged { requested, horizon: h })
+                            if requested == TxId(t) && h == TxId(horizon)),
+                        "as_of({t}) below the horizon {horizon}: {r:?}"
+                    );
+                    return None;
+                }
                 let s = r.expect("as_of a committed txid");
                 assert_eq!(s.txid().0, t);
                 Some((s, t))
@@ -663,6 +935,19 @@ impl Harness {
                 None => self.view(ViewSel::Latest),
             },
         }
+    }
+
+    /// The oldest txid a live view reads while a transaction with begin
+    /// snapshot `base` commits: that snapshot, the held one, and the open
+    /// transaction's.
+    fn oldest_view(&self, base: u64) -> u64 {
+        let held = self.held.as_ref().map(|s| s.txid().0);
+        let open = self.tx.as_ref().map(|_| self.pending.base);
+        [Some(base), held, open]
+            .into_iter()
+            .flatten()
+            .min()
+            .expect("base")
     }
 
     fn step(&mut self, op: &TestOp) {
@@ -788,12 +1073,45 @@ impl Harness {
                 txid,
                 offset_micros,
             } => self.check_as_of_time(txid, offset_micros),
+            TestOp::PurgeHistory { before, in_tx } => self.purge_history(before, in_tx),
+            TestOp::Erase {
+                table,
+                key,
+                existing,
+                in_tx,
+            } => {
+                let tk = existing
+                    .and_then(|n| {
+                        let keys = &self.model.versions;
+                        keys.keys().nth(usize::from(n) % keys.len().max(1))
+                    })
+                    .cloned()
+                    .unwrap_or_else(|| tk(table, key));
+                self.erase(tk, in_tx);
+            }
+            TestOp::Compact => self.compact(),
+            TestOp::Release => self.held = None,
+            TestOp::Revert { table, key, to } => self.revert(table, key, to),
+            TestOp::Undo { txid } => self.undo(txid),
+            TestOp::CheckDiff { table, from, to } => self.check_diff(table, from, to),
         }
     }
 
     fn commit(&mut self, tx: WriteTx, pending: &Pending) {
+        let oldest_view = self.oldest_view(pending.base);
         let r = tx.commit();
-        match self.model.plan(pending) {
+        self.expect_commit(r, pending, oldest_view);
+    }
+
+    /// Checks the result of committing `pending` against the model and
+    /// applies it.
+    fn expect_commit(
+        &mut self,
+        r: Result<Option<TxId>, Error>,
+        pending: &Pending,
+        oldest_view: u64,
+    ) {
+        match self.model.plan(pending, oldest_view) {
             Outcome::Empty => {
                 assert!(matches!(r, Ok(None)), "a commit with no net change: {r:?}");
             }
@@ -802,6 +1120,16 @@ impl Harness {
                     matches!(&r, Err(Error::Conflict { table, key })
                         if keys.contains(&(table.clone(), key.0.clone()))),
                     "a commit conflicting on one of {keys:?}: {r:?}"
+                );
+            }
+            Outcome::InUse {
+                requested,
+                oldest_view,
+            } => {
+                assert!(
+                    matches!(r, Err(Error::HistoryInUse { requested: q, oldest_view: o })
+                        if q == TxId(requested) && o == TxId(oldest_view)),
+                    "a purge to {requested} with a view at {oldest_view}: {r:?}"
                 );
             }
             Outcome::Committed(mut expected) => {
@@ -823,6 +1151,7 @@ impl Harness {
             }
         }
         assert_eq!(self.db().latest_txid().0, self.model.latest());
+        assert_eq!(self.db().stats().horizon.0, self.model.horizon);
     }
 
     fn reopen(&mut self) {
@@ -837,6 +1166,11 @@ impl Harness {
         self.db = None;
         let db = Db::open_with(self.dir.path(), self.config.clone()).expect("reopen");
         assert_eq!(db.latest_txid().0, self.model.latest());
+        assert_eq!(
+            db.stats().horizon.0,
+            self.model.horizon,
+            "the horizon persists"
+        );
         self.db = Some(db);
         self.held = held.map(|t| self.db().as_of(t).expect("as_of the held txid"));
         self.check_log((Bound::Unbounded, Bound::Unbounded));
@@ -848,7 +1182,7 @@ impl Harness {
             txid: record.txid,
             commit_time: t.commit_time,
             meta: t.meta.clone(),
-            changes: t.changes.clone(),
+            changes: self.model.record_changes(record.txid.0),
         };
         check_eq!(*record, want, "transaction {}", record.txid);
     }
@@ -985,6 +1319,11 @@ impl Harness {
             .into_iter()
             .map(|(k, v)| (k, Some(v)))
             .collect();
+        for (pt, pk) in &self.pending.erasures {
+            if pt == t {
+                merged.remove(pk);
+            }
+        }
         for ((pt, pk), v) in &self.pending.writes {
             if pt == t {
                 merged.insert(pk.clone(), v.clone());
@@ -1014,6 +1353,13 @@ impl Harness {
                     if requested == TxId(t) && l == TxId(latest)),
                 "transaction({t}) with latest {latest}: {r:?}"
             );
+        } else if t < self.model.horizon {
+            let horizon = self.model.horizon;
+            assert!(
+                matches!(r, Err(Error::HistoryPurged { requested, horizon: h })
+                    if requested == TxId(t) && h == TxId(horizon)),
+                "transaction({t}) below the horizon {horizon}: {r:?}"
+            );
         } else {
             self.check_record(&r.expect("transaction"));
         }
@@ -1027,15 +1373,29 @@ impl Harness {
             Bound::Excluded(t) => t.0.saturating_sub(1),
             Bound::Unbounded => latest,
         };
+        let horizon = self.model.horizon;
+        // An open start begins at the horizon; the start is pinned.
+        let start = match range.0 {
+            Bound::Included(t) => t.0.max(1),
+            Bound::Excluded(t) => (t.0 + 1).max(1),
+            Bound::Unbounded => horizon.max(1),
+        };
         let r = self.db().log(range);
         if end > latest {
             assert!(
                 matches!(r, Err(Error::FutureTxid { .. })),
                 "log({range:?}) with latest {latest} is not FutureTxid"
             );
+        } else if start.min(latest) < horizon {
+            assert!(
+                matches!(r, Err(Error::HistoryPurged { requested, horizon: h })
+                    if requested == TxId(start.min(latest)) && h == TxId(horizon)),
+                "log({range:?}) below the horizon {horizon}: {:?}",
+                r.err()
+            );
         } else {
             let got: Vec<TxRecord> = r.expect("log").collect::<Result<_, _>>().expect("log item");
-            let want: Vec<u64> = (1..=latest)
+            let want: Vec<u64> = (start..=latest)
                 .filter(|t| in_bounds(&TxId(*t), &range))
                 .collect();
             let got_txids: Vec<u64> = got.iter().map(|r| r.txid.0).collect();
@@ -1044,10 +1404,37 @@ impl Harness {
                 self.check_record(record);
             }
         }
+        self.check_feed(start.saturating_sub(1));
         let stats = self.db().stats();
         assert_eq!(stats.latest_txid.0, latest);
         assert_eq!(stats.n_versions, self.model.n_versions());
         assert_eq!(stats.n_tables, self.model.tables.len());
+        assert_eq!(stats.horizon.0, horizon);
+    }
+
+    /// `changes_since(position)`: every later transaction, or
+    /// `HistoryPurged` for the first one below the horizon.
+    fn check_feed(&self, position: u64) {
+        let (latest, horizon) = (self.model.latest(), self.model.horizon);
+        let mut feed = self.db().changes_since(TxId(position));
+        if position < latest && position + 1 < horizon {
+            let r = feed.next();
+            assert!(
+                matches!(r, Some(Err(Error::HistoryPurged { requested, horizon: h }))
+                    if requested == TxId(position + 1) && h == TxId(horizon)),
+                "changes_since({position}) below the horizon {horizon}: {r:?}"
+            );
+            assert_eq!(feed.position(), TxId(position));
+            return;
+        }
+        let got: Vec<TxRecord> = feed.by_ref().collect::<Result<_, _>>().expect("feed item");
+        let got_txids: Vec<u64> = got.iter().map(|r| r.txid.0).collect();
+        let want: Vec<u64> = (position + 1..=latest).collect();
+        assert_eq!(got_txids, want, "changes_since({position}) txids");
+        for record in &got {
+            self.check_record(record);
+        }
+        assert_eq!(feed.position().0, latest.max(position));
     }
 
     fn check_as_of_time(&self, frac: u16, offset_micros: i8) {
@@ -1064,11 +1451,244 @@ impl Harness {
             .iter()
             .take_while(|tx| tx.commit_time <= time)
             .count() as u64;
-        let view = self.db().as_of_time(time).expect("as_of_time");
-        assert_eq!(view.txid().0, want, "as_of_time({time:?})");
+        let r = self.db().as_of_time(time);
+        let horizon = self.model.horizon;
+        if want < horizon {
+            assert!(
+                matches!(r, Err(Error::HistoryPurged { requested, horizon: h })
+                    if requested == TxId(want) && h == TxId(horizon)),
+                "as_of_time({time:?}) at {want}, below the horizon {horizon}: {r:?}"
+            );
+        } else {
+            let view = r.expect("as_of_time");
+            assert_eq!(view.txid().0, want, "as_of_time({time:?})");
+        }
         let future = Timestamp::from_micros(u64::MAX);
         let view = self.db().as_of_time(future).expect("as_of_time");
         assert_eq!(view.txid().0, latest, "as_of_time(far future)");
+    }
+
+    fn purge_history(&mut self, pick: TxPick, in_tx: bool) {
+        if in_tx {
+            self.tx();
+            let base = self.pending.base;
+            let before = pick.resolve(base);
+            let r = self.tx().purge_history(TxId(before));
+            if before > base {
+                assert!(
+                    matches!(r, Err(Error::FutureTxid { requested, latest })
+                        if requested == TxId(before) && latest == TxId(base)),
+                    "purge_history({before}) in a transaction based on {base}: {r:?}"
+                );
+                return;
+            }
+            r.expect("purge_history in a transaction");
+            // Recorded only if it raises the horizon as it is now.
+            if before > self.model.horizon {
+                self.pending.system.push(purge_change(before));
+            }
+            return;
+        }
+        let latest = self.model.latest();
+        let before = pick.resolve(latest);
+        let r = self.db().purge_history(TxId(before));
+        if before > latest {
+            assert!(
+                matches!(r, Err(Error::FutureTxid { requested, latest: l })
+                    if requested == TxId(before) && l == TxId(latest)),
+                "purge_history({before}) with latest {latest}: {r:?}"
+            );
+            return;
+        }
+        let mut pending = Pending {
+            base: latest,
+            ..Pending::default()
+        };
+        if before > self.model.horizon {
+            pending.system.push(purge_change(before));
+        }
+        let oldest_view = self.oldest_view(latest);
+        self.expect_commit(r, &pending, oldest_view);
+    }
+
+    fn erase(&mut self, tk: TableKey, in_tx: bool) {
+        if in_tx {
+            self.tx()
+                .erase(&tk.0, &tk.1)
+                .expect("erase in a transaction");
+            // Writes to the key earlier in the transaction are dropped.
+            self.pending.writes.remove(&tk);
+            self.pending.system.push(erase_change(&tk));
+            self.pending.erasures.push(tk);
+            return;
+        }
+        let latest = self.model.latest();
+        let r = self.db().erase(&tk.0, &tk.1).map(Some);
+        let pending = Pending {
+            base: latest,
+            system: vec![erase_change(&tk)],
+            erasures: vec![tk],
+            ..Pending::default()
+        };
+        let oldest_view = self.oldest_view(latest);
+        self.expect_commit(r, &pending, oldest_view);
+    }
+
+    /// Compaction changes no answer.
+    fn compact(&mut self) {
+        let report = self.db().compact().expect("compact");
+        let dropped = self.model.compact();
+        assert_eq!(
+            report.versions_dropped, dropped,
+            "versions dropped: {report:?}"
+        );
+        assert!(report.segments_rewritten <= report.segments_scanned);
+        self.db().verify().expect("verify after compaction");
+        self.check_all();
+    }
+
+    fn revert(&mut self, table: usize, key: usize, pick: TxPick) {
+        self.tx();
+        let base = self.pending.base;
+        let to = pick.resolve(base);
+        let tk = tk(table, key);
+        let now = self.tx_view(&tk);
+        let r = self.tx().revert(TABLES[table], KEYS[key], TxId(to));
+        let horizon = self.model.horizon;
+        if to > base {
+            assert!(
+                matches!(r, Err(Error::FutureTxid { requested, latest })
+                    if requested == TxId(to) && latest == TxId(base)),
+                "revert to {to} in a transaction based on {base}: {r:?}"
+            );
+        } else if to < horizon {
+            assert!(
+                matches!(r, Err(Error::HistoryPurged { requested, horizon: h })
+                    if requested == TxId(to) && h == TxId(horizon)),
+                "revert to {to} below the horizon {horizon}: {r:?}"
+            );
+        } else {
+            let old = self.model.get(&tk, to);
+            let changes = r.expect("revert");
+            assert_eq!(
+                changes,
+                now != old,
+                "revert {tk:?} to {to} reports a change"
+            );
+            self.pending.writes.insert(tk, old);
+        }
+    }
+
+    fn undo(&mut self, pick: TxPick) {
+        self.tx();
+        let base = self.pending.base;
+        let t = pick.resolve(base);
+        let r = self.tx().undo(TxId(t));
+        let horizon = self.model.horizon;
+        if t > base {
+            assert!(
+                matches!(r, Err(Error::FutureTxid { requested, latest })
+                    if requested == TxId(t) && latest == TxId(base)),
+                "undo({t}) in a transaction based on {base}: {r:?}"
+            );
+            return;
+        }
+        if t == 0 {
+            assert!(
+                matches!(r, Err(Error::NoSuchTransaction { txid: TxId(0) })),
+                "undo(0): {r:?}"
+            );
+            return;
+        }
+        // Undo needs the state before `t`: refused first if it was purged.
+        if t - 1 < horizon {
+            assert!(
+                matches!(r, Err(Error::HistoryPurged { requested, horizon: h })
+                    if requested == TxId(t - 1) && h == TxId(horizon)),
+                "undo({t}) needs the state at {} below the horizon {horizon}: {r:?}",
+                t - 1
+            );
+            return;
+        }
+        let record = self.model.record_changes(t);
+        let data: Vec<TableKey> = record
+            .iter()
+            .filter(|c| c.table != SYSTEM_TABLE)
+            .map(|c| (c.table.clone(), c.key.clone()))
+            .collect();
+        // A later transaction up to the snapshot changed one of its keys:
+        // the first such key in record order is named.
+        let conflict = data.iter().find(|tk| {
+            self.model
+                .versions
+                .get(*tk)
+                .is_some_and(|chain| chain.keys().any(|x| (t + 1..=base).contains(x)))
+        });
+        if let Some(tk) = conflict {
+            assert!(
+                matches!(&r, Err(Error::Conflict { table, key })
+                    if *table == tk.0 && key.0 == tk.1),
+                "undo({t}) after a later change of {tk:?}: {r:?}"
+            );
+            return;
+        }
+        r.expect("undo");
+        for tk in data {
+            let old = self.model.get(&tk, t - 1);
+            self.pending.writes.insert(tk, old);
+        }
+    }
+
+    fn check_diff(&self, table: usize, from: u16, to: u16) {
+        let (latest, horizon) = (self.model.latest(), self.model.horizon);
+        let from = u64::from(from) % (latest + 2);
+        let to = u64::from(to) % (latest + 2);
+        let t = TABLES[table];
+        let r = self.db().diff(t, TxId(from), TxId(to));
+        // `from` is checked first.
+        for x in [from, to] {
+            if x > latest {
+                assert!(
+                    matches!(r, Err(Error::FutureTxid { requested, latest: l })
+                        if requested == TxId(x) && l == TxId(latest)),
+                    "diff({from}, {to}) with latest {latest}: {r:?}"
+                );
+                return;
+            }
+            if x < horizon {
+                assert!(
+                    matches!(r, Err(Error::HistoryPurged { requested, horizon: h })
+                        if requested == TxId(x) && h == TxId(horizon)),
+                    "diff({from}, {to}) below the horizon {horizon}: {r:?}"
+                );
+                return;
+            }
+        }
+        check_eq!(
+            r.expect("diff"),
+            self.model.diff(t, from, to),
+            "diff of {t} from {from} to {to}"
+        );
+    }
+
+    /// Every key and table at the latest txid and in the held view, the
+    /// whole log, and a diff across all readable history.
+    fn check_all(&self) {
+        for table in 0..TABLES.len() {
+            for key in 0..KEYS.len() {
+                for view in [ViewSel::Latest, ViewSel::Held] {
+                    self.check_get(view, table, key);
+                    let all = (Bound::Unbounded, Bound::Unbounded);
+                    self.check_history(view, table, key, all, false, None);
+                }
+            }
+            self.check_count(ViewSel::Latest, table);
+            let latest = self.model.latest();
+            // Both ends as fractions: `x % (latest + 2) == x` here.
+            let frac = |x: u64| u16::try_from(x).expect("few txids");
+            self.check_diff(table, frac(self.model.horizon), frac(latest));
+        }
+        self.check_log((Bound::Unbounded, Bound::Unbounded));
     }
 }
 
@@ -1077,21 +1697,11 @@ fn run(record_identical_updates: bool, ops: &[TestOp]) {
     for op in ops {
         h.step(op);
     }
-    // Everything committed survives a last reopen.
+    // Everything committed survives a last reopen; horizon and erasures
+    // persist.
     h.reopen();
-    for table in 0..TABLES.len() {
-        for key in 0..KEYS.len() {
-            h.check_get(ViewSel::Latest, table, key);
-            h.check_history(
-                ViewSel::Latest,
-                table,
-                key,
-                (Bound::Unbounded, Bound::Unbounded),
-                false,
-                None,
-            );
-        }
-    }
+    h.db().verify().expect("verify after the last reopen");
+    h.check_all();
 }
 
 proptest! {
@@ -1100,7 +1710,7 @@ proptest! {
     #[test]
     fn db_matches_reference_model(
         record_identical_updates in proptest::bool::weighted(0.2),
-        ops in proptest::collection::vec(op(), 1..64),
+        ops in proptest::collection::vec(op(), 1..96),
     ) {
         run(record_identical_updates, &ops);
     }

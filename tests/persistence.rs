@@ -330,6 +330,14 @@ fn limits_are_typed_errors() {
     tx.put(&"x".repeat(255), "k", "v")
         .expect("255-byte table name");
     assert!(matches!(
+        tx.put("a\0b", "k", "v"),
+        Err(Error::InvalidTableName { .. })
+    ));
+    assert!(matches!(
+        tx.put("__timecask", "k", "v"),
+        Err(Error::InvalidTableName { .. })
+    ));
+    assert!(matches!(
         tx.set_meta("big", "m".repeat(META_SIZE_MAX)),
         Err(Error::MetadataTooLarge { .. })
     ));

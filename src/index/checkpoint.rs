@@ -133,6 +133,7 @@ impl Index {
             txs,
             n_versions,
             horizon,
+            erased: HashMap::new(),
         })
     }
 }

@@ -56,6 +56,9 @@ pub(crate) struct Index {
     /// Reads as of a txid below this are refused: history before it was
     /// purged.
     horizon: TxId,
+    /// Keys erased since open, with the erasing txid: a transaction that
+    /// began before an erasure and writes the key conflicts with it.
+    erased: HashMap<(Box<str>, Box<[u8]>), TxId>,
 }
 
 impl Index {
@@ -85,8 +88,8 @@ impl Index {
     }
 
     /// Drops every version superseded at or before `horizon`: each chain
-    /// keeps the version visible at `horizon` (unless it is a delete) and
-    /// all later ones.
+    /// keeps the version visible at `horizon` (a delete too: views at the
+    /// horizon still see when the key was deleted) and all later ones.
     fn purge(&mut self, horizon: TxId) {
         if horizon <= self.horizon {
             return;
@@ -95,10 +98,11 @@ impl Index {
         let mut dropped = 0;
         for table in &mut self.tables {
             table.keys.retain(|_, chain| {
-                if let Some(p) = chain::visible_position(chain, horizon) {
-                    let cut = if chain[p].is_live() { p } else { p + 1 };
-                    chain.drain(..cut);
-                    dropped += cut as u64;
+                if let Some(p) = chain::visible_position(chain, horizon)
+                    && p > 0
+                {
+                    chain.drain(..p);
+                    dropped += p as u64;
                     chain.shrink_to_fit();
                 }
                 !chain.is_empty()
@@ -110,7 +114,7 @@ impl Index {
     /// Removes every version of one key (an erasure). `record` is the
     /// erase record's value: `table 0x00 key`; a bare table name is a
     /// compacted record and does nothing.
-    fn erase(&mut self, record: &[u8]) -> Result<(), String> {
+    fn erase(&mut self, record: &[u8], txid: TxId) -> Result<(), String> {
         let Some(split) = record.iter().position(|b| *b == 0) else {
             // Compacted: only the table name is left, nothing to remove.
             return Ok(());
@@ -123,7 +127,22 @@ impl Index {
         {
             self.n_versions -= chain.len() as u64;
         }
+        self.erased.insert((table.into(), key.into()), txid);
         Ok(())
+    }
+
+    /// The txid of the latest erasure of `key` in `table` since open.
+    pub(crate) fn erased_at(&self, table: &str, key: &[u8]) -> Option<TxId> {
+        self.erased.get(&(table.into(), key.into())).copied()
+    }
+
+    /// Whether the version of `key` in table `id` written by `txid` is
+    /// still in the index (not purged, not erased).
+    pub(crate) fn has_version(&self, id: TableId, key: &[u8], txid: TxId) -> bool {
+        self.tables
+            .get(id.0 as usize)
+            .and_then(|t| t.keys.get(key))
+            .is_some_and(|chain| chain.binary_search_by_key(&txid, |v| v.txid()).is_ok())
     }
 
     pub(crate) fn table_id(&self, name: &str) -> Option<TableId> {
@@ -228,7 +247,7 @@ impl Index {
         }
         for change in &tx.changes {
             if self.tables[change.table.0 as usize].name == SYSTEM_TABLE {
-                self.apply_system(change.key, change.value.unwrap_or_default())?;
+                self.apply_system(change.key, change.value.unwrap_or_default(), tx.txid)?;
                 continue;
             }
             let table = &mut self.tables[change.table.0 as usize];
@@ -265,7 +284,7 @@ impl Index {
     }
 
     /// Interprets one change of the system table.
-    fn apply_system(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
+    fn apply_system(&mut self, key: &[u8], value: &[u8], txid: TxId) -> Result<(), String> {
         match key {
             PURGE_KEY => {
                 let bytes: [u8; 8] = value
@@ -274,7 +293,7 @@ impl Index {
                 self.purge(TxId(u64::from_le_bytes(bytes)));
                 Ok(())
             }
-            ERASE_KEY => self.erase(value),
+            ERASE_KEY => self.erase(value, txid),
             _ => Err("unknown system record".into()),
         }
     }
