@@ -217,7 +217,7 @@ pub fn run_ops(data: &[u8]) {
     let mut bytes = data.iter().copied();
     while let Some(op) = bytes.next() {
         let arg = bytes.next().unwrap_or(0);
-        match op % 8 {
+        match op % 9 {
             0 => {
                 writes.insert(arg % 6, Some(VALUES[usize::from(arg / 6 % 4)].to_vec()));
             }
@@ -293,7 +293,21 @@ pub fn run_ops(data: &[u8]) {
                     plan.fail_set_len_at = Some(1);
                 }
             }),
-            _ => check_history(&db, &model, arg % 6),
+            7 => check_history(&db, &model, arg % 6),
+            // Compaction (possibly hit by an armed fault) changes no answer;
+            // after a failure the database stays readable.
+            _ => {
+                match db.compact() {
+                    Ok(_) => {}
+                    Err(Error::Io { .. } | Error::Poisoned { .. })
+                        if failed || fault_armed(&storage) =>
+                    {
+                        failed = true;
+                    }
+                    Err(e) => panic!("compaction failed with no fault injected: {e}"),
+                }
+                check_state(&db, &model, model.latest);
+            }
         }
     }
 }
