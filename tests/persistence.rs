@@ -462,3 +462,31 @@ fn lock_timeout_waits_for_the_holder_to_close() {
     assert!(matches!(Db::open(dir.path()), Err(Error::Locked { .. })));
     drop(db);
 }
+
+#[test]
+fn empty_orphan_segment_from_a_failed_roll_is_repaired() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open_with(dir.path(), buffered()).expect("open");
+    fill(&db, 3);
+    drop(db);
+    // Segment 2 made by a roll that failed after writing its header, while
+    // commits went on into segment 1: its first txid is stale.
+    let mut header = Vec::new();
+    header.extend_from_slice(b"TCASKLOG");
+    header.extend_from_slice(&1u32.to_le_bytes());
+    header.extend_from_slice(&2u32.to_le_bytes());
+    header.extend_from_slice(&2u64.to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    let crc = crc32(&header);
+    header.extend_from_slice(&crc.to_le_bytes());
+    fs::write(dir.path().join("0000000002.tcseg"), &header).expect("write");
+    let db = Db::open_with(dir.path(), buffered()).expect("open repairs the orphan");
+    assert_filled(&db, 3);
+    let mut tx = db.begin();
+    tx.put("t", "after", "x").expect("put");
+    assert_eq!(tx.commit().expect("commit"), Some(TxId(4)));
+    drop(db);
+    let db = Db::open_with(dir.path(), buffered()).expect("reopen");
+    assert_eq!(db.latest_txid(), TxId(4));
+    db.verify().expect("verify");
+}

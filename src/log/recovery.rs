@@ -124,7 +124,20 @@ pub(crate) fn replay(
         let mut header_bytes = [0; SEGMENT_HEADER_SIZE];
         file.read_exact_at(&mut header_bytes, 0)
             .map_err(|e| Error::io(&path, e))?;
-        let header = SegmentHeader::decode(&header_bytes, &path)?;
+        let mut header = SegmentHeader::decode(&header_bytes, &path)?;
+        if let Some(next) = next_txid
+            && is_last
+            && size == SEGMENT_HEADER_SIZE as u64
+            && header.first_txid != next
+            && header.id == id
+        {
+            // An empty newest segment left by a roll that failed or was
+            // cut short: nothing in it to lose; give it the right start.
+            header.first_txid = next;
+            file.write_all_at(&header.encode(), 0)
+                .map_err(|e| Error::io(&path, e))?;
+            file.sync_data().map_err(|e| Error::io(&path, e))?;
+        }
         if header.id != id {
             return Err(Error::corrupt(
                 &path,

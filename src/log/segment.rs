@@ -119,10 +119,19 @@ pub(crate) fn create_segment(
 ) -> Result<Arc<dyn StorageFile>> {
     let path = segment_path(dir, header.id);
     let file = storage.open(&path, true).map_err(|e| Error::io(&path, e))?;
-    file.write_all_at(&header.encode(), 0)
-        .map_err(|e| Error::io(&path, e))?;
-    file.sync_data().map_err(|e| Error::io(&path, e))?;
-    sync_dir(storage, dir)?;
+    let written = file
+        .write_all_at(&header.encode(), 0)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| Error::io(&path, e))
+        .and_then(|()| sync_dir(storage, dir));
+    if let Err(e) = written {
+        // Do not leave a half-made newest segment behind: the writer keeps
+        // appending to the previous one. (Recovery also copes if this
+        // removal fails or a crash comes first.)
+        let _ = std::fs::remove_file(&path);
+        let _ = storage.sync_dir(dir);
+        return Err(e);
+    }
     Ok(file)
 }
 
