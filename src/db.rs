@@ -441,11 +441,13 @@ fn load_and_replay(dir: &Path, config: &Config) -> Result<(SegmentFiles, Index, 
         Ok::<_, Error>((files, index, recovered))
     };
     if let Ok((index, resume)) = crate::checkpoint::load(config.storage.as_ref(), dir)
-        && let Ok((files, index, recovered)) = attempt(index, Some(resume))
+        && let Ok((files, mut index, recovered)) = attempt(index, Some(resume))
     {
+        index.shrink_after_replay();
         return Ok((files, index, recovered, true));
     }
-    let (files, index, recovered) = attempt(Index::default(), None)?;
+    let (files, mut index, recovered) = attempt(Index::default(), None)?;
+    index.shrink_after_replay();
     Ok((files, index, recovered, false))
 }
 

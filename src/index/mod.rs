@@ -62,6 +62,12 @@ pub(crate) struct Index {
 }
 
 impl Index {
+    /// Returns spare capacity after a replay (the per-txid table grew by
+    /// doubling while the log was read).
+    pub(crate) fn shrink_after_replay(&mut self) {
+        self.txs.shrink_to_fit();
+    }
+
     /// The latest txid in the index.
     pub(crate) fn last_txid(&self) -> TxId {
         TxId(self.txs.len() as u64)
