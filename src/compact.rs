@@ -248,6 +248,7 @@ impl Db {
             .map_err(|e| Error::io(&shared.dir, e))?;
         let mut index = shared.write_index();
         shared.files.insert(id, file);
+        shared.clear_cache();
         for moved in &rewrite.values {
             // A version purged or erased since the rewrite is simply gone.
             if let Some(chain) = index.chain_mut(moved.table, &moved.key)

@@ -17,6 +17,7 @@ use crate::log::files::SegmentFiles;
 use crate::log::frame::{FRAME_HEADER_SIZE, FrameHeader, META_OFFSET, decode_meta, decode_payload};
 use crate::log::recovery::{Recovered, ResumePoint, replay};
 use crate::log::segment::list_segments;
+use crate::log::value_cache::ValueCache;
 use crate::log::writer::LogWriter;
 use crate::pins::Pins;
 use crate::read::Snapshot;
@@ -68,6 +69,8 @@ pub(crate) struct Shared {
     pub durable: Durable,
     /// Txids pinned by live views, and the purge horizon.
     pub pins: Pins,
+    /// Recently read value and metadata bytes.
+    cache: ValueCache,
     /// Held by compaction and backup, one at a time.
     maintenance: Mutex<()>,
     /// Bytes of torn tail that recovery cut off when this database opened.
@@ -152,6 +155,7 @@ impl Db {
             .tx(recovered.last_txid)
             .map_or(Timestamp::default(), |t| t.commit_time);
         let horizon = index.horizon();
+        let cache = ValueCache::new(config.value_cache_bytes);
         let (active, active_path) = recovered.writer.active();
         let durable = Durable::new(recovered.last_txid, Arc::clone(active), active_path.clone());
         Ok(Db {
@@ -160,6 +164,7 @@ impl Db {
                 config,
                 durable,
                 pins: Pins::new(horizon),
+                cache,
                 maintenance: Mutex::new(()),
                 torn_tail_bytes: recovered.torn_bytes,
                 checkpoint_used,
@@ -376,6 +381,8 @@ impl Db {
 pub(crate) struct Located<T> {
     pub item: T,
     pub segment: SegmentId,
+    /// The handle's process-unique id (the value cache's key).
+    pub uid: u64,
     pub file: Arc<dyn StorageFile>,
 }
 
@@ -513,26 +520,41 @@ impl Shared {
         segment: SegmentId,
         item: T,
     ) -> Result<Located<T>> {
+        let (uid, file) = self.files.handle_with_uid(segment)?;
         Ok(Located {
             item,
             segment,
-            file: self.files.handle(segment)?,
+            uid,
+            file,
         })
     }
 
-    /// Reads one version's value: one positioned read of exactly its bytes.
+    /// Reads `len` bytes at `offset` of a located file: from the value
+    /// cache, or with one positioned read of exactly those bytes.
+    fn read_located<T>(&self, at: &Located<T>, offset: u64, len: usize) -> Result<Vec<u8>> {
+        if let Some(bytes) = self.cache.get(at.uid, offset, len) {
+            return Ok(bytes);
+        }
+        let bytes = self
+            .files
+            .read_from(at.file.as_ref(), at.segment, offset, len)?;
+        self.cache.insert(at.uid, offset, &bytes);
+        Ok(bytes)
+    }
+
+    /// Reads one version's value.
     pub(crate) fn read_value(&self, at: &Located<VersionRef>) -> Result<Option<Vec<u8>>> {
         let version = &at.item;
         if !version.is_live() {
             return Ok(None);
         }
-        let bytes = self.files.read_from(
-            at.file.as_ref(),
-            at.segment,
-            u64::from(version.offset()),
-            version.len() as usize,
-        )?;
+        let bytes = self.read_located(at, u64::from(version.offset()), version.len() as usize)?;
         Ok(Some(bytes))
+    }
+
+    /// Drops every cached value (erasure, compaction).
+    pub(crate) fn clear_cache(&self) {
+        self.cache.clear();
     }
 
     /// Reads a transaction's metadata; no I/O when it has none.
@@ -542,9 +564,7 @@ impl Shared {
             return Ok(Metadata::new());
         }
         let offset = u64::from(info.frame_offset) + (FRAME_HEADER_SIZE + META_OFFSET) as u64;
-        let bytes =
-            self.files
-                .read_from(at.file.as_ref(), at.segment, offset, info.meta_len as usize)?;
+        let bytes = self.read_located(at, offset, info.meta_len as usize)?;
         decode_meta(&bytes)
             .map_err(|reason| Error::corrupt(self.files.path(info.segment), offset, reason))
     }

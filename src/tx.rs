@@ -527,6 +527,10 @@ impl WriteTx {
             .record_written(txid, immediate, active, active_path);
         drop(writer);
         drop(in_flight);
+        if !self.erased.is_empty() {
+            // Erased bytes must not linger in memory either.
+            shared.clear_cache();
+        }
         shared
             .frames_since_checkpoint
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

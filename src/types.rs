@@ -180,6 +180,9 @@ pub struct Config {
     /// frames were replayed or committed since the last one, so the next
     /// open is fast. On by default.
     pub checkpoint_on_close: bool,
+    /// Bytes of recently read values and metadata kept in memory, so hot
+    /// reads skip the disk read. 64 MiB by default; 0 turns it off.
+    pub value_cache_bytes: usize,
 }
 
 impl Default for Config {
@@ -192,6 +195,7 @@ impl Default for Config {
             storage: Arc::new(FileStorage),
             lock_timeout: Duration::ZERO,
             checkpoint_on_close: true,
+            value_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::error::{Error, Result};
@@ -15,8 +16,16 @@ use crate::types::SegmentId;
 /// Invariant: the lock is held only to clone a file handle, never across I/O.
 pub(crate) struct SegmentFiles {
     dir: PathBuf,
-    files: RwLock<BTreeMap<SegmentId, Arc<dyn StorageFile>>>,
+    /// Each open handle with a process-unique id (never reused), so caches
+    /// keyed by it cannot confuse a rewritten segment with its old file.
+    files: RwLock<BTreeMap<SegmentId, UidHandle>>,
 }
+
+/// An open segment handle and its process-unique id.
+type UidHandle = (u64, Arc<dyn StorageFile>);
+
+/// Source of handle ids.
+static NEXT_HANDLE_UID: AtomicU64 = AtomicU64::new(1);
 
 impl SegmentFiles {
     pub(crate) fn new(dir: &Path) -> SegmentFiles {
@@ -27,18 +36,24 @@ impl SegmentFiles {
     }
 
     pub(crate) fn insert(&self, id: SegmentId, file: Arc<dyn StorageFile>) {
+        let uid = NEXT_HANDLE_UID.fetch_add(1, Ordering::Relaxed);
         self.files
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, file);
+            .insert(id, (uid, file));
     }
 
     /// The open handle of segment `id`. Callers that hold an index
     /// location take the handle under the same index lock (see `Located`).
     pub(crate) fn handle(&self, id: SegmentId) -> Result<Arc<dyn StorageFile>> {
+        Ok(self.handle_with_uid(id)?.1)
+    }
+
+    /// [`SegmentFiles::handle`] with the handle's unique id.
+    pub(crate) fn handle_with_uid(&self, id: SegmentId) -> Result<UidHandle> {
         let files = self.files.read().unwrap_or_else(|e| e.into_inner());
         match files.get(&id) {
-            Some(file) => Ok(Arc::clone(file)),
+            Some((uid, file)) => Ok((*uid, Arc::clone(file))),
             None => Err(Error::corrupt(
                 segment_path(&self.dir, id),
                 0,

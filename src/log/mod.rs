@@ -9,4 +9,5 @@ pub(crate) mod files;
 pub(crate) mod frame;
 pub(crate) mod recovery;
 pub(crate) mod segment;
+pub(crate) mod value_cache;
 pub(crate) mod writer;

@@ -1,0 +1,117 @@
+//! A cache of value (and metadata) bytes read from segment files, so hot
+//! reads skip the `pread` syscall.
+//!
+//! Entries are keyed by `(handle uid, offset)`. Bytes at an offset that an
+//! index location points to never change while that file handle is in use
+//! (segments are append-only; compaction writes a new file, which gets a
+//! new handle uid), so an entry can never go stale — it can only become
+//! unreachable and age out. Erasure clears the cache, so erased bytes do not
+//! linger in memory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+const SHARDS: usize = 16;
+
+/// A sharded, size-bounded map from file location to bytes. Eviction is
+/// random (whatever the hash map yields first), which is cheap and good
+/// enough for a cache that mostly serves working sets smaller than it.
+pub(crate) struct ValueCache {
+    shards: Vec<Mutex<Shard>>,
+    shard_capacity_bytes: usize,
+}
+
+#[derive(Default)]
+struct Shard {
+    entries: HashMap<(u64, u64), Arc<[u8]>>,
+    bytes: usize,
+}
+
+/// Per-entry bookkeeping counted against the capacity.
+const ENTRY_OVERHEAD_BYTES: usize = 48;
+
+impl ValueCache {
+    pub(crate) fn new(capacity_bytes: usize) -> ValueCache {
+        ValueCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shard_capacity_bytes: capacity_bytes / SHARDS,
+        }
+    }
+
+    fn shard(&self, uid: u64, offset: u64) -> MutexGuard<'_, Shard> {
+        let hash = (uid.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ offset.wrapping_mul(0xC2B2_AE3D_27D4_EB4F))
+            >> 32;
+        self.shards[hash as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cached bytes at `offset` of handle `uid`, if they are `len` long.
+    pub(crate) fn get(&self, uid: u64, offset: u64, len: usize) -> Option<Vec<u8>> {
+        if self.shard_capacity_bytes == 0 {
+            return None;
+        }
+        let shard = self.shard(uid, offset);
+        let bytes = shard.entries.get(&(uid, offset))?;
+        (bytes.len() == len).then(|| bytes.to_vec())
+    }
+
+    /// Remembers `bytes` read at `offset` of handle `uid`.
+    pub(crate) fn insert(&self, uid: u64, offset: u64, bytes: &[u8]) {
+        let cost = bytes.len() + ENTRY_OVERHEAD_BYTES;
+        if cost > self.shard_capacity_bytes / 4 {
+            return;
+        }
+        let mut shard = self.shard(uid, offset);
+        while shard.bytes + cost > self.shard_capacity_bytes {
+            let Some(victim) = shard.entries.keys().next().copied() else {
+                break;
+            };
+            if let Some(old) = shard.entries.remove(&victim) {
+                shard.bytes -= old.len() + ENTRY_OVERHEAD_BYTES;
+            }
+        }
+        if let Some(old) = shard.entries.insert((uid, offset), Arc::from(bytes)) {
+            shard.bytes -= old.len() + ENTRY_OVERHEAD_BYTES;
+        }
+        shard.bytes += cost;
+    }
+
+    /// Drops every entry.
+    pub(crate) fn clear(&self) {
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            shard.entries.clear();
+            shard.bytes = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stays_within_capacity_and_checks_length() {
+        let cache = ValueCache::new(16 * 1024);
+        for i in 0..1000u64 {
+            cache.insert(1, i * 100, &[i as u8; 60]);
+        }
+        let held: usize = cache
+            .shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).bytes)
+            .sum();
+        assert!(held <= 16 * 1024, "{held}");
+        cache.insert(2, 0, b"abc");
+        assert_eq!(cache.get(2, 0, 3), Some(b"abc".to_vec()));
+        assert_eq!(cache.get(2, 0, 4), None, "a different length is a miss");
+        assert_eq!(cache.get(3, 0, 3), None, "another handle is a miss");
+        cache.clear();
+        assert_eq!(cache.get(2, 0, 3), None);
+        let off = ValueCache::new(0);
+        off.insert(1, 0, b"x");
+        assert_eq!(off.get(1, 0, 1), None);
+    }
+}
