@@ -102,6 +102,7 @@ impl Db {
         let shared = &self.shared;
         let _one_at_a_time = shared.lock_maintenance();
         shared.durable.check_writable()?;
+        self.apply_retention_policies()?;
         let active = {
             let mut writer = shared.lock_writer();
             let next = shared.durable.written().next();
@@ -132,6 +133,45 @@ impl Db {
             progress(done + 1, sealed.len());
         }
         Ok(report)
+    }
+
+    /// Trims every table that has a retention policy to the horizon the
+    /// policy allows now, in one durable transaction of trim records. A
+    /// horizon never passes a live view; if one appears meanwhile the trim
+    /// waits for the next compaction.
+    fn apply_retention_policies(&self) -> Result<()> {
+        let shared = &self.shared;
+        let now = crate::types::Timestamp::now();
+        let trims: Vec<(String, TxId)> = {
+            let index = shared.read_index();
+            let limit = shared
+                .pins
+                .oldest()
+                .unwrap_or(TxId(u64::MAX))
+                .min(index.last_txid());
+            index
+                .retention_policies()
+                .into_iter()
+                .filter_map(|(name, policy, current)| {
+                    let horizon = index.retention_horizon(&name, policy, now).min(limit);
+                    (horizon > current).then_some((name, horizon))
+                })
+                .collect()
+        };
+        if trims.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin();
+        tx.set_durability(crate::Durability::Immediate);
+        tx.set_meta("reason", "retention policy")
+            .expect("a short metadata entry fits");
+        for (table, horizon) in &trims {
+            tx.stage_trim(table, *horizon);
+        }
+        match tx.commit() {
+            Ok(_) | Err(Error::HistoryInUse { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Re-encodes every frame of segment `id`, keeping the versions the

@@ -77,6 +77,23 @@ impl Pins {
         }
     }
 
+    /// The oldest txid a live view reads.
+    pub(crate) fn oldest(&self) -> Option<TxId> {
+        self.lock().counts.first_key_value().map(|(t, _)| *t)
+    }
+
+    /// Fails unless no live view reads a txid below `to` (for trimming one
+    /// table's history; the global horizon stays).
+    pub(crate) fn check_unpinned_below(&self, to: TxId) -> Result<()> {
+        match self.oldest() {
+            Some(oldest) if oldest < to => Err(Error::HistoryInUse {
+                requested: to,
+                oldest_view: oldest,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Raises the horizon to `to`, unless a live view reads an older txid.
     pub(crate) fn raise_horizon(&self, to: TxId) -> Result<()> {
         let mut state = self.lock();

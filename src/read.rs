@@ -69,13 +69,14 @@ impl Snapshot {
     }
 
     /// Whether `key` has a live value at this txid (no value read).
-    pub fn contains(&self, table: &str, key: impl AsRef<[u8]>) -> bool {
+    /// Fails like `get` below the table's retention horizon.
+    pub fn contains(&self, table: &str, key: impl AsRef<[u8]>) -> Result<bool> {
         let index = self.shared.read_index();
-        index
-            .table_at(table, self.txid)
+        Ok(index
+            .readable_table_at(table, self.txid)?
             .and_then(|t| t.keys.get(key.as_ref()))
             .and_then(|chain| visible_at(chain, self.txid))
-            .is_some_and(|v| v.is_live())
+            .is_some_and(|v| v.is_live()))
     }
 
     /// The version of `key` visible at this txid, including a delete (whose
@@ -97,7 +98,7 @@ impl Snapshot {
         let found = {
             let index = self.shared.read_index();
             let found = index
-                .table_at(table, self.txid)
+                .readable_table_at(table, self.txid)?
                 .and_then(|t| t.keys.get(key))
                 .and_then(|chain| {
                     let i = visible_position(chain, self.txid)?;
@@ -119,7 +120,7 @@ impl Snapshot {
     fn visible(&self, table: &str, key: &[u8]) -> Result<Option<Located<VersionRef>>> {
         let index = self.shared.read_index();
         let Some(v) = index
-            .table_at(table, self.txid)
+            .readable_table_at(table, self.txid)?
             .and_then(|t| t.keys.get(key))
             .and_then(|chain| visible_at(chain, self.txid))
         else {
@@ -271,7 +272,7 @@ impl Snapshot {
         let selected = {
             let index = self.shared.read_index();
             let Some(chain) = index
-                .table_at(table, self.txid)
+                .readable_table_at(table, self.txid)?
                 .and_then(|t| t.keys.get(key))
             else {
                 return Ok(Vec::new());
@@ -356,7 +357,7 @@ impl Cursor {
         mut make: impl FnMut(&Index, &[u8], &VersionRef) -> Result<T>,
     ) -> Result<()> {
         let index = view.shared.read_index();
-        let Some(table) = index.table_at(&self.table, view.txid) else {
+        let Some(table) = index.readable_table_at(&self.table, view.txid)? else {
             self.done = true;
             return Ok(());
         };

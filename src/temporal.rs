@@ -64,7 +64,9 @@ impl Db {
         let mut after_key: Option<Vec<u8>> = None;
         loop {
             let index = self.shared.read_index();
-            let Some(t) = index.table_at(table, high) else {
+            // Both ends must be readable in this table.
+            index.readable_table_at(table, low)?;
+            let Some(t) = index.readable_table_at(table, high)? else {
                 break;
             };
             let range = match &after_key {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::Metadata;
 use crate::db::Shared;
 use crate::error::{Error, KeyBytes, Result};
-use crate::index::{ERASE_KEY, Index, PURGE_KEY, SYSTEM_TABLE};
+use crate::index::{ERASE_KEY, Index, PURGE_KEY, RETENTION_KEY, SYSTEM_TABLE, TRIM_KEY};
 use crate::limits::{
     KEY_SIZE_MAX, META_SIZE_MAX, TABLE_NAME_SIZE_MAX, TX_SIZE_MAX, VALUE_SIZE_MAX,
 };
@@ -25,7 +25,7 @@ use crate::log::frame::{
     payload_size,
 };
 use crate::read::Snapshot;
-use crate::types::{Durability, Op, TableId, Timestamp, TxId};
+use crate::types::{Durability, Op, RetentionPolicy, TableId, Timestamp, TxId};
 
 /// A write transaction: reads see its begin snapshot plus its own writes;
 /// writes become visible to others only when [`commit`](WriteTx::commit)
@@ -130,10 +130,10 @@ impl WriteTx {
     }
 
     /// Whether `key` is live as this transaction sees it.
-    pub fn contains(&self, table: &str, key: impl AsRef<[u8]>) -> bool {
+    pub fn contains(&self, table: &str, key: impl AsRef<[u8]>) -> Result<bool> {
         let key = key.as_ref();
         match self.writes.get(&(table.to_string(), key.to_vec())) {
-            Some(pending) => pending.is_some(),
+            Some(pending) => Ok(pending.is_some()),
             None => self.view.contains(table, key),
         }
     }
@@ -202,7 +202,7 @@ impl WriteTx {
         value: impl AsRef<[u8]>,
     ) -> Result<()> {
         let key = key.as_ref();
-        if self.contains(table, key) {
+        if self.contains(table, key)? {
             return Err(Error::KeyExists {
                 table: table.to_string(),
                 key: KeyBytes(key.to_vec()),
@@ -220,7 +220,7 @@ impl WriteTx {
         value: impl AsRef<[u8]>,
     ) -> Result<()> {
         let key = key.as_ref();
-        if !self.contains(table, key) {
+        if !self.contains(table, key)? {
             return Err(Error::KeyNotFound {
                 table: table.to_string(),
                 key: KeyBytes(key.to_vec()),
@@ -235,7 +235,7 @@ impl WriteTx {
         let key = key.as_ref();
         check_table_name(table)?;
         check_key(key)?;
-        let was_live = self.contains(table, key);
+        let was_live = self.contains(table, key)?;
         self.stage(table, key, None)?;
         Ok(was_live)
     }
@@ -409,6 +409,52 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Sets the retention policy of `table` (created if missing), applied
+    /// by every later [`Db::compact`](crate::Db::compact). The policy is
+    /// recorded in the log, so it survives reopening.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), timecask::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = timecask::Db::open(dir.path())?;
+    /// let mut tx = db.begin();
+    /// tx.set_retention("sessions", timecask::RetentionPolicy { keep_last: Some(3), keep_for: None })?;
+    /// tx.commit()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_retention(&mut self, table: &str, policy: RetentionPolicy) -> Result<()> {
+        self.create_table(table)?;
+        let mut record = table.as_bytes().to_vec();
+        record.push(0);
+        record.extend_from_slice(&policy.encode());
+        self.system.push((RETENTION_KEY, record));
+        Ok(())
+    }
+
+    /// Stages a trim record: `table`'s history before `horizon` is dropped
+    /// when this commits (compaction applying a retention policy).
+    pub(crate) fn stage_trim(&mut self, table: &str, horizon: TxId) {
+        let mut record = table.as_bytes().to_vec();
+        record.push(0);
+        record.extend_from_slice(&horizon.0.to_le_bytes());
+        self.system.push((TRIM_KEY, record));
+    }
+
+    /// The highest horizon this transaction's trim records ask for.
+    fn trim_target(&self) -> Option<TxId> {
+        self.system
+            .iter()
+            .filter(|(key, _)| *key == TRIM_KEY)
+            .filter_map(|(_, v)| {
+                v.get(v.len().checked_sub(8)?..)?
+                    .try_into()
+                    .ok()
+                    .map(u64::from_le_bytes)
+            })
+            .max()
+            .map(TxId)
+    }
+
     /// The horizon this transaction's purge records ask for, if any.
     fn purge_target(&self) -> Option<TxId> {
         self.system
@@ -477,6 +523,9 @@ impl WriteTx {
         if let Some(horizon) = self.purge_target() {
             // Under the writer mutex: no view can appear below it meanwhile.
             shared.pins.raise_horizon(horizon)?;
+        }
+        if let Some(horizon) = self.trim_target() {
+            shared.pins.check_unpinned_below(horizon)?;
         }
         let commit_time = Timestamp::now().max(writer.last_commit_time);
         // System records first: an erasure applies before this
@@ -569,7 +618,7 @@ impl WriteTx {
         for ((table, key), new) in &self.writes {
             // An erased key has no history left: a write starts a new one.
             let erased = self.erased.contains(&(table.clone(), key.clone()));
-            let was_live = !erased && self.view.contains(table, key);
+            let was_live = !erased && self.view.contains(table, key)?;
             let op = match (was_live, new) {
                 (false, None) => continue,
                 (false, Some(_)) => Op::Insert,

@@ -214,6 +214,58 @@ impl Config {
     }
 }
 
+/// How much history compaction keeps for one table, set with
+/// [`WriteTx::set_retention`](crate::WriteTx::set_retention).
+///
+/// At each [`Db::compact`](crate::Db::compact) the table gets a horizon:
+/// the newest txid such that every key keeps at most `keep_last` versions
+/// and no version younger than `keep_for` is dropped. History of the table
+/// before its horizon is dropped (the version visible at the horizon is
+/// kept), and as-of reads of that table below it fail with
+/// [`Error::HistoryPurged`](crate::Error::HistoryPurged). The horizon never
+/// passes a live snapshot's txid.
+///
+/// ```
+/// use std::time::Duration;
+/// let policy = timecask::RetentionPolicy {
+///     keep_last: Some(10),
+///     keep_for: Some(Duration::from_secs(30 * 24 * 3600)),
+/// };
+/// # let _ = policy;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Keep at most this many versions of each key (at least 1).
+    pub keep_last: Option<u32>,
+    /// Keep every version written less than this long ago.
+    pub keep_for: Option<Duration>,
+}
+
+impl RetentionPolicy {
+    /// Encoded as `u32 keep_last (0: none) | u64 keep_for µs (u64::MAX: none)`.
+    pub(crate) fn encode(&self) -> [u8; 12] {
+        let mut out = [0; 12];
+        out[..4].copy_from_slice(&self.keep_last.unwrap_or(0).to_le_bytes());
+        let micros = self.keep_for.map_or(u64::MAX, |d| {
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX - 1)
+        });
+        out[4..].copy_from_slice(&micros.to_le_bytes());
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Option<RetentionPolicy> {
+        let bytes: &[u8; 12] = bytes.try_into().ok()?;
+        let keep_last = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let mut micros = [0; 8];
+        micros.copy_from_slice(&bytes[4..]);
+        let micros = u64::from_le_bytes(micros);
+        Some(RetentionPolicy {
+            keep_last: (keep_last > 0).then_some(keep_last),
+            keep_for: (micros != u64::MAX).then(|| Duration::from_micros(micros)),
+        })
+    }
+}
+
 /// Internal id of a table, assigned in order of creation.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub(crate) struct TableId(pub u32);

@@ -235,7 +235,11 @@ fn concurrent_immediate_commits_are_all_durable() {
                     let txid = tx.commit().expect("commit").expect("changed");
                     // Visible to this thread as soon as commit returns.
                     assert!(db.latest_txid() >= txid);
-                    assert!(db.snapshot().contains("t", format!("{t}-{i}")));
+                    assert!(
+                        db.snapshot()
+                            .contains("t", format!("{t}-{i}"))
+                            .expect("contains")
+                    );
                     txids.push(txid);
                 }
                 assert!(txids.windows(2).all(|w| w[0] < w[1]));
@@ -281,7 +285,7 @@ fn first_committer_wins_and_loser_names_the_key() {
         other => panic!("expected a conflict, got {other:?}"),
     }
     // The loser wrote nothing; disjoint writers both commit.
-    assert!(!db.snapshot().contains("t", "other"));
+    assert!(!db.snapshot().contains("t", "other").expect("contains"));
     let mut c = db.begin();
     let mut d = db.begin();
     c.put("t", "c", "1").expect("put");

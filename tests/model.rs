@@ -1195,7 +1195,11 @@ impl Harness {
         let (t, k) = (TABLES[table], KEYS[key]);
         let want = self.model.get(&tk, at);
         check_eq!(s.get(t, k).expect("get"), want, "get {tk:?} at {at}");
-        assert_eq!(s.contains(t, k), want.is_some(), "contains {tk:?} at {at}");
+        assert_eq!(
+            s.contains(t, k).expect("contains"),
+            want.is_some(),
+            "contains {tk:?} at {at}"
+        );
         check_eq!(
             s.get_version(t, k).expect("get_version"),
             self.model.versions_at(&tk, at).pop(),
@@ -1311,7 +1315,11 @@ impl Harness {
         let tx = self.tx.as_ref().expect("a transaction is open");
         let (t, k) = (TABLES[table], KEYS[key]);
         check_eq!(tx.get(t, k).expect("tx get"), want, "tx get {tk:?}");
-        assert_eq!(tx.contains(t, k), want.is_some(), "tx contains {tk:?}");
+        assert_eq!(
+            tx.contains(t, k).expect("tx contains"),
+            want.is_some(),
+            "tx contains {tk:?}"
+        );
         let bounds = (key_bound(&bounds.0), key_bound(&bounds.1));
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
             .model

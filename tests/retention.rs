@@ -332,3 +332,189 @@ fn stray_rewrite_files_are_removed_on_open() {
     assert!(!stray.exists());
     db.verify().expect("verify");
 }
+
+/// Writes `n` versions of each of `keys` keys in `table`, one transaction
+/// per version.
+fn versions(db: &Db, table: &str, keys: u64, n: u64) {
+    for v in 0..n {
+        for k in 0..keys {
+            let mut tx = db.begin();
+            tx.put(table, k.to_be_bytes(), format!("{table}-{k}-{v}"))
+                .expect("put");
+            tx.commit().expect("commit");
+        }
+    }
+}
+
+#[test]
+fn keep_last_policy_trims_on_compaction_and_refuses_reads_below_its_horizon() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open_with(dir.path(), config(None)).expect("open");
+    let mut tx = db.begin();
+    tx.set_retention(
+        "sessions",
+        timecask::RetentionPolicy {
+            keep_last: Some(3),
+            keep_for: None,
+        },
+    )
+    .expect("policy");
+    tx.commit().expect("commit");
+    versions(&db, "sessions", 4, 10);
+    versions(&db, "audit", 2, 10);
+    let before_sessions: Vec<_> = (0..4u64)
+        .map(|k| db.snapshot().get("sessions", k.to_be_bytes()).expect("get"))
+        .collect();
+    let old = TxId(5);
+    let audit_at_old = db
+        .as_of(old)
+        .expect("view")
+        .get("audit", 0u64.to_be_bytes())
+        .expect("get");
+    db.compact().expect("compact");
+    for k in 0..4u64 {
+        let history = db
+            .snapshot()
+            .history("sessions", k.to_be_bytes(), HistoryQuery::all())
+            .expect("history");
+        assert!(
+            history.len() <= 3,
+            "key {k} keeps {} versions",
+            history.len()
+        );
+        assert!(!history.is_empty());
+        assert_eq!(
+            db.snapshot().get("sessions", k.to_be_bytes()).expect("get"),
+            before_sessions[k as usize]
+        );
+    }
+    // Other tables keep everything; the policy's table refuses old reads.
+    let view = db.as_of(old).expect("view of another table's past");
+    assert_eq!(
+        view.get("audit", 0u64.to_be_bytes()).expect("get"),
+        audit_at_old
+    );
+    assert!(matches!(
+        view.get("sessions", 0u64.to_be_bytes()),
+        Err(Error::HistoryPurged { .. })
+    ));
+    assert!(matches!(
+        view.contains("sessions", 0u64.to_be_bytes()),
+        Err(Error::HistoryPurged { .. })
+    ));
+    assert_eq!(
+        db.snapshot()
+            .history("audit", 0u64.to_be_bytes(), HistoryQuery::all())
+            .expect("history")
+            .len(),
+        10
+    );
+    db.verify().expect("verify");
+    // Survives reopen (log replay) and the checkpoint.
+    drop(view);
+    drop(db);
+    let db = Db::open_with(dir.path(), config(None)).expect("reopen");
+    assert!(matches!(
+        db.as_of(old)
+            .expect("view")
+            .get("sessions", 0u64.to_be_bytes()),
+        Err(Error::HistoryPurged { .. })
+    ));
+    db.checkpoint().expect("checkpoint");
+    drop(db);
+    let db = Db::open_with(dir.path(), config(None)).expect("reopen from checkpoint");
+    assert!(db.stats().opened_from_checkpoint);
+    assert!(matches!(
+        db.as_of(old)
+            .expect("view")
+            .get("sessions", 0u64.to_be_bytes()),
+        Err(Error::HistoryPurged { .. })
+    ));
+    // The policy stays in force: more versions, compact again, still ≤ 3.
+    versions(&db, "sessions", 4, 5);
+    db.compact().expect("compact");
+    for k in 0..4u64 {
+        let n = db
+            .snapshot()
+            .history("sessions", k.to_be_bytes(), HistoryQuery::all())
+            .expect("history")
+            .len();
+        assert!(n <= 3, "key {k}: {n}");
+    }
+    db.verify().expect("verify");
+}
+
+#[test]
+fn retention_never_trims_past_a_live_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open_with(dir.path(), config(None)).expect("open");
+    let mut tx = db.begin();
+    tx.set_retention(
+        "t",
+        timecask::RetentionPolicy {
+            keep_last: Some(1),
+            keep_for: None,
+        },
+    )
+    .expect("policy");
+    tx.commit().expect("commit");
+    versions(&db, "t", 2, 5);
+    let held = db.as_of(TxId(3)).expect("view");
+    let before = held.get("t", 0u64.to_be_bytes()).expect("get");
+    db.compact().expect("compact");
+    assert_eq!(
+        held.get("t", 0u64.to_be_bytes()).expect("get"),
+        before,
+        "a held view never changes"
+    );
+    drop(held);
+    db.compact().expect("compact");
+    let n = db
+        .snapshot()
+        .history("t", 0u64.to_be_bytes(), HistoryQuery::all())
+        .expect("history")
+        .len();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn keep_for_policy_keeps_young_versions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open_with(dir.path(), config(None)).expect("open");
+    let mut tx = db.begin();
+    tx.set_retention(
+        "t",
+        timecask::RetentionPolicy {
+            keep_last: None,
+            keep_for: Some(std::time::Duration::from_secs(3600)),
+        },
+    )
+    .expect("policy");
+    tx.commit().expect("commit");
+    versions(&db, "t", 2, 5);
+    db.compact().expect("compact");
+    // Everything is younger than an hour: nothing trimmed.
+    let n = db
+        .snapshot()
+        .history("t", 0u64.to_be_bytes(), HistoryQuery::all())
+        .expect("history")
+        .len();
+    assert_eq!(n, 5);
+    let mut tx = db.begin();
+    tx.set_retention(
+        "t",
+        timecask::RetentionPolicy {
+            keep_last: None,
+            keep_for: Some(std::time::Duration::ZERO),
+        },
+    )
+    .expect("policy");
+    tx.commit().expect("commit");
+    db.compact().expect("compact");
+    let n = db
+        .snapshot()
+        .history("t", 0u64.to_be_bytes(), HistoryQuery::all())
+        .expect("history")
+        .len();
+    assert_eq!(n, 1, "keep_for 0 keeps only what is visible now");
+}

@@ -4,7 +4,7 @@
 //! Layout (little-endian): `u64 last_txid | u64 horizon | u64 n_txs |
 //! n_txs × (u64 time, u32 segment, u32 frame_offset, u32 payload_len,
 //! u32 meta_len) | u32 n_tables | per table: (u8 name_len, name, u64
-//! created, u64 n_keys, per key: (u32 key_len, key, u32 n_versions,
+//! created, u64 horizon, u8 has_policy, [12-byte policy], u64 n_keys, per key: (u32 key_len, key, u32 n_versions,
 //! n_versions × 5 × u32))`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::chain::{Chain, VersionRef};
 use super::{Index, Table, TxInfo};
 use crate::limits::{KEY_SIZE_MAX, TABLE_NAME_SIZE_MAX};
-use crate::types::{SegmentId, TableId, Timestamp, TxId};
+use crate::types::{RetentionPolicy, SegmentId, TableId, Timestamp, TxId};
 
 impl Index {
     /// Appends the encoded index to `out`.
@@ -31,6 +31,14 @@ impl Index {
             out.push(u8::try_from(table.name.len()).expect("table names are at most 255 bytes"));
             out.extend_from_slice(table.name.as_bytes());
             out.extend_from_slice(&table.created.0.to_le_bytes());
+            out.extend_from_slice(&table.horizon.0.to_le_bytes());
+            match table.retention {
+                Some(policy) => {
+                    out.push(1);
+                    out.extend_from_slice(&policy.encode());
+                }
+                None => out.push(0),
+            }
             out.extend_from_slice(&(table.keys.len() as u64).to_le_bytes());
             for (key, chain) in &table.keys {
                 out.extend_from_slice(&(key.len() as u32).to_le_bytes());
@@ -83,6 +91,12 @@ impl Index {
                 .map_err(|_| "table name is not UTF-8".to_string())?
                 .to_string();
             let created = TxId(r.u64()?);
+            let table_horizon = TxId(r.u64()?);
+            let retention = match r.u8()? {
+                0 => None,
+                1 => Some(RetentionPolicy::decode(r.take(12)?).ok_or("bad retention policy")?),
+                _ => return Err("bad retention flag".into()),
+            };
             let n_keys = r.u64()?;
             let mut entries: Vec<(Box<[u8]>, Chain)> =
                 Vec::with_capacity((n_keys as usize).min(r.left() / 8));
@@ -122,6 +136,8 @@ impl Index {
                 name,
                 created,
                 keys,
+                horizon: table_horizon,
+                retention,
             });
         }
         if r.left() != 0 {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::log::frame::{DecodedTx, FRAME_HEADER_SIZE};
 use crate::log::writer::FrameLocation;
-use crate::types::{Op, SegmentId, TableId, Timestamp, TxId};
+use crate::types::{Op, RetentionPolicy, SegmentId, TableId, Timestamp, TxId};
 use chain::{Chain, VersionRef, push_version};
 
 /// The reserved table that holds maintenance records (purge horizons,
@@ -24,6 +24,40 @@ pub(crate) const PURGE_KEY: &[u8] = b"purge";
 /// System key of an erase record; the value is `table 0x00 key`, or just
 /// `table` (no 0x00) once compaction has removed every erased version.
 pub(crate) const ERASE_KEY: &[u8] = b"erase";
+
+/// System key of a retention record; the value is `table 0x00 policy`.
+pub(crate) const RETENTION_KEY: &[u8] = b"retention";
+/// System key of a trim record (a retention policy applied by compaction);
+/// the value is `table 0x00 u64 horizon`.
+pub(crate) const TRIM_KEY: &[u8] = b"trim";
+
+/// Drops the versions of `table` superseded at or before `horizon`;
+/// returns how many.
+fn trim_table(table: &mut Table, horizon: TxId) -> u64 {
+    let mut dropped = 0;
+    table.keys.retain(|_, chain| {
+        if let Some(p) = chain::visible_position(chain, horizon)
+            && p > 0
+        {
+            chain.drain(..p);
+            dropped += p as u64;
+            chain.shrink_to_fit();
+        }
+        !chain.is_empty()
+    });
+    dropped
+}
+
+/// Splits a `table 0x00 rest` system value.
+fn split_table(value: &[u8]) -> Result<(&str, &[u8]), String> {
+    let split = value
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or("system record without a table name")?;
+    let table = std::str::from_utf8(&value[..split])
+        .map_err(|_| "system record table is not UTF-8".to_string())?;
+    Ok((table, &value[split + 1..]))
+}
 
 /// Where a transaction's frame lies, and its commit time. 24 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +76,11 @@ pub(crate) struct Table {
     /// The txid that created the table; it does not exist before it.
     pub created: TxId,
     pub keys: BTreeMap<Box<[u8]>, Chain>,
+    /// Reads of this table below this txid are refused: its retention
+    /// policy trimmed the history before it.
+    pub horizon: TxId,
+    /// The table's retention policy, applied by compaction.
+    pub retention: Option<RetentionPolicy>,
 }
 
 /// All tables and all transactions.
@@ -103,18 +142,84 @@ impl Index {
         self.horizon = horizon;
         let mut dropped = 0;
         for table in &mut self.tables {
-            table.keys.retain(|_, chain| {
-                if let Some(p) = chain::visible_position(chain, horizon)
-                    && p > 0
-                {
-                    chain.drain(..p);
-                    dropped += p as u64;
-                    chain.shrink_to_fit();
-                }
-                !chain.is_empty()
-            });
+            dropped += trim_table(table, horizon);
         }
         self.n_versions -= dropped;
+    }
+
+    /// Drops the history of one table before `horizon`, as `purge` does
+    /// for all (a retention policy applied by compaction).
+    fn trim(&mut self, table: &str, horizon: TxId) -> Result<(), String> {
+        let id = self
+            .table_id(table)
+            .ok_or("trim record names an unknown table")?;
+        let table = &mut self.tables[id.0 as usize];
+        if horizon > table.horizon {
+            table.horizon = horizon;
+            let dropped = trim_table(table, horizon);
+            self.n_versions -= dropped;
+        }
+        Ok(())
+    }
+
+    /// The table named `name` if it existed at `at`; an error if `at` is
+    /// below the table's retention horizon or the database's.
+    pub(crate) fn readable_table_at(&self, name: &str, at: TxId) -> crate::Result<Option<&Table>> {
+        let Some(table) = self.table_at(name, at) else {
+            return Ok(None);
+        };
+        if at < table.horizon {
+            return Err(crate::Error::HistoryPurged {
+                requested: at,
+                horizon: table.horizon,
+            });
+        }
+        Ok(Some(table))
+    }
+
+    /// Tables with a retention policy: (name, policy, current horizon).
+    pub(crate) fn retention_policies(&self) -> Vec<(String, RetentionPolicy, TxId)> {
+        self.tables
+            .iter()
+            .filter_map(|t| t.retention.map(|p| (t.name.clone(), p, t.horizon)))
+            .collect()
+    }
+
+    /// The horizon `policy` asks for in table `name` as of `now`: the
+    /// newest txid such that every key keeps at most `keep_last` versions
+    /// from it on and nothing committed after `now - keep_for` is dropped.
+    pub(crate) fn retention_horizon(
+        &self,
+        name: &str,
+        policy: RetentionPolicy,
+        now: Timestamp,
+    ) -> TxId {
+        let Some(table) = self.table_id(name).map(|id| self.table(id)) else {
+            return TxId::ZERO;
+        };
+        let mut horizon = self.last_txid();
+        if let Some(keep_for) = policy.keep_for {
+            let cutoff = now
+                .as_micros()
+                .saturating_sub(u64::try_from(keep_for.as_micros()).unwrap_or(u64::MAX));
+            // Versions committed after the cutoff must stay visible.
+            horizon = horizon.min(self.txid_at_time(Timestamp::from_micros(cutoff)));
+        }
+        if let Some(keep_last) = policy.keep_last {
+            let n = keep_last.max(1) as usize;
+            let mut needed = TxId::ZERO;
+            for chain in table.keys.values() {
+                if chain.len() > n {
+                    needed = needed.max(chain[chain.len() - n].txid());
+                }
+            }
+            // No key keeps more than `n` versions at or after `needed`.
+            if needed == TxId::ZERO {
+                return table.horizon;
+            }
+            horizon = horizon.min(needed);
+        }
+        horizon
     }
 
     /// Removes every version of one key (an erasure). `record` is the
@@ -249,6 +354,8 @@ impl Index {
                 name: (*name).to_string(),
                 created: tx.txid,
                 keys: BTreeMap::new(),
+                horizon: TxId::ZERO,
+                retention: None,
             });
         }
         for change in &tx.changes {
@@ -300,6 +407,22 @@ impl Index {
                 Ok(())
             }
             ERASE_KEY => self.erase(value, txid),
+            RETENTION_KEY => {
+                let (table, policy) = split_table(value)?;
+                let policy = RetentionPolicy::decode(policy).ok_or("bad retention record")?;
+                let id = self
+                    .table_id(table)
+                    .ok_or("retention record names an unknown table")?;
+                self.tables[id.0 as usize].retention = Some(policy);
+                Ok(())
+            }
+            TRIM_KEY => {
+                let (table, horizon) = split_table(value)?;
+                let bytes: [u8; 8] = horizon
+                    .try_into()
+                    .map_err(|_| "bad trim record".to_string())?;
+                self.trim(table, TxId(u64::from_le_bytes(bytes)))
+            }
             _ => Err("unknown system record".into()),
         }
     }

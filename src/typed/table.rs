@@ -326,9 +326,7 @@ impl<K: Key, V: Serialize + DeserializeOwned> Table<'_, K, V> {
         Q: KeyEncode + ?Sized,
     {
         self.schema()?;
-        Ok(with_key_bytes(key, |key| {
-            self.tx.contains(self.def.name, key)
-        }))
+        with_key_bytes(key, |key| Ok(self.tx.contains(self.def.name, key)?))
     }
 
     /// Writes `value` under `key`, inserting or updating it.
@@ -471,9 +469,7 @@ impl<K: Key, V: Serialize + DeserializeOwned> TableView<K, V> {
         Q: KeyEncode + ?Sized,
     {
         self.check()?;
-        Ok(with_key_bytes(key, |key| {
-            self.view.contains(self.def.name, key)
-        }))
+        with_key_bytes(key, |key| Ok(self.view.contains(self.def.name, key)?))
     }
 
     /// The version of `key` visible at this txid, including a delete;
