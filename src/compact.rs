@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::index::{ERASE_KEY, SYSTEM_TABLE};
+use crate::index::{SYSTEM_TABLE, compacted_system_value};
 use crate::log::frame::{ChangeToEncode, FRAME_HEADER_SIZE, TxToEncode, encode_frame};
 use crate::log::recovery::SegmentScan;
 use crate::log::segment::{SEGMENT_HEADER_SIZE, SegmentHeader, list_segments, segment_path};
@@ -202,10 +202,8 @@ impl Db {
                     let table = index.table_name(change.table);
                     if table == Some(SYSTEM_TABLE) {
                         let value = change.value.unwrap_or_default();
-                        let compacted = match (change.key, value.iter().position(|b| *b == 0)) {
-                            (ERASE_KEY, Some(split)) => Some(value[..split].to_vec()),
-                            _ => None,
-                        };
+                        let compacted = compacted_system_value(change.key, value);
+                        let compacted = (compacted != value).then_some(compacted);
                         keep.push((change, compacted, false));
                         continue;
                     }

@@ -12,7 +12,7 @@ use crate::checkpoint::CheckpointReport;
 use crate::durable::Durable;
 use crate::error::{Error, Result};
 use crate::index::chain::VersionRef;
-use crate::index::{ERASE_KEY, Index, SYSTEM_TABLE, TxInfo};
+use crate::index::{Index, SYSTEM_TABLE, TxInfo, compacted_system_value};
 use crate::log::files::SegmentFiles;
 use crate::log::frame::{FRAME_HEADER_SIZE, FrameHeader, META_OFFSET, decode_meta, decode_payload};
 use crate::log::recovery::{Recovered, ResumePoint, replay};
@@ -628,15 +628,6 @@ impl Shared {
             meta: tx.meta,
             changes,
         })
-    }
-}
-
-/// A system record as shown to readers: an erase record without the
-/// erased key (what compaction leaves on disk), others unchanged.
-fn compacted_system_value(key: &[u8], value: &[u8]) -> Vec<u8> {
-    match (key, value.iter().position(|b| *b == 0)) {
-        (ERASE_KEY, Some(split)) => value[..split].to_vec(),
-        _ => value.to_vec(),
     }
 }
 

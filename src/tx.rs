@@ -16,7 +16,9 @@ use std::sync::Arc;
 use crate::Metadata;
 use crate::db::Shared;
 use crate::error::{Error, KeyBytes, Result};
-use crate::index::{ERASE_KEY, Index, PURGE_KEY, RETENTION_KEY, SYSTEM_TABLE, TRIM_KEY};
+use crate::index::{
+    ERASE_KEY, Index, PURGE_KEY, RETENTION_KEY, SYSTEM_TABLE, TRIM_KEY, table_record,
+};
 use crate::limits::{
     KEY_SIZE_MAX, META_SIZE_MAX, TABLE_NAME_SIZE_MAX, TX_SIZE_MAX, VALUE_SIZE_MAX,
 };
@@ -381,10 +383,7 @@ impl WriteTx {
         // Reads in this transaction see the key gone; a later write in it
         // starts a new history.
         self.writes.insert((table.to_string(), key.to_vec()), None);
-        let mut record = table.as_bytes().to_vec();
-        record.push(0);
-        record.extend_from_slice(key);
-        self.system.push((ERASE_KEY, record));
+        self.system.push((ERASE_KEY, table_record(table, key)));
         self.erased.insert((table.to_string(), key.to_vec()));
         Ok(())
     }
@@ -424,43 +423,28 @@ impl WriteTx {
     /// ```
     pub fn set_retention(&mut self, table: &str, policy: RetentionPolicy) -> Result<()> {
         self.create_table(table)?;
-        let mut record = table.as_bytes().to_vec();
-        record.push(0);
-        record.extend_from_slice(&policy.encode());
-        self.system.push((RETENTION_KEY, record));
+        self.system
+            .push((RETENTION_KEY, table_record(table, &policy.encode())));
         Ok(())
     }
 
     /// Stages a trim record: `table`'s history before `horizon` is dropped
     /// when this commits (compaction applying a retention policy).
     pub(crate) fn stage_trim(&mut self, table: &str, horizon: TxId) {
-        let mut record = table.as_bytes().to_vec();
-        record.push(0);
-        record.extend_from_slice(&horizon.0.to_le_bytes());
-        self.system.push((TRIM_KEY, record));
+        self.system
+            .push((TRIM_KEY, table_record(table, &horizon.0.to_le_bytes())));
     }
 
-    /// The highest horizon this transaction's trim records ask for.
-    fn trim_target(&self) -> Option<TxId> {
+    /// The highest txid that this transaction's `key` records end with:
+    /// the horizon its purge (`key = PURGE_KEY`) or trim records ask for.
+    fn record_target(&self, key: &[u8]) -> Option<TxId> {
         self.system
             .iter()
-            .filter(|(key, _)| *key == TRIM_KEY)
+            .filter(|(k, _)| *k == key)
             .filter_map(|(_, v)| {
-                v.get(v.len().checked_sub(8)?..)?
-                    .try_into()
-                    .ok()
-                    .map(u64::from_le_bytes)
+                let txid: [u8; 8] = v.get(v.len().checked_sub(8)?..)?.try_into().ok()?;
+                Some(u64::from_le_bytes(txid))
             })
-            .max()
-            .map(TxId)
-    }
-
-    /// The horizon this transaction's purge records ask for, if any.
-    fn purge_target(&self) -> Option<TxId> {
-        self.system
-            .iter()
-            .filter(|(key, _)| *key == PURGE_KEY)
-            .filter_map(|(_, value)| value.as_slice().try_into().ok().map(u64::from_le_bytes))
             .max()
             .map(TxId)
     }
@@ -520,11 +504,11 @@ impl WriteTx {
             // Every table it meant to create was created meanwhile.
             return Ok(None);
         }
-        if let Some(horizon) = self.purge_target() {
+        if let Some(horizon) = self.record_target(PURGE_KEY) {
             // Under the writer mutex: no view can appear below it meanwhile.
             shared.pins.raise_horizon(horizon)?;
         }
-        if let Some(horizon) = self.trim_target() {
+        if let Some(horizon) = self.record_target(TRIM_KEY) {
             shared.pins.check_unpinned_below(horizon)?;
         }
         let commit_time = Timestamp::now().max(writer.last_commit_time);

@@ -48,6 +48,24 @@ fn trim_table(table: &mut Table, horizon: TxId) -> u64 {
     dropped
 }
 
+/// Builds a `table 0x00 rest` system value.
+pub(crate) fn table_record(table: &str, rest: &[u8]) -> Vec<u8> {
+    let mut record = Vec::with_capacity(table.len() + 1 + rest.len());
+    record.extend_from_slice(table.as_bytes());
+    record.push(0);
+    record.extend_from_slice(rest);
+    record
+}
+
+/// A system value as readers see it and compaction leaves it: an erase
+/// record without the erased key; others unchanged.
+pub(crate) fn compacted_system_value(key: &[u8], value: &[u8]) -> Vec<u8> {
+    match (key, value.iter().position(|b| *b == 0)) {
+        (ERASE_KEY, Some(split)) => value[..split].to_vec(),
+        _ => value.to_vec(),
+    }
+}
+
 /// Splits a `table 0x00 rest` system value.
 fn split_table(value: &[u8]) -> Result<(&str, &[u8]), String> {
     let split = value
