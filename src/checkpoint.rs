@@ -232,7 +232,8 @@ fn check_coverage(
     last_txid: TxId,
 ) -> std::result::Result<ResumePoint, String> {
     let on_disk = list_segments(dir).map_err(|e| e.to_string())?;
-    let (last, sealed) = coverage.segments.split_last().ok_or("no segments")?;
+    let last = coverage.segments.last().ok_or("no segments")?;
+    let last_index = coverage.segments.len() - 1;
     for (i, (id, len)) in coverage.segments.iter().enumerate() {
         if on_disk.get(i) != Some(id) {
             return Err(format!("segment {} is not where the checkpoint says", id.0));
@@ -242,7 +243,8 @@ fn check_coverage(
             .open(&path, false)
             .and_then(|f| f.len())
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        let fits = if (*id, *len) == *last {
+        // The newest covered segment may have grown since; the others not.
+        let fits = if i == last_index {
             actual >= *len
         } else {
             actual == *len
@@ -251,7 +253,6 @@ fn check_coverage(
             return Err(format!("segment {} changed since the checkpoint", id.0));
         }
     }
-    let _ = sealed;
     if let Some((id, offset, crc)) = coverage.last_frame {
         let path = segment_path(dir, id);
         let file = storage.open(&path, false).map_err(|e| e.to_string())?;

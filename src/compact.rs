@@ -207,14 +207,7 @@ impl Db {
                         keep.push((change, compacted, false));
                         continue;
                     }
-                    let kept = table.is_some()
-                        && index.tables()[change.table.0 as usize]
-                            .keys
-                            .get(change.key)
-                            .is_some_and(|chain| {
-                                chain.binary_search_by_key(&tx.txid, |v| v.txid()).is_ok()
-                            });
-                    if kept {
+                    if index.has_version(change.table, change.key, tx.txid) {
                         keep.push((change, None, true));
                     } else {
                         out.dropped += 1;
@@ -274,7 +267,9 @@ impl Db {
     fn swap_in(&self, id: SegmentId, path: &Path, rewrite: &Rewrite) -> Result<()> {
         let shared = &self.shared;
         let storage = &shared.config.storage;
-        let tmp = PathBuf::from(format!("{}{COMPACT_SUFFIX}", path.display()));
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(COMPACT_SUFFIX);
+        let tmp = PathBuf::from(tmp);
         let _ = std::fs::remove_file(&tmp);
         let file = storage.open(&tmp, true).map_err(|e| Error::io(&tmp, e))?;
         file.write_all_at(&rewrite.bytes, 0)

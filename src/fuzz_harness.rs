@@ -251,12 +251,12 @@ pub fn run_ops(data: &[u8]) {
                     // An I/O error means this attempt wrote (part of) its
                     // frame at the next txid: it replaces any earlier
                     // candidate, whose frame was cut off or overwritten.
-                    Err(Error::Io { .. }) if failed || fault_armed(&storage) => {
+                    Err(Error::Io { .. }) if failed || storage.armed() => {
                         failed = true;
                         uncertain = (!changes.is_empty()).then_some(changes);
                     }
                     // Refused before writing anything.
-                    Err(Error::Poisoned { .. }) if failed || fault_armed(&storage) => failed = true,
+                    Err(Error::Poisoned { .. }) if failed || storage.armed() => failed = true,
                     Err(e) => panic!("commit failed with no fault injected: {e}"),
                 }
                 check_state(&db, &model, model.latest);
@@ -299,9 +299,7 @@ pub fn run_ops(data: &[u8]) {
             _ => {
                 match db.compact() {
                     Ok(_) => {}
-                    Err(Error::Io { .. } | Error::Poisoned { .. })
-                        if failed || fault_armed(&storage) =>
-                    {
+                    Err(Error::Io { .. } | Error::Poisoned { .. }) if failed || storage.armed() => {
                         failed = true;
                     }
                     Err(e) => panic!("compaction failed with no fault injected: {e}"),
@@ -310,9 +308,4 @@ pub fn run_ops(data: &[u8]) {
             }
         }
     }
-}
-
-/// Whether a fault is armed (it may fire on the next write, sync or cut).
-fn fault_armed(storage: &FaultyStorage) -> bool {
-    storage.armed()
 }
