@@ -111,9 +111,7 @@ pub(crate) fn replay(
                 first_txid: next_txid.unwrap_or(TxId(1)),
             };
             file.set_len(0).map_err(|e| Error::io(&path, e))?;
-            file.write_all_at(&header.encode(), 0)
-                .map_err(|e| Error::io(&path, e))?;
-            file.sync_data().map_err(|e| Error::io(&path, e))?;
+            rewrite_header(file.as_ref(), &path, header)?;
             sync_dir(storage.as_ref(), dir)?;
             torn_bytes += size;
             files.insert(id, Arc::clone(&file));
@@ -134,9 +132,7 @@ pub(crate) fn replay(
             // An empty newest segment left by a roll that failed or was
             // cut short: nothing in it to lose; give it the right start.
             header.first_txid = next;
-            file.write_all_at(&header.encode(), 0)
-                .map_err(|e| Error::io(&path, e))?;
-            file.sync_data().map_err(|e| Error::io(&path, e))?;
+            rewrite_header(file.as_ref(), &path, header)?;
         }
         if header.id != id {
             return Err(Error::corrupt(
@@ -227,6 +223,14 @@ pub(crate) fn replay(
         torn_bytes,
         frames_replayed,
     })
+}
+
+/// Writes `header` over the start of `file` and makes it durable (repairs
+/// of the newest segment after an interrupted or failed roll).
+fn rewrite_header(file: &dyn StorageFile, path: &Path, header: SegmentHeader) -> Result<()> {
+    file.write_all_at(&header.encode(), 0)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| Error::io(path, e))
 }
 
 /// Sequential scan of one segment's frames.
