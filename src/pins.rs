@@ -79,12 +79,30 @@ impl Pins {
 
     /// The oldest txid a live view reads.
     pub(crate) fn oldest(&self) -> Option<TxId> {
-        self.lock().counts.first_key_value().map(|(t, _)| *t)
+        self.lock().oldest()
     }
 
     /// Fails unless no live view reads a txid below `to` (for trimming one
     /// table's history; the global horizon stays).
     pub(crate) fn check_unpinned_below(&self, to: TxId) -> Result<()> {
+        self.lock().check_unpinned_below(to)
+    }
+
+    /// Raises the horizon to `to`, unless a live view reads an older txid.
+    pub(crate) fn raise_horizon(&self, to: TxId) -> Result<()> {
+        let mut state = self.lock();
+        state.check_unpinned_below(to)?;
+        state.horizon = state.horizon.max(to);
+        Ok(())
+    }
+}
+
+impl State {
+    fn oldest(&self) -> Option<TxId> {
+        self.counts.first_key_value().map(|(t, _)| *t)
+    }
+
+    fn check_unpinned_below(&self, to: TxId) -> Result<()> {
         match self.oldest() {
             Some(oldest) if oldest < to => Err(Error::HistoryInUse {
                 requested: to,
@@ -92,21 +110,6 @@ impl Pins {
             }),
             _ => Ok(()),
         }
-    }
-
-    /// Raises the horizon to `to`, unless a live view reads an older txid.
-    pub(crate) fn raise_horizon(&self, to: TxId) -> Result<()> {
-        let mut state = self.lock();
-        if let Some((&oldest, _)) = state.counts.first_key_value()
-            && oldest < to
-        {
-            return Err(Error::HistoryInUse {
-                requested: to,
-                oldest_view: oldest,
-            });
-        }
-        state.horizon = state.horizon.max(to);
-        Ok(())
     }
 }
 
