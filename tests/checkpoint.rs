@@ -1,6 +1,9 @@
 //! The index checkpoint: used when valid, ignored (full replay) when stale,
 //! damaged, foreign or invalidated by compaction — never a wrong answer.
 
+mod common;
+use common::segments;
+
 use std::path::Path;
 
 use timecask::{Config, Db, Durability, HistoryQuery, TxId};
@@ -130,12 +133,7 @@ fn compaction_and_torn_tails_invalidate_the_checkpoint_safely() {
     db.checkpoint().expect("checkpoint");
     drop(db);
     // A segment shorter than the checkpoint says: not used.
-    let mut segments: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tcseg"))
-        .collect();
-    segments.sort();
+    let segments = segments(dir.path());
     let newest = segments.last().expect("segment");
     let len = std::fs::metadata(newest).expect("meta").len();
     if len > 40 {
