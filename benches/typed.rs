@@ -13,12 +13,15 @@
 //! - `point_read/<table>/bytes`: `Snapshot::get` of a random key.
 //! - `point_read/<table>/typed`: `TableView::get` on a held handle (key
 //!   encoded, value decoded into the struct).
+//! - `point_read/<table>/typed_borrowed`: `TableView::get_ref` then
+//!   `ValueRef::borrow_as` into a twin struct whose strings are `&str`
+//!   (no allocation for the fields).
 //! - `point_read/user/typed_fresh_handle`: `db.snapshot().typed(T).get(k)`,
 //!   a new handle per read, so the schema check is paid every time.
 //! - `scan_100/user/{bytes,typed}`: a 100-row range scan.
 //!
 //! Run with `cargo bench --bench typed`. Before the criterion runs, an
-//! interleaved best-of-7 timing loop prints the typed/bytes ratio of point
+//! interleaved best-of-7 timing loop prints the typed/bytes ratios of point
 //! reads to stderr (the target: typed adds less than 20%).
 
 use std::hint::black_box;
@@ -50,6 +53,25 @@ struct Profile {
     email: String,
     age: u32,
     city: String,
+    active: bool,
+}
+
+/// [`User`] with its strings borrowed from the stored bytes.
+#[derive(Deserialize, Debug)]
+struct UserRef<'a> {
+    name: &'a str,
+    email: &'a str,
+    age: u32,
+}
+
+/// [`Profile`] with its strings borrowed from the stored bytes.
+#[derive(Deserialize, Debug)]
+struct ProfileRef<'a> {
+    id: u64,
+    name: &'a str,
+    email: &'a str,
+    age: u32,
+    city: &'a str,
     active: bool,
 }
 
@@ -131,36 +153,56 @@ fn read_typed<V: Serialize + DeserializeOwned>(table: &TableView<u64, V>, k: u64
     table.get(&k).expect("get")
 }
 
-/// Interleaved timing loops, best of several rounds, so both sides see the
-/// same cache and CPU state.
-fn print_ratio<V: Serialize + DeserializeOwned>(db: &Db, def: TableDef<u64, V>) {
+/// Reads `k` through [`TableView::get_ref`] and decodes it as a borrowing
+/// twin of the value type; returns something derived from every field.
+type BorrowedRead<V> = fn(&TableView<u64, V>, u64) -> usize;
+
+fn user_borrowed(table: &TableView<u64, User>, k: u64) -> usize {
+    let stored = table.get_ref(&k).expect("get_ref").expect("present");
+    let user: UserRef<'_> = stored.borrow_as().expect("decode");
+    user.name.len() + user.email.len() + user.age as usize
+}
+
+fn profile_borrowed(table: &TableView<u64, Profile>, k: u64) -> usize {
+    let stored = table.get_ref(&k).expect("get_ref").expect("present");
+    let p: ProfileRef<'_> = stored.borrow_as().expect("decode");
+    p.id as usize + p.name.len() + p.email.len() + p.age as usize + p.city.len() + p.active as usize
+}
+
+/// Interleaved timing loops, best of several rounds, so every variant sees
+/// the same cache and CPU state.
+fn print_ratio<V: Serialize + DeserializeOwned>(
+    db: &Db,
+    def: TableDef<u64, V>,
+    borrowed: BorrowedRead<V>,
+) {
     const READS: u64 = 200_000;
     const ROUNDS: u64 = 7;
     let view = db.snapshot();
     let typed = view.typed(def);
-    let mut best_bytes = Duration::MAX;
-    let mut best_typed = Duration::MAX;
+    let mut best = [Duration::MAX; 3];
     for round in 0..ROUNDS {
-        let mut rng = Rng(0x7e57_0000 + round);
-        let started = Instant::now();
-        for _ in 0..READS {
-            black_box(read_bytes(&view, def.name(), rng.below(N_KEYS)));
+        for (variant, best) in best.iter_mut().enumerate() {
+            let mut rng = Rng(0x7e57_0000 + round);
+            let started = Instant::now();
+            for _ in 0..READS {
+                let k = rng.below(N_KEYS);
+                match variant {
+                    0 => drop(black_box(read_bytes(&view, def.name(), k))),
+                    1 => drop(black_box(read_typed(&typed, k))),
+                    _ => drop(black_box(borrowed(&typed, k))),
+                }
+            }
+            *best = (*best).min(started.elapsed());
         }
-        best_bytes = best_bytes.min(started.elapsed());
-        let mut rng = Rng(0x7e57_0000 + round);
-        let started = Instant::now();
-        for _ in 0..READS {
-            black_box(read_typed(&typed, rng.below(N_KEYS)));
-        }
-        best_typed = best_typed.min(started.elapsed());
     }
     let per = |d: Duration| d.as_nanos() as f64 / READS as f64;
+    let [bytes, owned, borrowed] = best.map(per);
     eprintln!(
-        "{} point read: bytes {:.0} ns, typed {:.0} ns, typed/bytes = {:.3} (target < 1.20)",
+        "{} point read: bytes {bytes:.0} ns; typed get {owned:.0} ns = {:.3}x; typed get_ref+borrow_as {borrowed:.0} ns = {:.3}x (target < 1.20x)",
         def.name(),
-        per(best_bytes),
-        per(best_typed),
-        per(best_typed) / per(best_bytes)
+        owned / bytes,
+        borrowed / bytes,
     );
 }
 
@@ -168,6 +210,7 @@ fn point_reads<V: Serialize + DeserializeOwned>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     view: &Snapshot,
     def: TableDef<u64, V>,
+    borrowed: BorrowedRead<V>,
 ) {
     let typed = view.typed(def);
     let mut rng = Rng(0xa5a5_0001);
@@ -178,13 +221,17 @@ fn point_reads<V: Serialize + DeserializeOwned>(
     group.bench_function(format!("{}/typed", def.name()), |b| {
         b.iter(|| black_box(read_typed(&typed, rng.below(N_KEYS))))
     });
+    let mut rng = Rng(0xa5a5_0001);
+    group.bench_function(format!("{}/typed_borrowed", def.name()), |b| {
+        b.iter(|| black_box(borrowed(&typed, rng.below(N_KEYS))))
+    });
 }
 
 fn bench_typed(c: &mut Criterion) {
     let fixture = build();
     let db = &fixture.db;
-    print_ratio(db, USERS);
-    print_ratio(db, PROFILES);
+    print_ratio(db, USERS, user_borrowed);
+    print_ratio(db, PROFILES, profile_borrowed);
 
     let view = db.snapshot();
     let mut group = c.benchmark_group("point_read");
@@ -192,8 +239,8 @@ fn bench_typed(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
     group.warm_up_time(Duration::from_secs(1));
     group.throughput(Throughput::Elements(1));
-    point_reads(&mut group, &view, USERS);
-    point_reads(&mut group, &view, PROFILES);
+    point_reads(&mut group, &view, USERS, user_borrowed);
+    point_reads(&mut group, &view, PROFILES, profile_borrowed);
     let mut rng = Rng(0xa5a5_0001);
     group.bench_function("user/typed_fresh_handle", |b| {
         b.iter(|| {

@@ -17,7 +17,7 @@ use crate::log::files::SegmentFiles;
 use crate::log::frame::{FRAME_HEADER_SIZE, FrameHeader, META_OFFSET, decode_meta, decode_payload};
 use crate::log::recovery::{Recovered, ResumePoint, replay};
 use crate::log::segment::list_segments;
-use crate::log::value_cache::ValueCache;
+use crate::log::value_cache::{ValueBytes, ValueCache};
 use crate::log::writer::LogWriter;
 use crate::pins::Pins;
 use crate::read::Snapshot;
@@ -32,6 +32,10 @@ const CHECKPOINT_ON_CLOSE_MIN_FRAMES: u64 = 10_000;
 
 /// Name of the lock file inside a database directory.
 const LOCK_FILE: &str = "LOCK";
+
+/// Values up to this size are copied out of the value cache for readers
+/// that only decode them; larger ones are shared with it.
+const SHARE_VALUES_ABOVE: usize = 256;
 
 /// An open database: one directory, held by one process at a time.
 ///
@@ -550,6 +554,50 @@ impl Shared {
         }
         let bytes = self.read_located(at, u64::from(version.offset()), version.len() as usize)?;
         Ok(Some(bytes))
+    }
+
+    /// Reads one version's value (`None` for a delete) without copying it
+    /// out of the value cache: for callers that decode the bytes rather
+    /// than keep them.
+    pub(crate) fn read_value_bytes(&self, at: &Located<VersionRef>) -> Result<Option<ValueBytes>> {
+        let version = &at.item;
+        if !version.is_live() {
+            return Ok(None);
+        }
+        let (offset, len) = (u64::from(version.offset()), version.len() as usize);
+        // Copying a small value costs less than sharing it: the reference
+        // count is an atomic write to a cache line that is usually cold.
+        if len > SHARE_VALUES_ABOVE
+            && let Some(bytes) = self.cache.get_shared(at.uid, offset, len)
+        {
+            return Ok(Some(ValueBytes::Cached(bytes)));
+        }
+        Ok(Some(ValueBytes::Read(self.read_located(at, offset, len)?)))
+    }
+
+    /// Calls `f` with one version's value bytes (`None` for a delete) and
+    /// returns what it returns: for callers that decode the bytes rather
+    /// than keep them. A small cached value is copied to the stack, a large
+    /// one shared with the cache; `f` runs with no lock held.
+    pub(crate) fn with_value<R>(
+        &self,
+        at: &Located<VersionRef>,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>> {
+        let version = &at.item;
+        if !version.is_live() {
+            return Ok(None);
+        }
+        let (offset, len) = (u64::from(version.offset()), version.len() as usize);
+        if len <= SHARE_VALUES_ABOVE {
+            let mut small = [0; SHARE_VALUES_ABOVE];
+            if self.cache.copy_into(at.uid, offset, &mut small[..len]) {
+                return Ok(Some(f(&small[..len])));
+            }
+        } else if let Some(bytes) = self.cache.get_shared(at.uid, offset, len) {
+            return Ok(Some(f(&bytes)));
+        }
+        Ok(Some(f(&self.read_located(at, offset, len)?)))
     }
 
     /// Drops every cached value (erasure, compaction).

@@ -13,6 +13,7 @@ use crate::db::{Located, Shared};
 use crate::error::{Error, Result};
 use crate::index::chain::{VersionRef, visible_at, visible_position};
 use crate::index::{Index, TxInfo};
+use crate::log::value_cache::ValueBytes;
 use crate::record::{HistoryQuery, Version};
 use crate::types::TxId;
 
@@ -64,6 +65,29 @@ impl Snapshot {
     pub fn get(&self, table: &str, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         match self.visible(table, key.as_ref())? {
             Some(at) => self.shared.read_value(&at),
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`get`](Self::get), without copying the bytes out of the value
+    /// cache.
+    pub(crate) fn get_bytes(&self, table: &str, key: &[u8]) -> Result<Option<ValueBytes>> {
+        match self.visible(table, key)? {
+            Some(at) => self.shared.read_value_bytes(&at),
+            None => Ok(None),
+        }
+    }
+
+    /// Calls `f` with the bytes of `key`'s value at this txid (see
+    /// `Shared::with_value`); `None` if it is not live.
+    pub(crate) fn get_with<R>(
+        &self,
+        table: &str,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>> {
+        match self.visible(table, key)? {
+            Some(at) => self.shared.with_value(&at, f),
             None => Ok(None),
         }
     }

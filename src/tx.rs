@@ -26,6 +26,7 @@ use crate::log::frame::{
     ChangeToEncode, FRAME_HEADER_SIZE, TxToEncode, decode_payload, encode_frame, meta_size,
     payload_size,
 };
+use crate::log::value_cache::ValueBytes;
 use crate::read::Snapshot;
 use crate::types::{Durability, Op, RetentionPolicy, TableId, Timestamp, TxId};
 
@@ -122,19 +123,51 @@ impl WriteTx {
             .is_some()
     }
 
+    /// This transaction's own write of `key` (`Some(None)`: a delete), if
+    /// it made one.
+    fn pending(&self, table: &str, key: &[u8]) -> Option<&Option<Vec<u8>>> {
+        if self.writes.is_empty() {
+            return None;
+        }
+        self.writes.get(&(table.to_string(), key.to_vec()))
+    }
+
     /// The value of `key` as this transaction sees it.
     pub fn get(&self, table: &str, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         let key = key.as_ref();
-        match self.writes.get(&(table.to_string(), key.to_vec())) {
+        match self.pending(table, key) {
             Some(pending) => Ok(pending.clone()),
             None => self.view.get(table, key),
+        }
+    }
+
+    /// Like [`get`](Self::get), without copying the bytes out of the value
+    /// cache when the transaction has not written `key`.
+    pub(crate) fn get_bytes(&self, table: &str, key: &[u8]) -> Result<Option<ValueBytes>> {
+        match self.pending(table, key) {
+            Some(pending) => Ok(pending.clone().map(ValueBytes::Read)),
+            None => self.view.get_bytes(table, key),
+        }
+    }
+
+    /// Calls `f` with the bytes of `key`'s value as this transaction sees
+    /// it (see `Snapshot::get_with`); `None` if it is not live.
+    pub(crate) fn get_with<R>(
+        &self,
+        table: &str,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>> {
+        match self.pending(table, key) {
+            Some(pending) => Ok(pending.as_deref().map(f)),
+            None => self.view.get_with(table, key, f),
         }
     }
 
     /// Whether `key` is live as this transaction sees it.
     pub fn contains(&self, table: &str, key: impl AsRef<[u8]>) -> Result<bool> {
         let key = key.as_ref();
-        match self.writes.get(&(table.to_string(), key.to_vec())) {
+        match self.pending(table, key) {
             Some(pending) => Ok(pending.is_some()),
             None => self.view.contains(table, key),
         }

@@ -185,6 +185,141 @@ fn a_transaction_reads_its_own_typed_writes() {
     assert_eq!(db.snapshot().typed(USERS).count().expect("count"), 2);
 }
 
+/// [`User`] with its strings borrowed from the stored bytes.
+#[derive(Deserialize, Debug, PartialEq)]
+struct UserRef<'a> {
+    name: &'a str,
+    email: &'a str,
+    age: u32,
+}
+
+/// `get_ref` agrees with `get` for `key` on `users`, through both decodes.
+fn check_get_ref(
+    users: impl Fn(u64) -> (Option<User>, Option<timecask::typed::ValueRef<User>>),
+    key: u64,
+) {
+    let (owned, stored) = users(key);
+    assert_eq!(stored.is_some(), owned.is_some(), "key {key}");
+    let (Some(owned), Some(stored)) = (owned, stored) else {
+        return;
+    };
+    assert_eq!(stored.value().expect("value"), owned, "key {key}");
+    let borrowed: UserRef<'_> = stored.borrow_as().expect("borrow_as");
+    assert_eq!(
+        (borrowed.name, borrowed.email, borrowed.age),
+        (owned.name.as_str(), owned.email.as_str(), owned.age),
+        "key {key}"
+    );
+}
+
+#[test]
+fn get_ref_reads_what_get_reads() {
+    // Small values are copied out of the value cache, large ones shared
+    // with it; with the cache off both come from the file.
+    let long = user(&"L".repeat(1000), 7);
+    for value_cache_bytes in [0, 1 << 20] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config {
+            value_cache_bytes,
+            ..Config::default()
+        };
+        let db = Db::open_with(dir.path(), config).expect("open");
+        let mut tx = db.begin();
+        let mut users = tx.typed(USERS);
+        users.put(&1, &user("Alice", 30)).expect("put");
+        users.put(&2, &long).expect("put");
+        users.put(&3, &user("Cy", 3)).expect("put");
+        let t1 = tx.commit().expect("commit").expect("txid");
+        let mut tx = db.begin();
+        tx.typed(USERS).put(&1, &user("Bob", 31)).expect("put");
+        tx.typed(USERS).delete(&3).expect("delete");
+        tx.commit().expect("commit");
+
+        for view in [db.snapshot(), db.as_of(t1).expect("as_of")] {
+            let users = view.typed(USERS);
+            // Twice: the first read may fill the cache, the second hits it.
+            for key in [1, 2, 3, 4, 1, 2, 3] {
+                check_get_ref(
+                    |k| {
+                        (
+                            users.get(&k).expect("get"),
+                            users.get_ref(&k).expect("get_ref"),
+                        )
+                    },
+                    key,
+                );
+            }
+        }
+
+        // A transaction sees its own writes through get_ref.
+        let mut tx = db.begin();
+        tx.typed(USERS).put(&4, &user("Dee", 4)).expect("put");
+        tx.typed(USERS).delete(&2).expect("delete");
+        let users = tx.typed(USERS);
+        for key in [1, 2, 3, 4] {
+            check_get_ref(
+                |k| {
+                    (
+                        users.get(&k).expect("get"),
+                        users.get_ref(&k).expect("get_ref"),
+                    )
+                },
+                key,
+            );
+        }
+        assert!(
+            users.get_ref(&2).expect("get_ref").is_none(),
+            "deleted in this tx"
+        );
+        drop(tx);
+
+        // A ValueRef owns its bytes: later writes and compaction leave it be.
+        let held = db
+            .snapshot()
+            .typed(USERS)
+            .get_ref(&2)
+            .expect("get_ref")
+            .expect("present");
+        let mut tx = db.begin();
+        tx.typed(USERS).put(&2, &user("Zed", 9)).expect("put");
+        tx.commit().expect("commit");
+        db.compact().expect("compact");
+        assert_eq!(held.value().expect("value"), long);
+        assert_eq!(
+            Some(held.as_bytes()),
+            db.as_of(t1)
+                .expect("as_of")
+                .get("user", 2u64.to_be_bytes())
+                .expect("get")
+                .as_deref(),
+            "the bytes the byte API reads"
+        );
+    }
+}
+
+#[test]
+fn borrowing_a_different_layout_is_a_decode_error() {
+    let (_dir, db) = open();
+    let mut tx = db.begin();
+    tx.typed(USERS).put(&1, &user("Alice", 30)).expect("put");
+    tx.commit().expect("commit");
+    let stored = db
+        .snapshot()
+        .typed(USERS)
+        .get_ref(&1)
+        .expect("get_ref")
+        .expect("present");
+    let err = stored
+        .borrow_as::<(u64, &str)>()
+        .expect_err("not this layout");
+    assert!(
+        matches!(&err, TypedError::ValueDecode { table, key, .. } if table == "user" && key.0 == 1u64.to_be_bytes()),
+        "{err}"
+    );
+    // Fewer fields than stored: the rest are trailing bytes, also an error.
+    assert!(stored.borrow_as::<(&str,)>().is_err());
+}
+
 #[test]
 fn views_read_as_of_their_txid() {
     let (_dir, db) = open();

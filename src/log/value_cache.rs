@@ -13,6 +13,26 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 const SHARDS: usize = 16;
 
+/// One value's bytes as read, owned by the reader: shared with the cache
+/// (no copy), or read from the file.
+pub(crate) enum ValueBytes {
+    /// Shared with a cache entry.
+    Cached(Arc<[u8]>),
+    /// Read from the file (or a transaction's pending write).
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for ValueBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            ValueBytes::Cached(bytes) => bytes,
+            ValueBytes::Read(bytes) => bytes,
+        }
+    }
+}
+
 /// A sharded, size-bounded map from file location to bytes. Eviction is
 /// random (whatever the hash map yields first), which is cheap and good
 /// enough for a cache that mostly serves working sets smaller than it.
@@ -55,6 +75,35 @@ impl ValueCache {
         let shard = self.shard(uid, offset);
         let bytes = shard.entries.get(&(uid, offset))?;
         (bytes.len() == len).then(|| bytes.to_vec())
+    }
+
+    /// The cached bytes at `offset` of handle `uid`, if they are `len`
+    /// long, shared rather than copied: for callers that only look at them.
+    pub(crate) fn get_shared(&self, uid: u64, offset: u64, len: usize) -> Option<Arc<[u8]>> {
+        if self.shard_capacity_bytes == 0 {
+            return None;
+        }
+        let shard = self.shard(uid, offset);
+        let bytes = shard.entries.get(&(uid, offset))?;
+        (bytes.len() == len).then(|| Arc::clone(bytes))
+    }
+
+    /// Copies the cached bytes at `offset` of handle `uid` into `out` if
+    /// they are `out.len()` long; whether they were there. For small values
+    /// a copy is cheaper than sharing: no allocation and no reference-count
+    /// traffic on a cold cache line.
+    pub(crate) fn copy_into(&self, uid: u64, offset: u64, out: &mut [u8]) -> bool {
+        if self.shard_capacity_bytes == 0 {
+            return false;
+        }
+        let shard = self.shard(uid, offset);
+        match shard.entries.get(&(uid, offset)) {
+            Some(bytes) if bytes.len() == out.len() => {
+                out.copy_from_slice(bytes);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Remembers `bytes` read at `offset` of handle `uid`.
@@ -107,11 +156,14 @@ mod tests {
         cache.insert(2, 0, b"abc");
         assert_eq!(cache.get(2, 0, 3), Some(b"abc".to_vec()));
         assert_eq!(cache.get(2, 0, 4), None, "a different length is a miss");
+        assert_eq!(cache.get_shared(2, 0, 3).as_deref(), Some(&b"abc"[..]));
+        assert_eq!(cache.get_shared(2, 0, 4), None);
         assert_eq!(cache.get(3, 0, 3), None, "another handle is a miss");
         cache.clear();
         assert_eq!(cache.get(2, 0, 3), None);
         let off = ValueCache::new(0);
         off.insert(1, 0, b"x");
         assert_eq!(off.get(1, 0, 1), None);
+        assert_eq!(off.get_shared(1, 0, 1), None);
     }
 }

@@ -81,6 +81,7 @@ mod key;
 mod schema;
 mod table;
 mod value;
+mod value_ref;
 
 pub use changeset::{FieldChange, changeset, changeset_values};
 pub use codec::CODEC_ID;
@@ -88,6 +89,7 @@ pub use key::{Key, KeyDecodeError, KeyEncode, KeyPosition};
 pub use schema::SCHEMA_TABLE;
 pub use table::{Table, TableDef, TableView, TypedRange, TypedVersion};
 pub use value::{Value, ValueError};
+pub use value_ref::ValueRef;
 
 use crate::KeyBytes;
 

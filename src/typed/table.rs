@@ -23,6 +23,7 @@ use super::changeset::{FieldChange, changeset};
 use super::codec;
 use super::key::{Key, KeyEncode, with_key_bytes};
 use super::schema::{self, SCHEMA_TABLE, SchemaState};
+use super::value_ref::ValueRef;
 use crate::{Error, HistoryQuery, KeyBytes, Metadata, Op, RangeIter, Snapshot, Timestamp, TxId};
 use crate::{Version, WriteTx};
 
@@ -313,9 +314,26 @@ impl<K: Key, V: Serialize + DeserializeOwned> Table<'_, K, V> {
         self.schema()?;
         with_key_bytes(key, |key| {
             self.tx
-                .get(self.def.name, key)?
-                .map(|bytes| decode_value(self.def.name, key, &bytes))
+                .get_with(self.def.name, key, |bytes| {
+                    decode_value(self.def.name, key, bytes)
+                })?
                 .transpose()
+        })
+    }
+
+    /// The stored bytes of `key`'s value as this transaction sees it,
+    /// decoded on demand (see [`ValueRef`]).
+    pub fn get_ref<Q>(&self, key: &Q) -> Result<Option<ValueRef<V>>, TypedError>
+    where
+        K: Borrow<Q>,
+        Q: KeyEncode + ?Sized,
+    {
+        self.schema()?;
+        with_key_bytes(key, |key| {
+            Ok(self
+                .tx
+                .get_bytes(self.def.name, key)?
+                .map(|bytes| ValueRef::new(bytes, self.def.name, key)))
         })
     }
 
@@ -456,9 +474,26 @@ impl<K: Key, V: Serialize + DeserializeOwned> TableView<K, V> {
         self.check()?;
         with_key_bytes(key, |key| {
             self.view
-                .get(self.def.name, key)?
-                .map(|bytes| decode_value(self.def.name, key, &bytes))
+                .get_with(self.def.name, key, |bytes| {
+                    decode_value(self.def.name, key, bytes)
+                })?
                 .transpose()
+        })
+    }
+
+    /// The stored bytes of `key`'s value at this txid, decoded on demand:
+    /// into `V`, or into a type that borrows from them (see [`ValueRef`]).
+    pub fn get_ref<Q>(&self, key: &Q) -> Result<Option<ValueRef<V>>, TypedError>
+    where
+        K: Borrow<Q>,
+        Q: KeyEncode + ?Sized,
+    {
+        self.check()?;
+        with_key_bytes(key, |key| {
+            Ok(self
+                .view
+                .get_bytes(self.def.name, key)?
+                .map(|bytes| ValueRef::new(bytes, self.def.name, key)))
         })
     }
 

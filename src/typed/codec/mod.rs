@@ -1,0 +1,283 @@
+//! The value codec: the one place that knows how typed values become bytes.
+//!
+//! Today: bincode 2.0.1 through serde with the `standard` configuration
+//! (little-endian, variable-length integers). Values are encoded by bincode
+//! and decoded by [`decoder`], a reader of the same format that borrows
+//! from the stored bytes (tested against bincode's own decoder). Swapping the codec means
+//! changing this file and [`CODEC_ID`]; tables written with the old id then
+//! fail with [`TypedError::CodecMismatch`](super::TypedError::CodecMismatch)
+//! instead of decoding into garbage.
+//!
+//! bincode is not self-describing: types that need `deserialize_any`
+//! (`#[serde(flatten)]`, untagged enums, `serde_json::Value`) do not
+//! round-trip through it; decoding them fails with a typed error.
+
+mod decoder;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::limits::VALUE_SIZE_MAX;
+
+/// The id of the value codec, stored in each typed table's schema entry.
+///
+/// ```
+/// assert_eq!(timecask::typed::CODEC_ID, "bincode2-serde-standard");
+/// ```
+pub const CODEC_ID: &str = "bincode2-serde-standard";
+
+/// The standard configuration, with a decode limit so that a corrupt
+/// length prefix cannot make the decoder allocate more than a value can
+/// hold. The limit does not change the encoding.
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<VALUE_SIZE_MAX>()
+}
+
+/// Encodes `value`; the error is the codec's message.
+pub(crate) fn encode<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>, String> {
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| e.to_string())
+}
+
+/// Decodes a whole value; bytes left over are an error.
+pub(crate) fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, String> {
+    Ok(decoder::decode_from(bytes)?)
+}
+
+/// Decodes a whole value that may borrow strings and byte slices from
+/// `bytes`; bytes left over are an error.
+pub(crate) fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
+    Ok(decoder::decode_from(bytes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
+
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_garbage() {
+        let value = (String::from("Alice"), 30u32, vec![1u8, 2]);
+        let bytes = encode(&value).expect("encode");
+        assert_eq!(decode::<(String, u32, Vec<u8>)>(&bytes), Ok(value));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        let err = decode::<(String, u32, Vec<u8>)>(&longer).expect_err("trailing byte");
+        assert!(err.contains("trailing"), "{err}");
+        // A varint length prefix (253: a u64 follows) of 2^64 - 1 bytes:
+        // an error, not an allocation.
+        let huge = [253, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert!(decode::<String>(&huge).is_err());
+        assert!(decode::<Vec<u8>>(&huge).is_err());
+    }
+
+    /// Every kind of serde data the format has.
+    #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+    enum Shape {
+        Unit,
+        Newtype(i16),
+        Tuple(u8, char),
+        Struct { a: Option<u64>, b: String },
+    }
+
+    #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+    struct Ints {
+        u8_: u8,
+        i8_: i8,
+        u16_: u16,
+        i16_: i16,
+        u32_: u32,
+        i32_: i32,
+        u64_: u64,
+        i64_: i64,
+        u128_: u128,
+        i128_: i128,
+        usize_: usize,
+        isize_: isize,
+    }
+
+    #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+    struct Rich {
+        ints: Ints,
+        flag: bool,
+        f32_: f32,
+        f64_: f64,
+        c: char,
+        s: String,
+        bytes: Vec<u8>,
+        opt: Option<String>,
+        shapes: Vec<Shape>,
+        map: BTreeMap<String, i32>,
+        pair: (u16, String),
+        unit: (),
+    }
+
+    /// A borrowing twin of [`Rich`]'s string fields.
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Borrowing<'a> {
+        name: &'a str,
+        raw: &'a [u8],
+        #[serde(borrow)]
+        tail: Cow<'a, str>,
+    }
+
+    fn ints() -> impl Strategy<Value = Ints> {
+        (
+            (any::<u8>(), any::<i8>(), any::<u16>(), any::<i16>()),
+            (any::<u32>(), any::<i32>(), any::<u64>(), any::<i64>()),
+            (any::<u128>(), any::<i128>(), any::<usize>(), any::<isize>()),
+        )
+            .prop_map(|((a, b, c, d), (e, f, g, h), (i, j, k, l))| Ints {
+                u8_: a,
+                i8_: b,
+                u16_: c,
+                i16_: d,
+                u32_: e,
+                i32_: f,
+                u64_: g,
+                i64_: h,
+                u128_: i,
+                i128_: j,
+                usize_: k,
+                isize_: l,
+            })
+    }
+
+    fn shape() -> impl Strategy<Value = Shape> {
+        prop_oneof![
+            Just(Shape::Unit),
+            any::<i16>().prop_map(Shape::Newtype),
+            (any::<u8>(), any::<char>()).prop_map(|(a, b)| Shape::Tuple(a, b)),
+            (any::<Option<u64>>(), ".{0,8}").prop_map(|(a, b)| Shape::Struct { a, b }),
+        ]
+    }
+
+    fn rich() -> impl Strategy<Value = Rich> {
+        (
+            (
+                ints(),
+                any::<bool>(),
+                any::<f32>(),
+                any::<f64>(),
+                any::<char>(),
+            ),
+            (
+                ".{0,300}",
+                prop::collection::vec(any::<u8>(), 0..300),
+                prop::option::of(".{0,8}"),
+                prop::collection::vec(shape(), 0..6),
+                prop::collection::btree_map(".{0,4}", any::<i32>(), 0..4),
+                (any::<u16>(), "[a-z]{0,4}"),
+            ),
+        )
+            .prop_map(
+                |((ints, flag, f32_, f64_, c), (s, bytes, opt, shapes, map, pair))| Rich {
+                    ints,
+                    flag,
+                    f32_,
+                    f64_,
+                    c,
+                    s,
+                    bytes,
+                    opt,
+                    shapes,
+                    map,
+                    pair,
+                    unit: (),
+                },
+            )
+    }
+
+    fn bincode_decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, String> {
+        let (value, used) =
+            bincode::serde::decode_from_slice(bytes, config()).map_err(|e| e.to_string())?;
+        if used != bytes.len() {
+            return Err("trailing bytes".into());
+        }
+        Ok(value)
+    }
+
+    /// Our decoder and bincode's agree on `bytes`: the same value (compared
+    /// through `Debug`, so NaNs compare equal) or both an error.
+    fn agree<V: DeserializeOwned + fmt::Debug>(bytes: &[u8]) -> Result<(), TestCaseError> {
+        let ours = decode::<V>(bytes).map(|v| format!("{v:?}"));
+        let theirs = bincode_decode::<V>(bytes).map(|v| format!("{v:?}"));
+        match (&ours, &theirs) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+            (Err(_), Err(_)) => {}
+            _ => prop_assert!(false, "ours {ours:?}, bincode {theirs:?} on {bytes:02x?}"),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        /// What bincode encodes, the decoder reads back.
+        #[test]
+        fn decodes_what_bincode_encodes(value in rich()) {
+            let bytes = encode(&value).expect("encode");
+            let back: Rich = decode(&bytes).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(format!("{back:?}"), format!("{value:?}"));
+            agree::<Rich>(&bytes)?;
+        }
+
+        /// Damaged encodings: a changed byte, a cut or an extra byte gives
+        /// the same answer as bincode, never a panic.
+        #[test]
+        fn damaged_bytes_agree_with_bincode(
+            value in rich(),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+            damage in 0..3u8,
+        ) {
+            let mut bytes = encode(&value).expect("encode");
+            let i = at.index(bytes.len());
+            match damage {
+                0 => bytes[i] = byte,
+                1 => bytes.truncate(i),
+                _ => bytes.insert(i, byte),
+            }
+            agree::<Rich>(&bytes)?;
+        }
+
+        /// Arbitrary bytes into smaller types.
+        #[test]
+        fn arbitrary_bytes_agree_with_bincode(bytes in prop::collection::vec(any::<u8>(), 0..24)) {
+            agree::<(u16, i32, bool)>(&bytes)?;
+            agree::<(Option<char>, u64)>(&bytes)?;
+            agree::<Vec<Shape>>(&bytes)?;
+            agree::<(String, i128)>(&bytes)?;
+            agree::<BTreeMap<u8, Option<i8>>>(&bytes)?;
+        }
+
+        /// Borrowed fields point into the stored bytes.
+        #[test]
+        fn borrows_from_the_bytes(name in ".{0,40}", raw in prop::collection::vec(any::<u8>(), 0..40)) {
+            #[derive(Serialize)]
+            struct Owned<'a> {
+                name: &'a str,
+                #[serde(with = "serde_bytes_shim")]
+                raw: &'a [u8],
+                tail: &'a str,
+            }
+            let bytes = encode(&Owned { name: &name, raw: &raw, tail: "end" }).expect("encode");
+            let view: Borrowing<'_> = decode_borrowed(&bytes).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(view.name, name.as_str());
+            prop_assert_eq!(view.raw, raw.as_slice());
+            prop_assert!(matches!(view.tail, Cow::Borrowed("end")));
+            prop_assert!(bytes.as_ptr_range().contains(&view.name.as_ptr()) || name.is_empty());
+        }
+    }
+
+    /// Serializes a byte slice as serde bytes (what `serde_bytes` does),
+    /// so `&[u8]` fields round-trip as borrowed bytes.
+    mod serde_bytes_shim {
+        pub fn serialize<S: serde::Serializer>(bytes: &&[u8], s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(bytes)
+        }
+    }
+}
