@@ -88,12 +88,22 @@ impl Pins {
         self.lock().check_unpinned_below(to)
     }
 
-    /// Raises the horizon to `to`, unless a live view reads an older txid.
-    pub(crate) fn raise_horizon(&self, to: TxId) -> Result<()> {
+    /// Raises the horizon to `to`, unless a live view reads an older txid;
+    /// returns the horizon it replaced.
+    pub(crate) fn raise_horizon(&self, to: TxId) -> Result<TxId> {
         let mut state = self.lock();
         state.check_unpinned_below(to)?;
-        state.horizon = state.horizon.max(to);
-        Ok(())
+        let previous = state.horizon;
+        state.horizon = previous.max(to);
+        Ok(previous)
+    }
+
+    /// Puts the horizon back to what [`raise_horizon`](Self::raise_horizon)
+    /// returned, after the purge that raised it failed to reach the log.
+    /// The caller holds the writer mutex, so no other purge raised it since.
+    pub(crate) fn restore_horizon(&self, previous: TxId) {
+        let mut state = self.lock();
+        state.horizon = previous;
     }
 }
 

@@ -537,10 +537,6 @@ impl WriteTx {
             // Every table it meant to create was created meanwhile.
             return Ok(None);
         }
-        if let Some(horizon) = self.record_target(PURGE_KEY) {
-            // Under the writer mutex: no view can appear below it meanwhile.
-            shared.pins.raise_horizon(horizon)?;
-        }
         if let Some(horizon) = self.record_target(TRIM_KEY) {
             shared.pins.check_unpinned_below(horizon)?;
         }
@@ -577,7 +573,22 @@ impl WriteTx {
         }
         let (frame, _) = encode_frame(&encode);
         shared.durable.check_writable()?;
-        let location = writer.log.append(&frame, txid, &shared.files)?;
+        // A purge raises the horizon before its frame is written, so no new
+        // view can start below it meanwhile (the pins lock, not the writer
+        // mutex, guards new views); if the write fails, it goes back down.
+        let raised_from = match self.record_target(PURGE_KEY) {
+            Some(horizon) => Some(shared.pins.raise_horizon(horizon)?),
+            None => None,
+        };
+        let location = match writer.log.append(&frame, txid, &shared.files) {
+            Ok(location) => location,
+            Err(e) => {
+                if let Some(previous) = raised_from {
+                    shared.pins.restore_horizon(previous);
+                }
+                return Err(e);
+            }
+        };
         writer.last_commit_time = commit_time;
         let decoded =
             decode_payload(&frame[FRAME_HEADER_SIZE..]).expect("a frame we just encoded decodes");

@@ -71,6 +71,46 @@ fn failed_write_fails_the_commit_and_loses_nothing() {
 }
 
 #[test]
+fn a_purge_whose_write_fails_purges_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = FaultyStorage::default();
+    let db = open(dir.path(), &storage, Durability::Immediate);
+    for i in 1..=5 {
+        commit_one(&db, i).expect("commit");
+    }
+    storage.arm(|p| p.fail_write_at = Some(1));
+    let mut tx = db.begin();
+    tx.purge_history(TxId(4)).expect("purge");
+    assert!(matches!(tx.commit(), Err(Error::Io { .. })));
+    // History before tx 4 is still there, in memory and after reopening.
+    let old = db.as_of(TxId(2)).expect("tx 2 is still readable");
+    assert_eq!(
+        old.get("t", 2u64.to_be_bytes()).expect("get"),
+        Some(vec![2; 100])
+    );
+    drop(old);
+    // The retry purges for real.
+    let mut tx = db.begin();
+    tx.purge_history(TxId(4)).expect("purge");
+    tx.commit().expect("commit");
+    assert!(matches!(
+        db.as_of(TxId(2)),
+        Err(Error::HistoryPurged { .. })
+    ));
+    drop(db);
+    let db = open(dir.path(), &FaultyStorage::default(), Durability::Immediate);
+    assert!(matches!(
+        db.as_of(TxId(2)),
+        Err(Error::HistoryPurged { .. })
+    ));
+    assert_eq!(db.latest_txid(), TxId(6));
+    assert_eq!(
+        db.snapshot().get("t", 5u64.to_be_bytes()).expect("get"),
+        Some(vec![5; 100])
+    );
+}
+
+#[test]
 fn failed_write_whose_cleanup_fails_refuses_writes_until_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let storage = FaultyStorage::default();
