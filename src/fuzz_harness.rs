@@ -2,14 +2,21 @@
 //! test that replays their seed corpus under `cargo test`. Each harness
 //! panics exactly when it finds a bug. Not part of the stable API.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::limits::VALUE_SIZE_MAX;
 use crate::log::frame::FRAME_HEADER_SIZE;
 use crate::log::segment::{SegmentHeader, segment_path};
 use crate::testing::FaultyStorage;
+use crate::typed::codec;
 use crate::types::SegmentId;
 use crate::{Config, Db, Durability, Error, HistoryQuery, Op, TxId};
 
@@ -307,5 +314,172 @@ pub fn run_ops(data: &[u8]) {
                 check_state(&db, &model, model.latest);
             }
         }
+    }
+}
+
+/// Every kind of serde data the value codec has.
+#[derive(Serialize, Deserialize, Debug)]
+enum Shape {
+    Unit,
+    Newtype(i16),
+    Tuple(u8, char),
+    Struct { a: Option<u64>, b: String },
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+struct Marker;
+
+#[derive(Serialize, Deserialize, Debug)]
+struct Meters(u32);
+
+/// Owned bytes read through `deserialize_byte_buf` and written as serde
+/// bytes (what `serde_bytes::ByteBuf` does); a `Vec<u8>` is a seq instead.
+#[derive(Debug)]
+struct ByteBuf(Vec<u8>);
+
+impl Serialize for ByteBuf {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteBuf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ByteBuf, D::Error> {
+        struct Bytes;
+        impl serde::de::Visitor<'_> for Bytes {
+            type Value = ByteBuf;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bytes")
+            }
+
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v))
+            }
+        }
+        d.deserialize_byte_buf(Bytes)
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+struct Rich {
+    u8_: u8,
+    u16_: u16,
+    u32_: u32,
+    u64_: u64,
+    u128_: u128,
+    usize_: usize,
+    i8_: i8,
+    i16_: i16,
+    i32_: i32,
+    i64_: i64,
+    i128_: i128,
+    isize_: isize,
+    flag: bool,
+    f32_: f32,
+    f64_: f64,
+    c: char,
+    s: String,
+    bytes: Vec<u8>,
+    buf: ByteBuf,
+    opt: Option<String>,
+    shapes: Vec<Shape>,
+    map: BTreeMap<String, i32>,
+    pair: (u16, String),
+    unit: (),
+    marker: Marker,
+    meters: Meters,
+}
+
+/// Borrows its string and byte fields from the decoded bytes.
+#[derive(Deserialize, Debug)]
+struct Borrowing<'a> {
+    name: &'a str,
+    raw: &'a [u8],
+    #[serde(borrow)]
+    tail: Cow<'a, str>,
+}
+
+/// [`Borrowing`] with owned fields: the same bytes.
+#[derive(Serialize, Deserialize, Debug)]
+struct Owning {
+    name: String,
+    raw: ByteBuf,
+    tail: String,
+}
+
+/// bincode's decoder with the codec's configuration (`codec::config`):
+/// the reference our decoder must match, trailing bytes included.
+fn bincode_decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, String> {
+    let config = bincode::config::standard().with_limit::<VALUE_SIZE_MAX>();
+    let (value, used) =
+        bincode::serde::decode_from_slice(bytes, config).map_err(|e| e.to_string())?;
+    if used != bytes.len() {
+        return Err(format!("{} trailing bytes", bytes.len() - used));
+    }
+    Ok(value)
+}
+
+/// Our decoder and bincode's give the same value (compared through
+/// `Debug`, so NaNs compare equal) or both an error; a decoded value
+/// re-encodes to bytes that decode to it again.
+pub(crate) fn agree<V: Serialize + DeserializeOwned + fmt::Debug>(data: &[u8]) {
+    let ours = codec::decode::<V>(data);
+    let theirs = bincode_decode::<V>(data).map(|v| format!("{v:?}"));
+    let name = std::any::type_name::<V>();
+    match (&ours, &theirs) {
+        (Ok(value), Ok(want)) => {
+            let got = format!("{value:?}");
+            assert_eq!(&got, want, "{name} on {data:02x?}");
+            let bytes = codec::encode(value).expect("a decoded value encodes");
+            let again = codec::decode::<V>(&bytes).map(|v| format!("{v:?}"));
+            assert_eq!(again, Ok(got), "{name} re-encoded as {bytes:02x?}");
+        }
+        (Err(_), Err(_)) => {}
+        _ => panic!(
+            "{name}: ours {:?}, bincode {theirs:?} on {data:02x?}",
+            ours.map(|v| format!("{v:?}"))
+        ),
+    }
+}
+
+/// Arbitrary bytes as typed values: our decoder (`typed::codec`) must
+/// give bincode's answer for each target type, and a borrowing decode
+/// the answer of its owned twin.
+pub fn decode_values(data: &[u8]) {
+    agree::<Rich>(data);
+    agree::<(u16, i32, bool)>(data);
+    agree::<(Option<char>, u64)>(data);
+    agree::<(String, i128)>(data);
+    agree::<(i8, i16, i64, isize, usize, u128)>(data);
+    agree::<Vec<Shape>>(data);
+    agree::<BTreeMap<u8, Option<i8>>>(data);
+    agree::<Option<Marker>>(data);
+    agree::<Owning>(data);
+
+    let borrowed = codec::decode_borrowed::<Borrowing<'_>>(data);
+    if let Ok(view) = &borrowed {
+        assert!(matches!(view.tail, Cow::Borrowed(_)), "tail was copied");
+        let inside = data.as_ptr_range();
+        assert!(view.name.is_empty() || inside.contains(&view.name.as_ptr()));
+        assert!(view.raw.is_empty() || inside.contains(&view.raw.as_ptr()));
+    }
+    let ours = borrowed.map(|view| {
+        let owned = Owning {
+            name: view.name.to_owned(),
+            raw: ByteBuf(view.raw.to_vec()),
+            tail: view.tail.into_owned(),
+        };
+        format!("{owned:?}")
+    });
+    let owned = codec::decode::<Owning>(data).map(|v| format!("{v:?}"));
+    match (&ours, &owned) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "borrowed and owned on {data:02x?}"),
+        (Err(_), Err(_)) => {}
+        _ => panic!("borrowed {ours:?}, owned {owned:?} on {data:02x?}"),
     }
 }

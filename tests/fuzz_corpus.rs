@@ -34,3 +34,8 @@ fn open_framed_payloads_corpus() {
 fn run_ops_corpus() {
     replay("run_ops", fuzz_harness::run_ops);
 }
+
+#[test]
+fn decode_values_corpus() {
+    replay("decode_values", fuzz_harness::decode_values);
+}

@@ -76,7 +76,7 @@
 //! [`TypedError::KeyTypeMismatch`] instead of decoding garbage.
 
 mod changeset;
-mod codec;
+pub(crate) mod codec;
 mod key;
 mod schema;
 mod table;
