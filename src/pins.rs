@@ -82,28 +82,38 @@ impl Pins {
         self.lock().oldest()
     }
 
+    /// Holds the pins while a commit moves a horizon: from its check until
+    /// its frame is indexed no view can start (or end), so none can start
+    /// below a horizon in the making. Readers of the horizon wait too;
+    /// purges and trims are rare.
+    pub(crate) fn hold(&self) -> HorizonHold<'_> {
+        HorizonHold(self.lock())
+    }
+}
+
+/// The pins, locked by [`Pins::hold`].
+pub(crate) struct HorizonHold<'a>(MutexGuard<'a, State>);
+
+impl HorizonHold<'_> {
     /// Fails unless no live view reads a txid below `to` (for trimming one
     /// table's history; the global horizon stays).
     pub(crate) fn check_unpinned_below(&self, to: TxId) -> Result<()> {
-        self.lock().check_unpinned_below(to)
+        self.0.check_unpinned_below(to)
     }
 
     /// Raises the horizon to `to`, unless a live view reads an older txid;
     /// returns the horizon it replaced.
-    pub(crate) fn raise_horizon(&self, to: TxId) -> Result<TxId> {
-        let mut state = self.lock();
-        state.check_unpinned_below(to)?;
-        let previous = state.horizon;
-        state.horizon = previous.max(to);
+    pub(crate) fn raise_horizon(&mut self, to: TxId) -> Result<TxId> {
+        self.0.check_unpinned_below(to)?;
+        let previous = self.0.horizon;
+        self.0.horizon = previous.max(to);
         Ok(previous)
     }
 
     /// Puts the horizon back to what [`raise_horizon`](Self::raise_horizon)
     /// returned, after the purge that raised it failed to reach the log.
-    /// The caller holds the writer mutex, so no other purge raised it since.
-    pub(crate) fn restore_horizon(&self, previous: TxId) {
-        let mut state = self.lock();
-        state.horizon = previous;
+    pub(crate) fn restore_horizon(&mut self, previous: TxId) {
+        self.0.horizon = previous;
     }
 }
 
@@ -133,18 +143,27 @@ mod tests {
         pins.pin(TxId(3)).expect("pin");
         pins.pin_again(TxId(3));
         assert!(matches!(
-            pins.raise_horizon(TxId(4)),
+            pins.hold().raise_horizon(TxId(4)),
             Err(Error::HistoryInUse {
                 oldest_view: TxId(3),
                 ..
             })
         ));
-        pins.raise_horizon(TxId(3))
+        pins.hold()
+            .raise_horizon(TxId(3))
             .expect("at the oldest view is fine");
         pins.unpin(TxId(3));
-        assert!(pins.raise_horizon(TxId(4)).is_err(), "one pin is left");
+        assert!(
+            pins.hold().raise_horizon(TxId(4)).is_err(),
+            "one pin is left"
+        );
         pins.unpin(TxId(3));
-        pins.raise_horizon(TxId(4)).expect("no views left");
+        let mut hold = pins.hold();
+        assert_eq!(hold.raise_horizon(TxId(4)).expect("no views left"), TxId(3));
+        hold.restore_horizon(TxId(3));
+        drop(hold);
+        assert_eq!(pins.horizon(), TxId(3), "restored");
+        pins.hold().raise_horizon(TxId(4)).expect("no views left");
         assert!(matches!(
             pins.pin(TxId(3)),
             Err(Error::HistoryPurged {

@@ -48,14 +48,16 @@ use crate::types::{Durability, Op, RetentionPolicy, TableId, Timestamp, TxId};
 pub struct WriteTx {
     shared: Arc<Shared>,
     view: Snapshot,
-    /// `None` deletes.
-    writes: BTreeMap<(String, Vec<u8>), Option<Vec<u8>>>,
+    /// Per table, per key: the value written, `None` for a delete. Nested
+    /// so that reads look a key up by `&str` and `&[u8]`, without building
+    /// an owned pair.
+    writes: BTreeMap<String, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
     created_tables: BTreeSet<String>,
     /// Maintenance records for the system table (purge, erase), written
     /// first in the frame.
     system: Vec<(&'static [u8], Vec<u8>)>,
-    /// Keys erased by this transaction.
-    erased: BTreeSet<(String, Vec<u8>)>,
+    /// Keys erased by this transaction (also in `writes`, as deletes).
+    erased: BTreeMap<String, BTreeSet<Vec<u8>>>,
     meta: Metadata,
     durability: Durability,
     /// Running estimate of the encoded size, to refuse oversized
@@ -73,7 +75,7 @@ impl WriteTx {
             writes: BTreeMap::new(),
             created_tables: BTreeSet::new(),
             system: Vec::new(),
-            erased: BTreeSet::new(),
+            erased: BTreeMap::new(),
             meta: Metadata::new(),
             durability,
             size_bytes: 0,
@@ -126,10 +128,27 @@ impl WriteTx {
     /// This transaction's own write of `key` (`Some(None)`: a delete), if
     /// it made one.
     fn pending(&self, table: &str, key: &[u8]) -> Option<&Option<Vec<u8>>> {
-        if self.writes.is_empty() {
-            return None;
-        }
-        self.writes.get(&(table.to_string(), key.to_vec()))
+        self.writes.get(table)?.get(key)
+    }
+
+    /// Every write of this transaction, by table then key.
+    fn written(&self) -> impl Iterator<Item = (&str, &[u8], &Option<Vec<u8>>)> {
+        self.writes.iter().flat_map(|(table, keys)| {
+            keys.iter()
+                .map(move |(key, value)| (table.as_str(), key.as_slice(), value))
+        })
+    }
+
+    /// Records a write of `key` (`None` deletes), replacing an earlier one.
+    fn record_write(&mut self, table: &str, key: &[u8], value: Option<Vec<u8>>) {
+        match self.writes.get_mut(table) {
+            Some(keys) => keys.insert(key.to_vec(), value),
+            None => self
+                .writes
+                .entry(table.to_string())
+                .or_default()
+                .insert(key.to_vec(), value),
+        };
     }
 
     /// The value of `key` as this transaction sees it.
@@ -180,11 +199,9 @@ impl WriteTx {
         table: &str,
         range: impl RangeBounds<K>,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let own = |b: Bound<&K>| match b {
-            Bound::Included(k) => Bound::Included((table.to_string(), k.as_ref().to_vec())),
-            Bound::Excluded(k) => Bound::Excluded((table.to_string(), k.as_ref().to_vec())),
-            Bound::Unbounded => Bound::Unbounded,
-        };
+        fn own<K: AsRef<[u8]>>(b: Bound<&K>) -> Bound<&[u8]> {
+            b.map(AsRef::as_ref)
+        }
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         for kv in self
             .view
@@ -198,8 +215,8 @@ impl WriteTx {
         if bounds_are_empty(&start, &end) {
             return Ok(Vec::new());
         }
-        for ((t, k), v) in self.writes.range((start, end)) {
-            if t == table {
+        if let Some(keys) = self.writes.get(table) {
+            for (k, v) in keys.range::<[u8], _>((start, end)) {
                 merged.insert(k.clone(), v.clone());
             }
         }
@@ -284,7 +301,7 @@ impl WriteTx {
             });
         }
         self.size_bytes += added;
-        self.writes.insert((table.to_string(), key.to_vec()), value);
+        self.record_write(table, key, value);
         Ok(())
     }
 
@@ -415,9 +432,12 @@ impl WriteTx {
         check_key(key)?;
         // Reads in this transaction see the key gone; a later write in it
         // starts a new history.
-        self.writes.insert((table.to_string(), key.to_vec()), None);
+        self.record_write(table, key, None);
         self.system.push((ERASE_KEY, table_record(table, key)));
-        self.erased.insert((table.to_string(), key.to_vec()));
+        self.erased
+            .entry(table.to_string())
+            .or_default()
+            .insert(key.to_vec());
         Ok(())
     }
 
@@ -443,7 +463,9 @@ impl WriteTx {
 
     /// Sets the retention policy of `table` (created if missing), applied
     /// by every later [`Db::compact`](crate::Db::compact). The policy is
-    /// recorded in the log, so it survives reopening.
+    /// recorded in the log, so it survives reopening. Fails with
+    /// [`Error::InvalidConfig`] for `keep_last: Some(0)` and for a policy
+    /// with neither `keep_last` nor `keep_for`.
     ///
     /// ```
     /// # fn main() -> Result<(), timecask::Error> {
@@ -455,6 +477,7 @@ impl WriteTx {
     /// # Ok(()) }
     /// ```
     pub fn set_retention(&mut self, table: &str, policy: RetentionPolicy) -> Result<()> {
+        policy.validate()?;
         self.create_table(table)?;
         self.system
             .push((RETENTION_KEY, table_record(table, &policy.encode())));
@@ -537,9 +560,6 @@ impl WriteTx {
             // Every table it meant to create was created meanwhile.
             return Ok(None);
         }
-        if let Some(horizon) = self.record_target(TRIM_KEY) {
-            shared.pins.check_unpinned_below(horizon)?;
-        }
         let commit_time = Timestamp::now().max(writer.last_commit_time);
         // System records first: an erasure applies before this
         // transaction's own writes.
@@ -573,18 +593,28 @@ impl WriteTx {
         }
         let (frame, _) = encode_frame(&encode);
         shared.durable.check_writable()?;
-        // A purge raises the horizon before its frame is written, so no new
-        // view can start below it meanwhile (the pins lock, not the writer
-        // mutex, guards new views); if the write fails, it goes back down.
-        let raised_from = match self.record_target(PURGE_KEY) {
-            Some(horizon) => Some(shared.pins.raise_horizon(horizon)?),
-            None => None,
-        };
+        // Purge and trim records move horizons. The pins stay held from the
+        // check until the frame is indexed, so no view starts below a
+        // horizon in the making (the pins lock, not the writer mutex, guards
+        // new views). A purge raises the global horizon now and lowers it
+        // again if the write fails.
+        let purge = self.record_target(PURGE_KEY);
+        let trim = self.record_target(TRIM_KEY);
+        let mut hold = (purge.is_some() || trim.is_some()).then(|| shared.pins.hold());
+        let mut raised_from = None;
+        if let Some(hold) = &mut hold {
+            if let Some(horizon) = trim {
+                hold.check_unpinned_below(horizon)?;
+            }
+            if let Some(horizon) = purge {
+                raised_from = Some(hold.raise_horizon(horizon)?);
+            }
+        }
         let location = match writer.log.append(&frame, txid, &shared.files) {
             Ok(location) => location,
             Err(e) => {
-                if let Some(previous) = raised_from {
-                    shared.pins.restore_horizon(previous);
+                if let (Some(hold), Some(previous)) = (&mut hold, raised_from) {
+                    hold.restore_horizon(previous);
                 }
                 return Err(e);
             }
@@ -597,6 +627,7 @@ impl WriteTx {
             .write_index()
             .apply(location, payload_len, &decoded)
             .expect("a frame checked against the index applies to it");
+        drop(hold);
         let immediate = self.durability == Durability::Immediate;
         let (active, active_path) = writer.log.active();
         shared
@@ -621,7 +652,8 @@ impl WriteTx {
     /// newer than the snapshot.
     fn check_conflicts(&self, index: &Index) -> Result<()> {
         let base = self.view.txid();
-        for (table, key) in self.writes.keys().chain(&self.erased) {
+        // Erased keys are among the writes (as deletes).
+        for (table, key, _) in self.written() {
             let newest = index
                 .chain(table, key)
                 .and_then(|c| c.last())
@@ -630,8 +662,8 @@ impl WriteTx {
             let erased = index.erased_at(table, key);
             if newest.max(erased).is_some_and(|t| t > base) {
                 return Err(Error::Conflict {
-                    table: table.clone(),
-                    key: KeyBytes(key.clone()),
+                    table: table.to_string(),
+                    key: KeyBytes(key.to_vec()),
                 });
             }
         }
@@ -642,10 +674,13 @@ impl WriteTx {
     /// writes that change nothing (a delete of a key that is not live, and
     /// unless configured otherwise, a put of the value the key already has).
     fn plan(&self) -> Result<Vec<PlannedChange>> {
-        let mut planned = Vec::with_capacity(self.writes.len());
-        for ((table, key), new) in &self.writes {
+        let mut planned = Vec::new();
+        for (table, key, new) in self.written() {
             // An erased key has no history left: a write starts a new one.
-            let erased = self.erased.contains(&(table.clone(), key.clone()));
+            let erased = self
+                .erased
+                .get(table)
+                .is_some_and(|keys| keys.contains(key));
             let was_live = !erased && self.view.contains(table, key)?;
             let op = match (was_live, new) {
                 (false, None) => continue,
@@ -661,8 +696,8 @@ impl WriteTx {
                 (true, None) => Op::Delete,
             };
             planned.push(PlannedChange {
-                table: table.clone(),
-                key: key.clone(),
+                table: table.to_string(),
+                key: key.to_vec(),
                 op,
                 value: new.clone(),
             });
@@ -723,7 +758,7 @@ impl std::fmt::Debug for WriteTx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteTx")
             .field("base_txid", &self.view.txid())
-            .field("n_writes", &self.writes.len())
+            .field("n_writes", &self.written().count())
             .finish_non_exhaustive()
     }
 }

@@ -215,11 +215,14 @@ impl Config {
 }
 
 /// How much history compaction keeps for one table, set with
-/// [`WriteTx::set_retention`](crate::WriteTx::set_retention).
+/// [`WriteTx::set_retention`](crate::WriteTx::set_retention). Each field
+/// protects versions; a version is dropped only if neither protects it, so
+/// at least one must be set.
 ///
 /// At each [`Db::compact`](crate::Db::compact) the table gets a horizon:
-/// the newest txid such that every key keeps at most `keep_last` versions
-/// and no version younger than `keep_for` is dropped. History of the table
+/// the oldest txid from which no key keeps more than `keep_last` versions
+/// (a delete counts as one), but never so new that a version younger than
+/// `keep_for` is dropped. History of the table
 /// before its horizon is dropped (the version visible at the horizon is
 /// kept), and as-of reads of that table below it fail with
 /// [`Error::HistoryPurged`](crate::Error::HistoryPurged). The horizon never
@@ -242,12 +245,34 @@ pub struct RetentionPolicy {
 }
 
 impl RetentionPolicy {
+    /// Refuses policies that would not say what they mean: `keep_last: 0`
+    /// (which would keep not even the current version), and a policy with
+    /// neither limit (which protects nothing, so each compaction would drop
+    /// every version but the latest — say `keep_last: Some(1)` for that).
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.keep_last == Some(0) {
+            return Err(Error::InvalidConfig {
+                reason: "retention keep_last must be at least 1".to_string(),
+            });
+        }
+        if self.keep_last.is_none() && self.keep_for.is_none() {
+            return Err(Error::InvalidConfig {
+                reason: "a retention policy needs keep_last or keep_for; with neither it would \
+                         keep only each key's latest version (say keep_last: Some(1) for that)"
+                    .to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// Encoded as `u32 keep_last (0: none) | u64 keep_for µs (u64::MAX: none)`.
     pub(crate) fn encode(&self) -> [u8; 12] {
         let mut out = [0; 12];
         out[..4].copy_from_slice(&self.keep_last.unwrap_or(0).to_le_bytes());
+        // u64::MAX means "none": a longer or equal duration saturates just
+        // below it (585,000 years) instead of turning into "none".
         let micros = self.keep_for.map_or(u64::MAX, |d| {
-            u64::try_from(d.as_micros()).unwrap_or(u64::MAX - 1)
+            u64::try_from(d.as_micros()).map_or(u64::MAX - 1, |m| m.min(u64::MAX - 1))
         });
         out[4..].copy_from_slice(&micros.to_le_bytes());
         out

@@ -7,25 +7,34 @@
 //!
 //! The model also covers retention and the temporal API: purges (the
 //! horizon, `HistoryInUse` while a held snapshot or the open transaction
-//! reads an older txid), erasures, compaction (after which every check must
-//! still pass), revert, undo and diff.
+//! reads an older txid), erasures, per-table retention policies (the trim
+//! records compaction commits, each trimmed table's horizon, never past a
+//! live view, and `HistoryPurged` for reads of that table below it),
+//! compaction (after which every check must still pass), checkpoints,
+//! revert, undo and diff.
 //!
 //! `TIMECASK_PROPTEST_CASES` overrides the number of cases (default 256).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
+use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use timecask::{
-    Change, Config, Db, DiffEntry, Durability, Error, HistoryQuery, Metadata, Op, Snapshot,
-    Timestamp, TxId, TxRecord, Version, WriteTx,
+    Change, Config, Db, DiffEntry, Durability, Error, HistoryQuery, Metadata, Op, RetentionPolicy,
+    Snapshot, Timestamp, TxId, TxRecord, Version, WriteTx,
 };
 
 /// The hidden table that holds maintenance records, and its keys.
 const SYSTEM_TABLE: &str = "__timecask";
 const PURGE_KEY: &[u8] = b"purge";
 const ERASE_KEY: &[u8] = b"erase";
+/// Value: `table 0x00 u32 keep_last (0: none) | u64 keep_for µs (u64::MAX:
+/// none)`.
+const RETENTION_KEY: &[u8] = b"retention";
+/// Value: `table 0x00 u64 horizon`.
+const TRIM_KEY: &[u8] = b"trim";
 
 // ---------------------------------------------------------------------------
 // Assertions with readable output.
@@ -299,6 +308,17 @@ enum TestOp {
         from: u16,
         to: u16,
     },
+    /// `WriteTx::set_retention` in the open transaction, or in one of its
+    /// own. Applied by the next `Compact`.
+    SetRetention {
+        table: usize,
+        keep_last: Option<u32>,
+        keep_for: Option<Duration>,
+        in_tx: bool,
+    },
+    /// `Db::checkpoint`: later reopens start from it until a compaction
+    /// deletes it.
+    Checkpoint,
 }
 
 fn view_sel() -> impl Strategy<Value = ViewSel> {
@@ -332,6 +352,26 @@ fn key_bounds() -> impl Strategy<Value = (Bound<usize>, Bound<usize>)> {
 
 fn txid_bounds() -> impl Strategy<Value = (Bound<u8>, Bound<u8>)> {
     (bound(0..24u8), bound(0..24u8))
+}
+
+/// `keep_last` (0 and "neither limit" are refused), and a `keep_for` that
+/// the wall clock cannot decide:
+/// none, zero (every commit is at least that old) or so long that nothing
+/// is old enough (`Duration::MAX` is stored saturated).
+fn retention_policy() -> impl Strategy<Value = (Option<u32>, Option<Duration>)> {
+    let keep_for = prop_oneof![
+        2 => Just(None),
+        1 => Just(Some(Duration::ZERO)),
+        1 => Just(Some(Duration::from_secs(24 * 3600))),
+        1 => Just(Some(Duration::MAX)),
+    ];
+    let keep_last = prop_oneof![
+        1 => Just(None),
+        1 => Just(Some(0)),
+        3 => Just(Some(1)),
+        2 => (2..=3u32).prop_map(Some),
+    ];
+    (keep_last, keep_for)
 }
 
 fn steps() -> impl Strategy<Value = Vec<bool>> {
@@ -392,13 +432,22 @@ fn op() -> impl Strategy<Value = TestOp> {
             .prop_map(|(before, in_tx)| TestOp::PurgeHistory { before, in_tx }),
         3 => (t.clone(), k.clone(), proptest::option::of(any::<u16>()), any::<bool>())
             .prop_map(|(table, key, existing, in_tx)| TestOp::Erase { table, key, existing, in_tx }),
-        2 => Just(TestOp::Compact),
+        3 => Just(TestOp::Compact),
         1 => Just(TestOp::Release),
         2 => (t.clone(), k.clone(), tx_pick())
             .prop_map(|(table, key, to)| TestOp::Revert { table, key, to }),
         2 => tx_pick().prop_map(|txid| TestOp::Undo { txid }),
-        2 => (t, any::<u16>(), any::<u16>())
+        2 => (t.clone(), any::<u16>(), any::<u16>())
             .prop_map(|(table, from, to)| TestOp::CheckDiff { table, from, to }),
+        3 => (t, retention_policy(), proptest::bool::weighted(0.3)).prop_map(
+            |(table, (keep_last, keep_for), in_tx)| TestOp::SetRetention {
+                table,
+                keep_last,
+                keep_for,
+                in_tx,
+            }
+        ),
+        1 => Just(TestOp::Checkpoint),
     ]
 }
 
@@ -433,6 +482,12 @@ struct Model {
     horizon: u64,
     /// The txid of the last erasure of each erased key.
     erased_at: BTreeMap<TableKey, u64>,
+    /// The retention policy of each table that has one, as the log reads
+    /// it back.
+    retention: BTreeMap<String, RetentionPolicy>,
+    /// The horizon of each table a policy trimmed: reads of it as of an
+    /// older txid (when it existed then) fail.
+    table_horizons: BTreeMap<String, u64>,
 }
 
 /// The writes of a transaction not committed yet.
@@ -442,7 +497,7 @@ struct Pending {
     writes: BTreeMap<TableKey, Option<Vec<u8>>>,
     meta: Metadata,
     created_tables: BTreeSet<String>,
-    /// Maintenance records (purge, erase) in call order.
+    /// Maintenance records (purge, erase, retention) in call order.
     system: Vec<Change>,
     /// The keys erased, in call order.
     erasures: Vec<TableKey>,
@@ -474,11 +529,54 @@ fn purge_change(before: u64) -> Change {
     system_change(PURGE_KEY, before.to_le_bytes().to_vec())
 }
 
-fn erase_change(tk: &TableKey) -> Change {
-    let mut record = tk.0.as_bytes().to_vec();
+/// A `table 0x00 rest` system value.
+fn table_record(table: &str, rest: &[u8]) -> Vec<u8> {
+    let mut record = table.as_bytes().to_vec();
     record.push(0);
-    record.extend_from_slice(&tk.1);
-    system_change(ERASE_KEY, record)
+    record.extend_from_slice(rest);
+    record
+}
+
+/// Splits a `table 0x00 rest` system value.
+fn split_record(value: &[u8]) -> (String, &[u8]) {
+    let split = value.iter().position(|b| *b == 0).expect("table 0x00 rest");
+    let table = std::str::from_utf8(&value[..split]).expect("a UTF-8 table name");
+    (table.to_string(), &value[split + 1..])
+}
+
+fn erase_change(tk: &TableKey) -> Change {
+    system_change(ERASE_KEY, table_record(&tk.0, &tk.1))
+}
+
+fn retention_change(table: &str, policy: RetentionPolicy) -> Change {
+    let mut rest = policy.keep_last.unwrap_or(0).to_le_bytes().to_vec();
+    let micros = policy.keep_for.map_or(u64::MAX, |d| {
+        u64::try_from(d.as_micros()).map_or(u64::MAX - 1, |m| m.min(u64::MAX - 1))
+    });
+    rest.extend_from_slice(&micros.to_le_bytes());
+    system_change(RETENTION_KEY, table_record(table, &rest))
+}
+
+/// The policy a retention record holds.
+fn decode_policy(bytes: &[u8]) -> RetentionPolicy {
+    let (keep_last, keep_for) = bytes.split_at(4);
+    let keep_last = u32::from_le_bytes(keep_last.try_into().expect("4 bytes"));
+    let keep_for = u64::from_le_bytes(keep_for.try_into().expect("8 bytes"));
+    RetentionPolicy {
+        keep_last: (keep_last > 0).then_some(keep_last),
+        keep_for: (keep_for != u64::MAX).then(|| Duration::from_micros(keep_for)),
+    }
+}
+
+fn trim_change(table: &str, horizon: u64) -> Change {
+    system_change(TRIM_KEY, table_record(table, &horizon.to_le_bytes()))
+}
+
+/// Keeps the version of `chain` visible at `before` and every later one.
+fn cut_chain(chain: &mut BTreeMap<u64, Option<Vec<u8>>>, before: u64) {
+    if let Some((&p, _)) = chain.range(..=before).next_back() {
+        *chain = chain.split_off(&p);
+    }
 }
 
 impl Model {
@@ -700,13 +798,24 @@ impl Model {
         // Maintenance records apply before the transaction's own writes.
         let mut erasures = tx.erasures.iter();
         for c in tx.changes.iter().filter(|c| c.table == SYSTEM_TABLE) {
-            if c.key == PURGE_KEY {
-                let value = c.value.as_deref().expect("a purge record has a value");
-                self.purge(u64::from_le_bytes(value.try_into().expect("8 bytes")));
-            } else {
-                let tk = erasures.next().expect("one key per erase record");
-                self.versions.remove(tk);
-                self.erased_at.insert(tk.clone(), txid);
+            let value = c.value.as_deref().expect("a system record has a value");
+            match c.key.as_slice() {
+                PURGE_KEY => self.purge(u64::from_le_bytes(value.try_into().expect("8 bytes"))),
+                ERASE_KEY => {
+                    let tk = erasures.next().expect("one key per erase record");
+                    self.versions.remove(tk);
+                    self.erased_at.insert(tk.clone(), txid);
+                }
+                RETENTION_KEY => {
+                    let (table, policy) = split_record(value);
+                    self.retention.insert(table, decode_policy(policy));
+                }
+                TRIM_KEY => {
+                    let (table, horizon) = split_record(value);
+                    let horizon = u64::from_le_bytes(horizon.try_into().expect("8 bytes"));
+                    self.trim(&table, horizon);
+                }
+                other => panic!("unknown system record {other:?}"),
             }
         }
         let tables: BTreeSet<String> = data().map(|c| c.table.clone()).collect();
@@ -731,12 +840,82 @@ impl Model {
             return;
         }
         self.horizon = before;
-        self.versions.retain(|_, chain| {
-            if let Some((&p, _)) = chain.range(..=before).next_back() {
-                *chain = chain.split_off(&p);
+        for chain in self.versions.values_mut() {
+            cut_chain(chain, before);
+        }
+    }
+
+    /// What a trim record does: `purge` for one table, which gets its own
+    /// horizon (the database's stays).
+    fn trim(&mut self, table: &str, horizon: u64) {
+        let current = self.table_horizons.entry(table.to_string()).or_default();
+        if horizon <= *current {
+            return;
+        }
+        *current = horizon;
+        for ((t, _), chain) in &mut self.versions {
+            if t == table {
+                cut_chain(chain, horizon);
             }
-            !chain.is_empty()
-        });
+        }
+    }
+
+    /// The horizon of `table` if a read of it as of `at` is refused: the
+    /// table existed then and its retention policy trimmed that history.
+    fn trimmed_after(&self, table: &str, at: u64) -> Option<u64> {
+        let horizon = *self.table_horizons.get(table)?;
+        (at < horizon && self.table_exists(table, at)).then_some(horizon)
+    }
+
+    /// The oldest txid reads of `table` may ask for.
+    fn readable_from(&self, table: &str) -> u64 {
+        let trimmed = self.table_horizons.get(table).copied().unwrap_or(0);
+        self.horizon.max(trimmed)
+    }
+
+    /// The trim records `Db::compact` commits first, in table creation
+    /// order: one for each table whose policy allows a newer horizon at
+    /// time `now`. That horizon is the oldest txid from which no key keeps
+    /// more than `keep_last` versions (a delete is one), at most the last
+    /// txid committed by `now - keep_for`, and at most `limit`, the oldest
+    /// txid a live view reads (a clamp, not a skip).
+    fn trims(&self, now: Timestamp, limit: u64) -> Vec<Change> {
+        let mut trims = Vec::new();
+        for (table, _) in &self.tables {
+            let Some(policy) = self.retention.get(table) else {
+                continue;
+            };
+            let mut horizon = self.latest();
+            if let Some(keep_for) = policy.keep_for {
+                let age = u64::try_from(keep_for.as_micros()).unwrap_or(u64::MAX);
+                let cutoff = now.as_micros().saturating_sub(age);
+                let old = self
+                    .txs
+                    .iter()
+                    .take_while(|tx| tx.commit_time.as_micros() <= cutoff);
+                horizon = horizon.min(old.count() as u64);
+            }
+            if let Some(keep_last) = policy.keep_last {
+                let n = keep_last.max(1) as usize;
+                // The `n`th newest version of each key that has more.
+                let needed = self
+                    .versions
+                    .iter()
+                    .filter(|((t, _), chain)| t == table && chain.len() > n)
+                    .map(|(_, chain)| *chain.keys().nth_back(n - 1).expect("more than n"))
+                    .max();
+                let Some(needed) = needed else {
+                    // No key has more than `n` versions: nothing to drop.
+                    continue;
+                };
+                horizon = horizon.min(needed);
+            }
+            let horizon = horizon.min(limit);
+            if horizon > self.table_horizons.get(table).copied().unwrap_or(0) {
+                trims.push(trim_change(table, horizon));
+            }
+        }
+        trims
     }
 
     /// Keys of `table` whose value differs between `from` and `to`.
@@ -836,6 +1015,48 @@ fn check_scan(make: impl Fn() -> timecask::RangeIter, want: &Pairs, steps: &[boo
     );
 }
 
+/// Whether a range iterator over `bounds` never looks at the table: the
+/// bounds admit no key (`lower > upper`, or equal and one excluded).
+fn bounds_are_empty(bounds: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> bool {
+    match bounds {
+        (Bound::Included(a), Bound::Included(b)) => a > b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
+        | (Bound::Excluded(a), Bound::Included(b)) => a >= b,
+        _ => false,
+    }
+}
+
+/// Whether `r` is `HistoryPurged` for a read as of `requested` below
+/// `horizon`.
+fn is_purged<T>(r: &Result<T, Error>, requested: u64, horizon: u64) -> bool {
+    matches!(r, Err(Error::HistoryPurged { requested: q, horizon: h })
+        if *q == TxId(requested) && *h == TxId(horizon))
+}
+
+/// Checks that a range iterator (built by `make`) yields one
+/// `HistoryPurged` from whichever end is read first, then nothing.
+#[track_caller]
+fn check_scan_purged(
+    make: impl Fn() -> timecask::RangeIter,
+    requested: u64,
+    horizon: u64,
+    what: &str,
+) {
+    for front in [true, false] {
+        let mut iter = make();
+        let first = if front { iter.next() } else { iter.next_back() };
+        let first = first.expect("an item");
+        assert!(
+            is_purged(&first, requested, horizon),
+            "{what} (from the front: {front}) below the table horizon {horizon}: {first:?}"
+        );
+        assert!(
+            iter.next().is_none() && iter.next_back().is_none(),
+            "{what} after the error"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The harness: the database under test next to the model.
 
@@ -847,6 +1068,9 @@ struct Harness {
     pending: Pending,
     held: Option<Snapshot>,
     model: Model,
+    /// A checkpoint was written since the last compaction (which deletes
+    /// it): the next open starts from it.
+    checkpointed: bool,
 }
 
 impl Harness {
@@ -865,6 +1089,7 @@ impl Harness {
                 record_identical_updates,
                 ..Model::default()
             },
+            checkpointed: false,
         }
     }
 
@@ -1094,6 +1319,61 @@ impl Harness {
             TestOp::Revert { table, key, to } => self.revert(table, key, to),
             TestOp::Undo { txid } => self.undo(txid),
             TestOp::CheckDiff { table, from, to } => self.check_diff(table, from, to),
+            TestOp::SetRetention {
+                table,
+                keep_last,
+                keep_for,
+                in_tx,
+            } => {
+                let policy = RetentionPolicy {
+                    keep_last,
+                    keep_for,
+                };
+                self.set_retention(TABLES[table], policy, in_tx);
+            }
+            TestOp::Checkpoint => {
+                let report = self.db().checkpoint().expect("checkpoint");
+                assert_eq!(report.txid.0, self.model.latest());
+                self.checkpointed = true;
+            }
+        }
+    }
+
+    /// `set_retention` in the open transaction, or in a transaction of its
+    /// own committed at once.
+    fn set_retention(&mut self, table: &str, policy: RetentionPolicy, in_tx: bool) {
+        let mut own = None;
+        let (tx, pending) = if in_tx {
+            self.tx();
+            (
+                self.tx.as_mut().expect("a transaction is open"),
+                &mut self.pending,
+            )
+        } else {
+            let pending = Pending {
+                base: self.model.latest(),
+                ..Pending::default()
+            };
+            let (tx, pending) = own.insert((self.db().begin(), pending));
+            (tx, pending)
+        };
+        let r = tx.set_retention(table, policy);
+        if policy.keep_last == Some(0) || (policy.keep_last, policy.keep_for) == (None, None) {
+            // A policy that protects nothing is refused and changes nothing.
+            assert!(matches!(r, Err(Error::InvalidConfig { .. })), "{r:?}");
+            if let Some((tx, pending)) = own {
+                self.commit(tx, &pending);
+            }
+            return;
+        }
+        r.expect("set_retention");
+        // The policy's table is created if missing.
+        if !self.model.table_exists(table, pending.base) {
+            pending.created_tables.insert(table.to_string());
+        }
+        pending.system.push(retention_change(table, policy));
+        if let Some((tx, pending)) = own {
+            self.commit(tx, &pending);
         }
     }
 
@@ -1171,6 +1451,11 @@ impl Harness {
             self.model.horizon,
             "the horizon persists"
         );
+        assert_eq!(
+            db.stats().opened_from_checkpoint,
+            self.checkpointed,
+            "opened from the checkpoint"
+        );
         self.db = Some(db);
         self.held = held.map(|t| self.db().as_of(t).expect("as_of the held txid"));
         self.check_log((Bound::Unbounded, Bound::Unbounded));
@@ -1193,6 +1478,16 @@ impl Harness {
         };
         let tk = tk(table, key);
         let (t, k) = (TABLES[table], KEYS[key]);
+        if let Some(h) = self.model.trimmed_after(t, at) {
+            let what = format!("{tk:?} at {at}, below the table horizon {h}");
+            let r = s.get(t, k);
+            assert!(is_purged(&r, at, h), "get {what}: {r:?}");
+            let r = s.contains(t, k);
+            assert!(is_purged(&r, at, h), "contains {what}: {r:?}");
+            let r = s.get_version(t, k);
+            assert!(is_purged(&r, at, h), "get_version {what}: {r:?}");
+            return;
+        }
         let want = self.model.get(&tk, at);
         check_eq!(s.get(t, k).expect("get"), want, "get {tk:?} at {at}");
         assert_eq!(
@@ -1238,7 +1533,15 @@ impl Harness {
         if let Some(n) = limit {
             query = query.limit(n);
         }
-        let got = s.history(TABLES[table], KEYS[key], query).expect("history");
+        let r = s.history(TABLES[table], KEYS[key], query);
+        if let Some(h) = self.model.trimmed_after(TABLES[table], at) {
+            assert!(
+                is_purged(&r, at, h),
+                "history {tk:?} at {at}, below the table horizon {h}: {r:?}"
+            );
+            return;
+        }
+        let got = r.expect("history");
         check_eq!(
             got,
             want,
@@ -1258,6 +1561,29 @@ impl Harness {
         };
         let t = TABLES[table];
         let bounds = (key_bound(&bounds.0), key_bound(&bounds.1));
+        if let Some(h) = self.model.trimmed_after(t, at) {
+            let what = format!("range {bounds:?} of {t} at {at}");
+            if bounds_are_empty(&bounds) {
+                // Never looked up: nothing, not an error.
+                let got: Pairs = s
+                    .range(t, bounds.clone())
+                    .expect("range")
+                    .collect::<Result<_, _>>()
+                    .expect("an empty range is not looked up");
+                check_eq!(got, Pairs::new(), "{what}");
+            } else {
+                check_scan_purged(|| s.range(t, bounds.clone()).expect("range"), at, h, &what);
+            }
+            if bounds == (Bound::Unbounded, Bound::Unbounded) {
+                check_scan_purged(
+                    || s.iter(t).expect("iter"),
+                    at,
+                    h,
+                    &format!("iter {t} at {at}"),
+                );
+            }
+            return;
+        }
         let all = self.model.live(t, at);
         let want: Pairs = all
             .iter()
@@ -1285,6 +1611,11 @@ impl Harness {
             return;
         };
         let (t, p) = (TABLES[table], PREFIXES[prefix]);
+        if let Some(h) = self.model.trimmed_after(t, at) {
+            let what = format!("prefix {p:?} of {t} at {at}");
+            check_scan_purged(|| s.prefix(t, p).expect("prefix"), at, h, &what);
+            return;
+        }
         let want: Pairs = self
             .model
             .live(t, at)
@@ -1304,8 +1635,17 @@ impl Harness {
             return;
         };
         let t = TABLES[table];
-        let want = self.model.live(t, at).len() as u64;
-        assert_eq!(s.count(t).expect("count"), want, "count of {t} at {at}");
+        let r = s.count(t);
+        if let Some(h) = self.model.trimmed_after(t, at) {
+            assert!(
+                is_purged(&r, at, h),
+                "count of {t} at {at}, below the table horizon {h}: {r:?}"
+            );
+        } else {
+            let want = self.model.live(t, at).len() as u64;
+            assert_eq!(r.expect("count"), want, "count of {t} at {at}");
+        }
+        // Table names are never trimmed.
         assert_eq!(s.tables(), self.model.tables_at(at), "tables at {at}");
     }
 
@@ -1542,9 +1882,41 @@ impl Harness {
         self.expect_commit(r, &pending, oldest_view);
     }
 
-    /// Compaction changes no answer.
+    /// Compaction first commits the trims the retention policies allow
+    /// now, then changes no answer.
     fn compact(&mut self) {
+        let latest = self.model.latest();
+        // Every commit so far is at most as recent as this, and compaction
+        // reads the clock later: a `keep_for` of zero protects no commit,
+        // one of a day or more every commit, whatever the clock says then.
+        let now = Timestamp::now();
+        let trims = self.model.trims(now, self.oldest_view(latest));
         let report = self.db().compact().expect("compact");
+        self.checkpointed = false;
+        if trims.is_empty() {
+            assert_eq!(self.db().latest_txid().0, latest, "no trim to commit");
+        } else {
+            let txid = TxId(latest + 1);
+            assert_eq!(self.db().latest_txid(), txid, "one transaction of trims");
+            let record = self.db().transaction(txid).expect("the trim transaction");
+            let prev = self.model.txs.last().map(|tx| tx.commit_time);
+            assert!(
+                prev.is_none_or(|prev| prev <= record.commit_time),
+                "commit times never decrease"
+            );
+            let meta = Metadata::from([("reason".to_string(), "retention policy".to_string())]);
+            self.model.apply(
+                TxModel {
+                    meta,
+                    stored: trims.clone(),
+                    changes: trims,
+                    erasures: Vec::new(),
+                    commit_time: record.commit_time,
+                },
+                &BTreeSet::new(),
+            );
+            self.check_record(&record);
+        }
         let dropped = self.model.compact();
         assert_eq!(
             report.versions_dropped, dropped,
@@ -1574,6 +1946,11 @@ impl Harness {
                 matches!(r, Err(Error::HistoryPurged { requested, horizon: h })
                     if requested == TxId(to) && h == TxId(horizon)),
                 "revert to {to} below the horizon {horizon}: {r:?}"
+            );
+        } else if let Some(h) = self.model.trimmed_after(TABLES[table], to) {
+            assert!(
+                is_purged(&r, to, h),
+                "revert {tk:?} to {to} below the table horizon {h}: {r:?}"
             );
         } else {
             let old = self.model.get(&tk, to);
@@ -1640,6 +2017,21 @@ impl Harness {
             );
             return;
         }
+        // Then the state before `t` is read key by key, in record order.
+        // A change whose version a trim dropped is not in the record, so it
+        // is neither undone nor refused (before the trim it conflicted with
+        // the version that superseded it).
+        let trimmed = data
+            .iter()
+            .find_map(|tk| Some((tk, self.model.trimmed_after(&tk.0, t - 1)?)));
+        if let Some((tk, h)) = trimmed {
+            assert!(
+                is_purged(&r, t - 1, h),
+                "undo({t}) reads {tk:?} at {} below the table horizon {h}: {r:?}",
+                t - 1
+            );
+            return;
+        }
         r.expect("undo");
         for tk in data {
             let old = self.model.get(&tk, t - 1);
@@ -1672,6 +2064,16 @@ impl Harness {
                 return;
             }
         }
+        // Then the table's horizon, at the older txid first.
+        for x in [from.min(to), from.max(to)] {
+            if let Some(h) = self.model.trimmed_after(t, x) {
+                assert!(
+                    is_purged(&r, x, h),
+                    "diff({from}, {to}) of {t} below the table horizon {h}: {r:?}"
+                );
+                return;
+            }
+        }
         check_eq!(
             r.expect("diff"),
             self.model.diff(t, from, to),
@@ -1679,22 +2081,33 @@ impl Harness {
         );
     }
 
-    /// Every key and table at the latest txid and in the held view, the
-    /// whole log, and a diff across all readable history.
+    /// Every key and table at the latest txid, in the held view and on
+    /// both sides of each table's horizon; the whole log, and a diff across
+    /// all readable history.
     fn check_all(&self) {
-        for table in 0..TABLES.len() {
-            for key in 0..KEYS.len() {
-                for view in [ViewSel::Latest, ViewSel::Held] {
+        let latest = self.model.latest();
+        // Txids as fractions: `x % (latest + 2) == x` here.
+        let frac = |x: u64| u16::try_from(x).expect("few txids");
+        for (table, name) in TABLES.iter().enumerate() {
+            let from = self.model.readable_from(name);
+            let mut views = vec![ViewSel::Latest, ViewSel::Held];
+            if from > self.model.horizon {
+                views.extend([ViewSel::AsOf(frac(from - 1)), ViewSel::AsOf(frac(from))]);
+            }
+            let all = (Bound::Unbounded, Bound::Unbounded);
+            for &view in &views {
+                for key in 0..KEYS.len() {
                     self.check_get(view, table, key);
-                    let all = (Bound::Unbounded, Bound::Unbounded);
                     self.check_history(view, table, key, all, false, None);
                 }
+                self.check_count(view, table);
+                let keys = (Bound::Unbounded, Bound::Unbounded);
+                self.check_range(view, table, keys, &[]);
             }
-            self.check_count(ViewSel::Latest, table);
-            let latest = self.model.latest();
-            // Both ends as fractions: `x % (latest + 2) == x` here.
-            let frac = |x: u64| u16::try_from(x).expect("few txids");
-            self.check_diff(table, frac(self.model.horizon), frac(latest));
+            self.check_diff(table, frac(from), frac(latest));
+            if from > self.model.horizon {
+                self.check_diff(table, frac(from - 1), frac(latest));
+            }
         }
         self.check_log((Bound::Unbounded, Bound::Unbounded));
     }

@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use std::time::Duration;
 use timecask::testing::FaultyStorage;
-use timecask::{Config, Db, Durability, Error, HistoryQuery, TxId};
+
+use timecask::{Config, Db, Durability, Error, HistoryQuery, RetentionPolicy, TxId};
 
 fn config(storage: Option<&FaultyStorage>) -> Config {
     let mut config = Config {
@@ -517,4 +519,90 @@ fn keep_for_policy_keeps_young_versions() {
         .expect("history")
         .len();
     assert_eq!(n, 1, "keep_for 0 keeps only what is visible now");
+}
+
+#[test]
+fn policies_that_protect_nothing_are_refused_and_long_ones_keep_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open_with(dir.path(), config(None)).expect("open");
+    for policy in [
+        RetentionPolicy {
+            keep_last: Some(0),
+            keep_for: None,
+        },
+        RetentionPolicy::default(),
+    ] {
+        let mut tx = db.begin();
+        let err = tx.set_retention("t", policy).expect_err("refused");
+        assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+    }
+    // u64::MAX microseconds is one step past the longest storable span: it
+    // must keep everything, not read back as "no time limit".
+    let mut tx = db.begin();
+    let forever = Duration::from_micros(u64::MAX);
+    tx.set_retention(
+        "t",
+        RetentionPolicy {
+            keep_last: Some(1),
+            keep_for: Some(forever),
+        },
+    )
+    .expect("set_retention");
+    tx.commit().expect("commit");
+    versions(&db, "t", 2, 3);
+    db.compact().expect("compact");
+    let history = db
+        .snapshot()
+        .history("t", 0u64.to_be_bytes(), HistoryQuery::all())
+        .expect("history");
+    assert_eq!(history.len(), 3, "every version is younger than forever");
+}
+
+/// A view never loses history while it lives: a table trimmed by a policy
+/// either refuses a view's reads from its first read on, or never.
+#[test]
+fn a_trim_never_pulls_history_from_under_a_live_view() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open_with(dir.path(), config(None)).expect("open");
+    let mut tx = db.begin();
+    tx.set_retention(
+        "t",
+        RetentionPolicy {
+            keep_last: Some(1),
+            keep_for: None,
+        },
+    )
+    .expect("set_retention");
+    tx.commit().expect("commit");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for round in 0..150u64 {
+                let mut tx = db.begin();
+                tx.put("t", b"k", round.to_be_bytes()).expect("put");
+                tx.commit().expect("commit");
+                db.compact().expect("compact");
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let mut checked = 0u64;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            let latest = db.latest_txid().0;
+            let Ok(view) = db.as_of(TxId(latest.saturating_sub(2).max(1))) else {
+                continue;
+            };
+            if view.get("t", b"k").is_err() {
+                continue;
+            }
+            std::thread::yield_now();
+            let again = view.get("t", b"k");
+            assert!(
+                again.is_ok(),
+                "a read at {} worked, then {again:?}",
+                view.txid()
+            );
+            checked += 1;
+        }
+        assert!(checked > 0, "some views were checked");
+    });
 }

@@ -204,8 +204,9 @@ impl Index {
     }
 
     /// The horizon `policy` asks for in table `name` as of `now`: the
-    /// newest txid such that every key keeps at most `keep_last` versions
-    /// from it on and nothing committed after `now - keep_for` is dropped.
+    /// oldest txid from which no key keeps more than `keep_last` versions,
+    /// but no newer than what keeps everything committed after
+    /// `now - keep_for`.
     pub(crate) fn retention_horizon(
         &self,
         name: &str,
