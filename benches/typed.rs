@@ -1,12 +1,14 @@
 //! Typed-layer benchmarks: what the typed API costs over the byte API on
 //! the same data.
 //!
-//! Two 10,000-row tables of ~55-byte struct values, written through the
+//! Three 10,000-row tables of struct values, written through the
 //! typed API (their `u64` keys encode as 8 big-endian bytes, so the byte
 //! API reads the same rows):
 //!
 //! - `user`: the SPEC.md §5 shape, `{ name, email, age }` (two strings).
 //! - `profile`: six fields, three of them strings.
+//! - `account`: seven numeric fields, no strings (decoding allocates
+//!   nothing: the typed layer's own cost).
 //!
 //! For each table, with fixed seeds:
 //!
@@ -78,6 +80,39 @@ struct ProfileRef<'a> {
 const USERS: TableDef<u64, User> = TableDef::new("user");
 const PROFILES: TableDef<u64, Profile> = TableDef::new("profile");
 
+/// A record with no strings: what the typed layer costs when decoding
+/// allocates nothing.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+struct Account {
+    id: u64,
+    balance: i64,
+    limit: i64,
+    opened: u64,
+    updated: u64,
+    flags: u32,
+    frozen: bool,
+}
+
+const ACCOUNTS: TableDef<u64, Account> = TableDef::new("account");
+
+fn account(k: u64) -> Account {
+    Account {
+        id: k,
+        balance: (k as i64 - 5_000) * 1_234_567,
+        limit: -1_000_000_000,
+        opened: 1_700_000_000_000_000 + k,
+        updated: 1_760_000_000_000_000 + k * 7,
+        flags: (k % 1024) as u32,
+        frozen: k.is_multiple_of(17),
+    }
+}
+
+fn account_borrowed(table: &TableView<u64, Account>, k: u64) -> usize {
+    let stored = table.get_ref(&k).expect("get_ref").expect("present");
+    let a: Account = stored.borrow_as().expect("decode");
+    a.id as usize + a.flags as usize
+}
+
 fn user(k: u64) -> User {
     User {
         name: format!("User Number {k:08}"),
@@ -126,6 +161,7 @@ fn build() -> Fixture {
     for k in 0..N_KEYS {
         tx.typed(USERS).insert(&k, &user(k)).expect("insert");
         tx.typed(PROFILES).insert(&k, &profile(k)).expect("insert");
+        tx.typed(ACCOUNTS).insert(&k, &account(k)).expect("insert");
     }
     tx.commit().expect("commit");
     db.flush().expect("flush");
@@ -137,7 +173,11 @@ fn build() -> Fixture {
         view.typed(PROFILES).get(&42).expect("get"),
         Some(profile(42))
     );
-    for table in [USERS.name(), PROFILES.name()] {
+    assert_eq!(
+        view.typed(ACCOUNTS).get(&42).expect("get"),
+        Some(account(42))
+    );
+    for table in [USERS.name(), PROFILES.name(), ACCOUNTS.name()] {
         let raw = view.get(table, 42u64.to_be_bytes()).expect("get");
         let n_bytes = raw.as_ref().map_or(0, Vec::len);
         eprintln!("{table}: {N_KEYS} rows, the value of key 42 encodes to {n_bytes} bytes");
@@ -232,6 +272,7 @@ fn bench_typed(c: &mut Criterion) {
     let db = &fixture.db;
     print_ratio(db, USERS, user_borrowed);
     print_ratio(db, PROFILES, profile_borrowed);
+    print_ratio(db, ACCOUNTS, account_borrowed);
 
     let view = db.snapshot();
     let mut group = c.benchmark_group("point_read");
@@ -241,6 +282,7 @@ fn bench_typed(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     point_reads(&mut group, &view, USERS, user_borrowed);
     point_reads(&mut group, &view, PROFILES, profile_borrowed);
+    point_reads(&mut group, &view, ACCOUNTS, account_borrowed);
     let mut rng = Rng(0xa5a5_0001);
     group.bench_function("user/typed_fresh_handle", |b| {
         b.iter(|| {

@@ -346,6 +346,12 @@ impl WriteTx {
     /// [`Error::Conflict`] naming the key if a later transaction (up to this
     /// one's snapshot) changed one of those keys too; nothing is staged then.
     ///
+    /// Known limit: changes that a table's retention policy has already
+    /// trimmed are no longer in the transaction's record, so they are not
+    /// undone (and do not conflict), although their keys were changed later
+    /// — that is why they were trimmed. Changes the record still shows in a
+    /// trimmed table fail with [`Error::HistoryPurged`].
+    ///
     /// ```
     /// # fn main() -> Result<(), timecask::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
