@@ -9,6 +9,8 @@
 //! - `profile`: six fields, three of them strings.
 //! - `account`: seven numeric fields, no strings (decoding allocates
 //!   nothing: the typed layer's own cost).
+//! - `doc` (1,000 rows): a title and a ~4 KiB body, where `get_ref`
+//!   shares the cached bytes instead of copying them.
 //!
 //! For each table, with fixed seeds:
 //!
@@ -38,6 +40,8 @@ use timecask::{Config, Db, Durability, Snapshot, TableDef};
 
 const N_KEYS: u64 = 10_000;
 const SCAN_LEN: u64 = 100;
+/// Rows of the `doc` table (4 KiB each: 4 MiB, well inside the value cache).
+const N_DOCS: u64 = 1_000;
 
 /// The SPEC.md §5 user.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -94,6 +98,35 @@ struct Account {
 }
 
 const ACCOUNTS: TableDef<u64, Account> = TableDef::new("account");
+
+/// A large row: a ~4 KiB document.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Doc {
+    title: String,
+    body: String,
+}
+
+/// [`Doc`] with its strings borrowed from the stored bytes.
+#[derive(Deserialize, Debug)]
+struct DocRef<'a> {
+    title: &'a str,
+    body: &'a str,
+}
+
+const DOCS: TableDef<u64, Doc> = TableDef::new("doc");
+
+fn doc(k: u64) -> Doc {
+    Doc {
+        title: format!("Document {k}"),
+        body: format!("{k:08} ").repeat(450),
+    }
+}
+
+fn doc_borrowed(table: &TableView<u64, Doc>, k: u64) -> usize {
+    let stored = table.get_ref(&k).expect("get_ref").expect("present");
+    let d: DocRef<'_> = stored.borrow_as().expect("decode");
+    d.title.len() + d.body.len()
+}
 
 fn account(k: u64) -> Account {
     Account {
@@ -162,6 +195,9 @@ fn build() -> Fixture {
         tx.typed(USERS).insert(&k, &user(k)).expect("insert");
         tx.typed(PROFILES).insert(&k, &profile(k)).expect("insert");
         tx.typed(ACCOUNTS).insert(&k, &account(k)).expect("insert");
+        if k < N_DOCS {
+            tx.typed(DOCS).insert(&k, &doc(k)).expect("insert");
+        }
     }
     tx.commit().expect("commit");
     db.flush().expect("flush");
@@ -177,10 +213,10 @@ fn build() -> Fixture {
         view.typed(ACCOUNTS).get(&42).expect("get"),
         Some(account(42))
     );
-    for table in [USERS.name(), PROFILES.name(), ACCOUNTS.name()] {
+    for table in [USERS.name(), PROFILES.name(), ACCOUNTS.name(), DOCS.name()] {
         let raw = view.get(table, 42u64.to_be_bytes()).expect("get");
         let n_bytes = raw.as_ref().map_or(0, Vec::len);
-        eprintln!("{table}: {N_KEYS} rows, the value of key 42 encodes to {n_bytes} bytes");
+        eprintln!("{table}: the value of key 42 encodes to {n_bytes} bytes");
     }
     Fixture { _dir: dir, db }
 }
@@ -214,6 +250,7 @@ fn profile_borrowed(table: &TableView<u64, Profile>, k: u64) -> usize {
 fn print_ratio<V: Serialize + DeserializeOwned>(
     db: &Db,
     def: TableDef<u64, V>,
+    rows: u64,
     borrowed: BorrowedRead<V>,
 ) {
     const READS: u64 = 200_000;
@@ -226,7 +263,7 @@ fn print_ratio<V: Serialize + DeserializeOwned>(
             let mut rng = Rng(0x7e57_0000 + round);
             let started = Instant::now();
             for _ in 0..READS {
-                let k = rng.below(N_KEYS);
+                let k = rng.below(rows);
                 match variant {
                     0 => drop(black_box(read_bytes(&view, def.name(), k))),
                     1 => drop(black_box(read_typed(&typed, k))),
@@ -250,29 +287,31 @@ fn point_reads<V: Serialize + DeserializeOwned>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     view: &Snapshot,
     def: TableDef<u64, V>,
+    rows: u64,
     borrowed: BorrowedRead<V>,
 ) {
     let typed = view.typed(def);
     let mut rng = Rng(0xa5a5_0001);
     group.bench_function(format!("{}/bytes", def.name()), |b| {
-        b.iter(|| black_box(read_bytes(view, def.name(), rng.below(N_KEYS))))
+        b.iter(|| black_box(read_bytes(view, def.name(), rng.below(rows))))
     });
     let mut rng = Rng(0xa5a5_0001);
     group.bench_function(format!("{}/typed", def.name()), |b| {
-        b.iter(|| black_box(read_typed(&typed, rng.below(N_KEYS))))
+        b.iter(|| black_box(read_typed(&typed, rng.below(rows))))
     });
     let mut rng = Rng(0xa5a5_0001);
     group.bench_function(format!("{}/typed_borrowed", def.name()), |b| {
-        b.iter(|| black_box(borrowed(&typed, rng.below(N_KEYS))))
+        b.iter(|| black_box(borrowed(&typed, rng.below(rows))))
     });
 }
 
 fn bench_typed(c: &mut Criterion) {
     let fixture = build();
     let db = &fixture.db;
-    print_ratio(db, USERS, user_borrowed);
-    print_ratio(db, PROFILES, profile_borrowed);
-    print_ratio(db, ACCOUNTS, account_borrowed);
+    print_ratio(db, USERS, N_KEYS, user_borrowed);
+    print_ratio(db, PROFILES, N_KEYS, profile_borrowed);
+    print_ratio(db, ACCOUNTS, N_KEYS, account_borrowed);
+    print_ratio(db, DOCS, N_DOCS, doc_borrowed);
 
     let view = db.snapshot();
     let mut group = c.benchmark_group("point_read");
@@ -280,9 +319,10 @@ fn bench_typed(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
     group.warm_up_time(Duration::from_secs(1));
     group.throughput(Throughput::Elements(1));
-    point_reads(&mut group, &view, USERS, user_borrowed);
-    point_reads(&mut group, &view, PROFILES, profile_borrowed);
-    point_reads(&mut group, &view, ACCOUNTS, account_borrowed);
+    point_reads(&mut group, &view, USERS, N_KEYS, user_borrowed);
+    point_reads(&mut group, &view, PROFILES, N_KEYS, profile_borrowed);
+    point_reads(&mut group, &view, ACCOUNTS, N_KEYS, account_borrowed);
+    point_reads(&mut group, &view, DOCS, N_DOCS, doc_borrowed);
     let mut rng = Rng(0xa5a5_0001);
     group.bench_function("user/typed_fresh_handle", |b| {
         b.iter(|| {

@@ -20,9 +20,10 @@ use crate::log::value_cache::ValueBytes;
 /// [`value`](Self::value) decodes an owned `V`, like `get`.
 /// [`borrow_as`](Self::borrow_as) decodes a type with the same fields in
 /// the same order whose `&str` and `&[u8]` fields point into these bytes,
-/// so nothing is allocated: the fastest way to read a few fields of a row.
-/// The bytes are shared with the value cache (or owned after a file read);
-/// holding a `ValueRef` pins neither a snapshot nor a file.
+/// so the fields allocate nothing. Values over 256 bytes are shared with
+/// the value cache rather than copied, so large rows (documents, blobs)
+/// are read without a copy; a small row costs about what `get` does.
+/// Holding a `ValueRef` pins neither a snapshot nor a file.
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};
