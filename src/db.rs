@@ -556,9 +556,9 @@ impl Shared {
         Ok(Some(bytes))
     }
 
-    /// Reads one version's value (`None` for a delete) without copying it
-    /// out of the value cache: for callers that decode the bytes rather
-    /// than keep them.
+    /// Reads one version's value (`None` for a delete) as bytes the caller
+    /// owns: a value over `SHARE_VALUES_ABOVE` bytes is shared with the
+    /// value cache (no copy), a smaller one copied.
     pub(crate) fn read_value_bytes(&self, at: &Located<VersionRef>) -> Result<Option<ValueBytes>> {
         let version = &at.item;
         if !version.is_live() {

@@ -69,8 +69,8 @@ impl Snapshot {
         }
     }
 
-    /// Like [`get`](Self::get), without copying the bytes out of the value
-    /// cache.
+    /// Like [`get`](Self::get), but a large value is shared with the value
+    /// cache instead of copied (see `Shared::read_value_bytes`).
     pub(crate) fn get_bytes(&self, table: &str, key: &[u8]) -> Result<Option<ValueBytes>> {
         match self.visible(table, key)? {
             Some(at) => self.shared.read_value_bytes(&at),

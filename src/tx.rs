@@ -160,8 +160,8 @@ impl WriteTx {
         }
     }
 
-    /// Like [`get`](Self::get), without copying the bytes out of the value
-    /// cache when the transaction has not written `key`.
+    /// Like [`get`](Self::get), but a large value is shared with the value
+    /// cache instead of copied when the transaction has not written `key`.
     pub(crate) fn get_bytes(&self, table: &str, key: &[u8]) -> Result<Option<ValueBytes>> {
         match self.pending(table, key) {
             Some(pending) => Ok(pending.clone().map(ValueBytes::Read)),
