@@ -318,24 +318,24 @@ pub fn run_ops(data: &[u8]) {
 }
 
 /// Every kind of serde data the value codec has.
-#[derive(Serialize, Deserialize, Debug)]
-enum Shape {
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) enum Shape {
     Unit,
     Newtype(i16),
     Tuple(u8, char),
     Struct { a: Option<u64>, b: String },
 }
 
-#[derive(Serialize, Deserialize, Debug)]
-struct Marker;
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct Marker;
 
-#[derive(Serialize, Deserialize, Debug)]
-struct Meters(u32);
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct Meters(pub(crate) u32);
 
 /// Owned bytes read through `deserialize_byte_buf` and written as serde
 /// bytes (what `serde_bytes::ByteBuf` does); a `Vec<u8>` is a seq instead.
-#[derive(Debug)]
-struct ByteBuf(Vec<u8>);
+#[derive(Debug, Clone)]
+pub(crate) struct ByteBuf(pub(crate) Vec<u8>);
 
 impl Serialize for ByteBuf {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -365,51 +365,51 @@ impl<'de> Deserialize<'de> for ByteBuf {
     }
 }
 
-#[derive(Serialize, Deserialize, Debug)]
-struct Rich {
-    u8_: u8,
-    u16_: u16,
-    u32_: u32,
-    u64_: u64,
-    u128_: u128,
-    usize_: usize,
-    i8_: i8,
-    i16_: i16,
-    i32_: i32,
-    i64_: i64,
-    i128_: i128,
-    isize_: isize,
-    flag: bool,
-    f32_: f32,
-    f64_: f64,
-    c: char,
-    s: String,
-    bytes: Vec<u8>,
-    buf: ByteBuf,
-    opt: Option<String>,
-    shapes: Vec<Shape>,
-    map: BTreeMap<String, i32>,
-    pair: (u16, String),
-    unit: (),
-    marker: Marker,
-    meters: Meters,
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct Rich {
+    pub(crate) u8_: u8,
+    pub(crate) u16_: u16,
+    pub(crate) u32_: u32,
+    pub(crate) u64_: u64,
+    pub(crate) u128_: u128,
+    pub(crate) usize_: usize,
+    pub(crate) i8_: i8,
+    pub(crate) i16_: i16,
+    pub(crate) i32_: i32,
+    pub(crate) i64_: i64,
+    pub(crate) i128_: i128,
+    pub(crate) isize_: isize,
+    pub(crate) flag: bool,
+    pub(crate) f32_: f32,
+    pub(crate) f64_: f64,
+    pub(crate) c: char,
+    pub(crate) s: String,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) buf: ByteBuf,
+    pub(crate) opt: Option<String>,
+    pub(crate) shapes: Vec<Shape>,
+    pub(crate) map: BTreeMap<String, i32>,
+    pub(crate) pair: (u16, String),
+    pub(crate) unit: (),
+    pub(crate) marker: Marker,
+    pub(crate) meters: Meters,
 }
 
 /// Borrows its string and byte fields from the decoded bytes.
 #[derive(Deserialize, Debug)]
-struct Borrowing<'a> {
-    name: &'a str,
-    raw: &'a [u8],
+pub(crate) struct Borrowing<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) raw: &'a [u8],
     #[serde(borrow)]
-    tail: Cow<'a, str>,
+    pub(crate) tail: Cow<'a, str>,
 }
 
 /// [`Borrowing`] with owned fields: the same bytes.
-#[derive(Serialize, Deserialize, Debug)]
-struct Owning {
-    name: String,
-    raw: ByteBuf,
-    tail: String,
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct Owning {
+    pub(crate) name: String,
+    pub(crate) raw: ByteBuf,
+    pub(crate) tail: String,
 }
 
 /// bincode's decoder with the codec's configuration (`codec::config`):

@@ -52,13 +52,12 @@ pub(crate) fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
-    use std::collections::BTreeMap;
 
     use proptest::prelude::*;
     use proptest::test_runner::TestCaseError;
 
     use super::*;
-    use crate::fuzz_harness::agree;
+    use crate::fuzz_harness::{Borrowing, ByteBuf, Marker, Meters, Owning, Rich, Shape, agree};
 
     #[test]
     fn round_trips_and_refuses_garbage() {
@@ -76,78 +75,6 @@ mod tests {
         assert!(decode::<Vec<u8>>(&huge).is_err());
     }
 
-    /// Every kind of serde data the format has.
-    #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-    enum Shape {
-        Unit,
-        Newtype(i16),
-        Tuple(u8, char),
-        Struct { a: Option<u64>, b: String },
-    }
-
-    #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-    struct Ints {
-        u8_: u8,
-        i8_: i8,
-        u16_: u16,
-        i16_: i16,
-        u32_: u32,
-        i32_: i32,
-        u64_: u64,
-        i64_: i64,
-        u128_: u128,
-        i128_: i128,
-        usize_: usize,
-        isize_: isize,
-    }
-
-    #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-    struct Rich {
-        ints: Ints,
-        flag: bool,
-        f32_: f32,
-        f64_: f64,
-        c: char,
-        s: String,
-        bytes: Vec<u8>,
-        opt: Option<String>,
-        shapes: Vec<Shape>,
-        map: BTreeMap<String, i32>,
-        pair: (u16, String),
-        unit: (),
-    }
-
-    /// A borrowing twin of [`Rich`]'s string fields.
-    #[derive(Deserialize, Debug, PartialEq)]
-    struct Borrowing<'a> {
-        name: &'a str,
-        raw: &'a [u8],
-        #[serde(borrow)]
-        tail: Cow<'a, str>,
-    }
-
-    fn ints() -> impl Strategy<Value = Ints> {
-        (
-            (any::<u8>(), any::<i8>(), any::<u16>(), any::<i16>()),
-            (any::<u32>(), any::<i32>(), any::<u64>(), any::<i64>()),
-            (any::<u128>(), any::<i128>(), any::<usize>(), any::<isize>()),
-        )
-            .prop_map(|((a, b, c, d), (e, f, g, h), (i, j, k, l))| Ints {
-                u8_: a,
-                i8_: b,
-                u16_: c,
-                i16_: d,
-                u32_: e,
-                i32_: f,
-                u64_: g,
-                i64_: h,
-                u128_: i,
-                i128_: j,
-                usize_: k,
-                isize_: l,
-            })
-    }
-
     fn shape() -> impl Strategy<Value = Shape> {
         prop_oneof![
             Just(Shape::Unit),
@@ -157,40 +84,76 @@ mod tests {
         ]
     }
 
+    /// Values of the fuzz target's richest type.
     fn rich() -> impl Strategy<Value = Rich> {
-        (
-            (
-                ints(),
-                any::<bool>(),
-                any::<f32>(),
-                any::<f64>(),
-                any::<char>(),
-            ),
-            (
-                ".{0,300}",
-                prop::collection::vec(any::<u8>(), 0..300),
-                prop::option::of(".{0,8}"),
-                prop::collection::vec(shape(), 0..6),
-                prop::collection::btree_map(".{0,4}", any::<i32>(), 0..4),
-                (any::<u16>(), "[a-z]{0,4}"),
-            ),
+        let unsigned = (
+            any::<u8>(),
+            any::<u16>(),
+            any::<u32>(),
+            any::<u64>(),
+            any::<u128>(),
+            any::<usize>(),
+        );
+        let signed = (
+            any::<i8>(),
+            any::<i16>(),
+            any::<i32>(),
+            any::<i64>(),
+            any::<i128>(),
+            any::<isize>(),
+        );
+        let scalars = (
+            any::<bool>(),
+            any::<f32>(),
+            any::<f64>(),
+            any::<char>(),
+            any::<u32>(),
+        );
+        let bytes = || prop::collection::vec(any::<u8>(), 0..300);
+        let composite = (
+            ".{0,300}",
+            bytes(),
+            bytes(),
+            prop::option::of(".{0,8}"),
+            prop::collection::vec(shape(), 0..6),
+            prop::collection::btree_map(".{0,4}", any::<i32>(), 0..4),
+            (any::<u16>(), "[a-z]{0,4}"),
+        );
+        (unsigned, signed, scalars, composite).prop_map(
+            |(
+                (u8_, u16_, u32_, u64_, u128_, usize_),
+                (i8_, i16_, i32_, i64_, i128_, isize_),
+                (flag, f32_, f64_, c, meters),
+                (s, bytes, buf, opt, shapes, map, pair),
+            )| Rich {
+                u8_,
+                u16_,
+                u32_,
+                u64_,
+                u128_,
+                usize_,
+                i8_,
+                i16_,
+                i32_,
+                i64_,
+                i128_,
+                isize_,
+                flag,
+                f32_,
+                f64_,
+                c,
+                s,
+                bytes,
+                buf: ByteBuf(buf),
+                opt,
+                shapes,
+                map,
+                pair,
+                unit: (),
+                marker: Marker,
+                meters: Meters(meters),
+            },
         )
-            .prop_map(
-                |((ints, flag, f32_, f64_, c), (s, bytes, opt, shapes, map, pair))| Rich {
-                    ints,
-                    flag,
-                    f32_,
-                    f64_,
-                    c,
-                    s,
-                    bytes,
-                    opt,
-                    shapes,
-                    map,
-                    pair,
-                    unit: (),
-                },
-            )
     }
 
     proptest! {
@@ -232,27 +195,13 @@ mod tests {
         /// Borrowed fields point into the stored bytes.
         #[test]
         fn borrows_from_the_bytes(name in ".{0,40}", raw in prop::collection::vec(any::<u8>(), 0..40)) {
-            #[derive(Serialize)]
-            struct Owned<'a> {
-                name: &'a str,
-                #[serde(with = "serde_bytes_shim")]
-                raw: &'a [u8],
-                tail: &'a str,
-            }
-            let bytes = encode(&Owned { name: &name, raw: &raw, tail: "end" }).expect("encode");
+            let owned = Owning { name: name.clone(), raw: ByteBuf(raw.clone()), tail: "end".into() };
+            let bytes = encode(&owned).expect("encode");
             let view: Borrowing<'_> = decode_borrowed(&bytes).map_err(TestCaseError::fail)?;
             prop_assert_eq!(view.name, name.as_str());
             prop_assert_eq!(view.raw, raw.as_slice());
             prop_assert!(matches!(view.tail, Cow::Borrowed("end")));
             prop_assert!(bytes.as_ptr_range().contains(&view.name.as_ptr()) || name.is_empty());
-        }
-    }
-
-    /// Serializes a byte slice as serde bytes (what `serde_bytes` does),
-    /// so `&[u8]` fields round-trip as borrowed bytes.
-    mod serde_bytes_shim {
-        pub fn serialize<S: serde::Serializer>(bytes: &&[u8], s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_bytes(bytes)
         }
     }
 }
