@@ -199,7 +199,7 @@ impl WriteTx {
         table: &str,
         range: impl RangeBounds<K>,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        fn own<K: AsRef<[u8]>>(b: Bound<&K>) -> Bound<&[u8]> {
+        fn bytes_bound<K: AsRef<[u8]>>(b: Bound<&K>) -> Bound<&[u8]> {
             b.map(AsRef::as_ref)
         }
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
@@ -210,8 +210,8 @@ impl WriteTx {
             let (k, v) = kv?;
             merged.insert(k, Some(v));
         }
-        let start = own(range.start_bound());
-        let end = own(range.end_bound());
+        let start = bytes_bound(range.start_bound());
+        let end = bytes_bound(range.end_bound());
         if bounds_are_empty(&start, &end) {
             return Ok(Vec::new());
         }
