@@ -16,7 +16,7 @@ use crate::db::Shared;
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::log::frame::FRAME_HEADER_SIZE;
-use crate::log::recovery::ResumePoint;
+use crate::log::recovery::{OpenSegments, ResumePoint};
 use crate::log::segment::{list_segments, segment_path};
 use crate::storage::Storage;
 use crate::types::{SegmentId, TxId};
@@ -58,7 +58,7 @@ impl Shared {
     /// Writes a checkpoint of the index as of now. Commits wait while the
     /// index is serialized (memory copy only); the file is written after.
     pub(crate) fn write_checkpoint(&self) -> Result<CheckpointReport> {
-        self.durable.check_writable()?;
+        self.check_writable()?;
         let (txid, body) = {
             let writer = self.lock_writer();
             // Everything indexed is written; make it durable so the
@@ -144,9 +144,11 @@ fn write_file(storage: &dyn Storage, dir: &Path, body: &[u8]) -> Result<u64> {
 
 /// Loads the checkpoint if there is a usable one. `Err` carries why it was
 /// not used (for `Stats`); the caller then replays the whole log.
+/// The checkpoint file is read by path (it is read once, here); the
+/// segments are checked through their already open handles.
 pub(crate) fn load(
-    storage: &dyn Storage,
     dir: &Path,
+    segments: &OpenSegments,
 ) -> std::result::Result<(Index, ResumePoint), String> {
     let path = checkpoint_path(dir);
     let bytes = match std::fs::read(&path) {
@@ -176,7 +178,7 @@ pub(crate) fn load(
     }
     let (coverage, used) = decode_coverage(body)?;
     let index = Index::decode_checkpoint(&body[used..])?;
-    let resume = check_coverage(storage, dir, &coverage, index.last_txid())?;
+    let resume = check_coverage(dir, segments, &coverage, index.last_txid())?;
     Ok((index, resume))
 }
 
@@ -226,23 +228,20 @@ fn decode_coverage(body: &[u8]) -> std::result::Result<(Coverage, usize), String
 /// Checks the checkpoint against the segment files and returns where replay
 /// resumes.
 fn check_coverage(
-    storage: &dyn Storage,
     dir: &Path,
+    segments: &OpenSegments,
     coverage: &Coverage,
     last_txid: TxId,
 ) -> std::result::Result<ResumePoint, String> {
-    let on_disk = list_segments(dir).map_err(|e| e.to_string())?;
+    let on_disk = &segments.files;
     let last = coverage.segments.last().ok_or("no segments")?;
     let last_index = coverage.segments.len() - 1;
     for (i, (id, len)) in coverage.segments.iter().enumerate() {
-        if on_disk.get(i) != Some(id) {
+        let Some((_, file)) = on_disk.get(i).filter(|(on_disk_id, _)| on_disk_id == id) else {
             return Err(format!("segment {} is not where the checkpoint says", id.0));
-        }
+        };
         let path = segment_path(dir, *id);
-        let actual = storage
-            .open(&path, false)
-            .and_then(|f| f.len())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let actual = file.len().map_err(|e| format!("{}: {e}", path.display()))?;
         // The newest covered segment may have grown since; the others not.
         let fits = if i == last_index {
             actual >= *len
@@ -254,8 +253,10 @@ fn check_coverage(
         }
     }
     if let Some((id, offset, crc)) = coverage.last_frame {
-        let path = segment_path(dir, id);
-        let file = storage.open(&path, false).map_err(|e| e.to_string())?;
+        let (_, file) = on_disk
+            .iter()
+            .find(|(on_disk_id, _)| *on_disk_id == id)
+            .ok_or("the last covered frame's segment is missing")?;
         let mut header = [0; FRAME_HEADER_SIZE];
         file.read_exact_at(&mut header, offset)
             .map_err(|e| e.to_string())?;

@@ -101,7 +101,7 @@ impl Db {
     ) -> Result<CompactReport> {
         let shared = &self.shared;
         let _one_at_a_time = shared.lock_maintenance();
-        shared.durable.check_writable()?;
+        shared.check_writable()?;
         self.apply_retention_policies()?;
         let active = {
             let mut writer = shared.lock_writer();

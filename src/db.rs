@@ -15,7 +15,9 @@ use crate::index::chain::VersionRef;
 use crate::index::{Index, SYSTEM_TABLE, TxInfo, compacted_system_value};
 use crate::log::files::SegmentFiles;
 use crate::log::frame::{FRAME_HEADER_SIZE, FrameHeader, META_OFFSET, decode_meta, decode_payload};
-use crate::log::recovery::{Recovered, ResumePoint, replay};
+use crate::log::recovery::{
+    OpenSegments, Recovered, ReplayMode, ResumePoint, open_segments, replay,
+};
 use crate::log::segment::list_segments;
 use crate::log::value_cache::{ValueBytes, ValueCache};
 use crate::log::writer::LogWriter;
@@ -84,7 +86,8 @@ pub(crate) struct Shared {
     /// Frames replayed or committed since the last checkpoint.
     pub frames_since_checkpoint: AtomicU64,
     /// Held for the lifetime of the database; the OS lock dies with it.
-    _lock: File,
+    /// `None` when read-only (no lock is taken).
+    _lock: Option<File>,
 }
 
 /// What only the committer touches.
@@ -121,6 +124,9 @@ impl Db {
     pub fn open_with(path: impl AsRef<Path>, config: Config) -> Result<Db> {
         config.validate()?;
         let dir = path.as_ref().to_path_buf();
+        if config.read_only {
+            return Db::open_read_only_in(dir, config);
+        }
         if !dir.exists() {
             if !config.create_if_missing {
                 return Err(Error::NotFound { path: dir });
@@ -153,7 +159,97 @@ impl Db {
             }
         }
         crate::compact::remove_stray_rewrites(&dir)?;
-        let (files, index, recovered, checkpoint_used) = load_and_replay(&dir, &config)?;
+        let segments = open_segments(config.storage.as_ref(), &dir, ReplayMode::Repair)?;
+        Db::from_log(dir, config, &segments, Some(lock))
+    }
+
+    /// Opens the database in `path` read-only, beside a writer that may
+    /// hold it open (in another process or this one), with the default
+    /// [`Config`] (the same as [`Config::read_only`] set with
+    /// [`Db::open_with`]).
+    ///
+    /// The database shows the log as it was when it opened: a static
+    /// snapshot that never refreshes; open it again to see newer commits.
+    /// It takes no lock and never creates, writes, truncates, syncs or
+    /// deletes a file: where a writer's open would repair the end of the
+    /// log (a torn last frame, a half-created newest segment) a read-only
+    /// open ends the log before it, since a writer may be writing it right
+    /// now; [`Stats::torn_tail_bytes`] counts the bytes it ignored. Damage
+    /// elsewhere is [`Error::Corrupt`] as for a writer. A valid index
+    /// checkpoint is used, never written.
+    ///
+    /// Every read works (views, as-of reads, history, `log`, `diff`, the
+    /// change feed, `verify`, `stats`, `backup`). Every write fails with
+    /// [`Error::ReadOnly`]: [`WriteTx::commit`] (so also purge, erase,
+    /// retention and revert commits), [`Db::purge_history`], [`Db::erase`],
+    /// [`Db::compact`] and [`Db::checkpoint`]. [`Db::flush`] has nothing
+    /// to flush and returns `Ok`.
+    ///
+    /// A missing directory, or one without segments, is [`Error::NotFound`].
+    /// Segment files are opened once, here: a writer's later compaction
+    /// renames rewritten segments over them, and this database keeps
+    /// reading the files it opened.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), timecask::Error> {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = timecask::Db::open(dir.path())?;
+    /// let mut tx = db.begin();
+    /// tx.put("t", b"k", b"v1")?;
+    /// tx.commit()?;
+    /// // The writer keeps the database open; a reader opens it beside it.
+    /// let reader = timecask::Db::open_read_only(dir.path())?;
+    /// let mut tx = db.begin();
+    /// tx.put("t", b"k", b"v2")?;
+    /// tx.commit()?;
+    /// assert_eq!(reader.snapshot().get("t", b"k")?, Some(b"v1".to_vec()));
+    /// assert!(matches!(
+    ///     reader.begin().commit(),
+    ///     Err(timecask::Error::ReadOnly { .. })
+    /// ));
+    /// let reader = timecask::Db::open_read_only(dir.path())?;
+    /// assert_eq!(reader.snapshot().get("t", b"k")?, Some(b"v2".to_vec()));
+    /// # Ok(()) }
+    /// ```
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Db> {
+        Db::open_with(
+            path,
+            Config {
+                read_only: true,
+                ..Config::default()
+            },
+        )
+    }
+
+    /// Whether this database was opened read-only ([`Db::open_read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.shared.config.read_only
+    }
+
+    /// The read-only open: only reads the directory and the files in it.
+    fn open_read_only_in(dir: PathBuf, config: Config) -> Result<Db> {
+        match std::fs::metadata(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound { path: dir });
+            }
+            Err(e) => return Err(Error::io(&dir, e)),
+            Ok(meta) if !meta.is_dir() => return Err(Error::NotADatabase { path: dir }),
+            Ok(_) => {}
+        }
+        refuse_foreign_directory(&dir)?;
+        let segments = open_segments(config.storage.as_ref(), &dir, ReplayMode::ReadOnly)?;
+        Db::from_log(dir, config, &segments, None)
+    }
+
+    /// Builds the database from its opened segments (after the lock, if
+    /// any, is held).
+    fn from_log(
+        dir: PathBuf,
+        config: Config,
+        segments: &OpenSegments,
+        lock: Option<File>,
+    ) -> Result<Db> {
+        let (files, index, recovered, checkpoint_used) = load_and_replay(&dir, &config, segments)?;
         assert_eq!(index.last_txid(), recovered.last_txid);
         let last_commit_time = index
             .tx(recovered.last_txid)
@@ -239,7 +335,12 @@ impl Db {
 
     /// Fsyncs everything committed so far (needed only for
     /// [`Durability::Buffered`](crate::Durability::Buffered) commits).
+    ///
+    /// On a read-only database there is nothing to flush: `Ok` at once.
     pub fn flush(&self) -> Result<()> {
+        if self.is_read_only() {
+            return Ok(());
+        }
         self.shared.durable.sync_all()
     }
 
@@ -402,7 +503,9 @@ pub struct Stats {
     pub n_tables: usize,
     /// The oldest readable txid (0 until history is purged).
     pub horizon: TxId,
-    /// Bytes of a torn (unacknowledged) tail cut off the log at open.
+    /// Bytes of a torn (unacknowledged) tail cut off the log at open; for a
+    /// read-only database, the bytes after the valid log that it ignored
+    /// (perhaps a commit a writer was appending as it opened).
     pub torn_tail_bytes: u64,
     /// The index was loaded from the checkpoint at open (only the frames
     /// after it were replayed).
@@ -433,7 +536,11 @@ impl Iterator for LogIter {
 /// Builds the index: from the checkpoint plus the frames after it when the
 /// checkpoint is usable, else by replaying the whole log. A checkpoint whose
 /// resume point the log contradicts is dropped and the log replayed.
-fn load_and_replay(dir: &Path, config: &Config) -> Result<(SegmentFiles, Index, Recovered, bool)> {
+fn load_and_replay(
+    dir: &Path,
+    config: &Config,
+    segments: &OpenSegments,
+) -> Result<(SegmentFiles, Index, Recovered, bool)> {
     let attempt = |index: Index, resume: Option<ResumePoint>| {
         let files = SegmentFiles::new(dir);
         let mut index = index;
@@ -441,6 +548,7 @@ fn load_and_replay(dir: &Path, config: &Config) -> Result<(SegmentFiles, Index, 
             &config.storage,
             dir,
             config.segment_roll_bytes,
+            segments,
             &files,
             resume,
             |loc, payload_len, tx| {
@@ -451,7 +559,7 @@ fn load_and_replay(dir: &Path, config: &Config) -> Result<(SegmentFiles, Index, 
         )?;
         Ok::<_, Error>((files, index, recovered))
     };
-    if let Ok((index, resume)) = crate::checkpoint::load(config.storage.as_ref(), dir)
+    if let Ok((index, resume)) = crate::checkpoint::load(dir, segments)
         && let Ok((files, mut index, recovered)) = attempt(index, Some(resume))
     {
         index.shrink_after_replay();
@@ -494,6 +602,16 @@ impl Shared {
 
     pub(crate) fn lock_writer(&self) -> MutexGuard<'_, WriterState> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Refuses writes to a read-only database and after a failed fsync.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.config.read_only {
+            return Err(Error::ReadOnly {
+                path: self.dir.clone(),
+            });
+        }
+        self.durable.check_writable()
     }
 
     /// Refuses txids after the latest one.
@@ -681,6 +799,10 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        if self.config.read_only {
+            // Never writes: nothing was committed, nothing is checkpointed.
+            return;
+        }
         // Best effort: Buffered commits reach the disk on a clean close,
         // and a large replay is not repeated on the next open.
         let _ = self.durable.sync_all();

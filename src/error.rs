@@ -70,7 +70,8 @@ pub enum Error {
         /// The directory.
         path: PathBuf,
     },
-    /// The database does not exist and `Config::create_if_missing` is off.
+    /// The database does not exist and `Config::create_if_missing` is off,
+    /// or a read-only open found no directory or no segment in it.
     #[error("no database at {path}")]
     NotFound {
         /// The directory.
@@ -199,6 +200,15 @@ pub enum Error {
     InvalidConfig {
         /// What is wrong.
         reason: String,
+    },
+    /// A write (commit, purge, erase, compaction, checkpoint) was asked of
+    /// a database opened read-only ([`Db::open_read_only`](crate::Db::open_read_only)).
+    #[error(
+        "database {path} is open read-only; open it with Db::open (the writer's lock) to change it"
+    )]
+    ReadOnly {
+        /// The database directory.
+        path: PathBuf,
     },
 }
 

@@ -48,6 +48,12 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Opens `path` for reading and writing; with `create_new`, creates it
     /// and fails if it exists.
     fn open(&self, path: &Path, create_new: bool) -> io::Result<Arc<dyn StorageFile>>;
+    /// Opens an existing `path` for reading only (a read-only database).
+    /// The default opens it with [`Storage::open`]; a read-only database
+    /// never calls a write method on the handle either way.
+    fn open_read_only(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+        self.open(path, false)
+    }
     /// Makes the creation or removal of files in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 }
@@ -64,6 +70,10 @@ impl Storage for FileStorage {
             .create_new(create_new)
             .open(path)?;
         Ok(Arc::new(file))
+    }
+
+    fn open_read_only(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+        Ok(Arc::new(File::open(path)?))
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
@@ -90,5 +100,61 @@ impl StorageFile for File {
 
     fn len(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
+    }
+}
+
+/// A handle of a read-only database: reads pass through, every write,
+/// truncation or sync fails, so no code path can change a file by mistake.
+#[derive(Debug)]
+pub(crate) struct ReadOnlyFile(pub Arc<dyn StorageFile>);
+
+impl ReadOnlyFile {
+    fn refuse() -> io::Error {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "the database is open read-only",
+        )
+    }
+}
+
+impl StorageFile for ReadOnlyFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+
+    fn write_all_at(&self, _buf: &[u8], _offset: u64) -> io::Result<()> {
+        Err(ReadOnlyFile::refuse())
+    }
+
+    fn set_len(&self, _len: u64) -> io::Result<()> {
+        Err(ReadOnlyFile::refuse())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        Err(ReadOnlyFile::refuse())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        self.0.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_only_file_refuses_every_write_and_keeps_the_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"abc").expect("write");
+        let file = ReadOnlyFile(FileStorage.open_read_only(&path).expect("open"));
+        assert!(file.write_all_at(b"x", 0).is_err());
+        assert!(file.set_len(0).is_err());
+        assert!(file.sync_data().is_err());
+        let mut buf = [0; 3];
+        file.read_exact_at(&mut buf, 0).expect("read");
+        assert_eq!(&buf, b"abc");
+        assert_eq!(std::fs::read(&path).expect("read"), b"abc");
     }
 }

@@ -10,7 +10,7 @@ use crate::db::{Db, Located};
 use crate::error::{Error, Result};
 use crate::index::chain::{VersionRef, visible_at};
 use crate::log::frame::FRAME_HEADER_SIZE;
-use crate::log::segment::{list_segments, segment_path};
+use crate::log::segment::{SEGMENT_HEADER_SIZE, segment_path};
 use crate::record::TxRecord;
 use crate::types::TxId;
 
@@ -177,14 +177,18 @@ impl Db {
                     + u64::from(info.payload_len),
             )
         });
-        let storage = &self.shared.config.storage;
-        for id in list_segments(&self.shared.dir)? {
+        // The open handles, never a path: a read-only database copies the
+        // files it opened, whatever a writer renamed over them since.
+        for id in self.shared.files.ids() {
             let src = segment_path(&self.shared.dir, id);
-            let file = storage.open(&src, false).map_err(|e| Error::io(&src, e))?;
+            let file = self.shared.files.handle(id)?;
             let len = match end {
                 Some((seg, _)) if id > seg => break,
                 Some((seg, end)) if id == seg => end,
-                _ => file.len().map_err(|e| Error::io(&src, e))?,
+                Some(_) => file.len().map_err(|e| Error::io(&src, e))?,
+                // An empty database: its first segment's header (a writer
+                // may have appended frames after a read-only open).
+                None => SEGMENT_HEADER_SIZE as u64,
             };
             let out_path = segment_path(dest, id);
             let mut out = fs::File::create_new(&out_path).map_err(|e| Error::io(&out_path, e))?;

@@ -527,7 +527,7 @@ impl WriteTx {
     /// database refuses further writes; whether that last frame reached the
     /// disk is unknown until the database is reopened.
     pub fn commit(self) -> Result<Option<TxId>> {
-        self.shared.durable.check_writable()?;
+        self.shared.check_writable()?;
         let planned = self.plan()?;
         if planned.is_empty() && self.created_tables.is_empty() && self.system.is_empty() {
             // Nothing to write, but a write that looked like a no-op against
@@ -598,7 +598,7 @@ impl WriteTx {
             });
         }
         let (frame, _) = encode_frame(&encode);
-        shared.durable.check_writable()?;
+        shared.check_writable()?;
         // Purge and trim records move horizons. The pins stay held from the
         // check until the frame is indexed, so no view starts below a
         // horizon in the making (the pins lock, not the writer mutex, guards

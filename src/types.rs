@@ -183,6 +183,12 @@ pub struct Config {
     /// Bytes of recently read values and metadata kept in memory, so hot
     /// reads skip the disk read. 64 MiB by default; 0 turns it off.
     pub value_cache_bytes: usize,
+    /// Open without the lock and without ever modifying a file, beside a
+    /// writer that may hold the database; see
+    /// [`Db::open_read_only`](crate::Db::open_read_only). Off by default.
+    /// `create_if_missing`, `durability`, `lock_timeout` and
+    /// `checkpoint_on_close` do not apply then.
+    pub read_only: bool,
 }
 
 impl Default for Config {
@@ -196,6 +202,7 @@ impl Default for Config {
             lock_timeout: Duration::ZERO,
             checkpoint_on_close: true,
             value_cache_bytes: 64 * 1024 * 1024,
+            read_only: false,
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::index::chain::visible_position;
 use crate::log::recovery::SegmentScan;
-use crate::log::segment::{SEGMENT_HEADER_SIZE, SegmentHeader, list_segments, segment_path};
+use crate::log::segment::{SEGMENT_HEADER_SIZE, SegmentHeader, segment_path};
 use crate::types::TxId;
 
 /// What [`Db::verify`] checked.
@@ -50,7 +50,9 @@ impl Db {
         let shared = &self.shared;
         let upto = shared.visible();
         let dir = &shared.dir;
-        let ids = list_segments(dir)?;
+        // The open handles, never a path: a read-only database reads the
+        // files it opened (a writer may have renamed others over them).
+        let ids = shared.files.ids();
         let mut fresh = Index::default();
         let mut next_txid = None;
         let mut report = VerifyReport {
@@ -62,11 +64,7 @@ impl Db {
         };
         for (n, &id) in ids.iter().enumerate() {
             let path = segment_path(dir, id);
-            let file = shared
-                .config
-                .storage
-                .open(&path, false)
-                .map_err(|e| Error::io(&path, e))?;
+            let file = shared.files.handle(id)?;
             let size = file.len().map_err(|e| Error::io(&path, e))?;
             let mut header = [0; SEGMENT_HEADER_SIZE];
             file.read_exact_at(&mut header, 0)
@@ -101,7 +99,10 @@ impl Db {
             let newest = n + 1 == ids.len();
             // A damaged frame; in the newest segment it may also be a commit
             // being written right now, after `upto`.
-            if end < size && (!newest || shared.durable.written() == upto) {
+            // A read-only database ended its log before such a frame when
+            // it opened (a writer may have been appending it).
+            let may_be_in_progress = shared.config.read_only || shared.durable.written() != upto;
+            if end < size && (!newest || !may_be_in_progress) {
                 return Err(Error::corrupt(
                     &path,
                     end,

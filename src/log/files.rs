@@ -62,6 +62,12 @@ impl SegmentFiles {
         }
     }
 
+    /// The ids of every open segment, ascending.
+    pub(crate) fn ids(&self) -> Vec<SegmentId> {
+        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        files.keys().copied().collect()
+    }
+
     /// Reads exactly `len` bytes at `offset` of `file`, segment `id`.
     pub(crate) fn read_from(
         &self,

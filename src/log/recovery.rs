@@ -17,7 +17,7 @@ use crate::log::segment::{
     SEGMENT_HEADER_SIZE, SegmentHeader, create_segment, list_segments, segment_path, sync_dir,
 };
 use crate::log::writer::{FrameLocation, LogWriter};
-use crate::storage::{Storage, StorageFile};
+use crate::storage::{ReadOnlyFile, Storage, StorageFile};
 use crate::types::{SegmentId, TxId};
 
 /// What recovery found, besides what it handed to the visitor.
@@ -40,8 +40,82 @@ pub(crate) struct ResumePoint {
     pub next_txid: TxId,
 }
 
-/// Replays every frame of the log in `dir` in txid order (from `resume`
-/// on, if given).
+/// What recovery may do about a damaged or half-written end of the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReplayMode {
+    /// The writer's open: cut a torn tail, rewrite a half-made newest
+    /// segment's header, create the first segment of an empty database.
+    Repair,
+    /// A read-only open beside a writer that may be appending or rolling
+    /// right now: the log ends where the valid frames end, a half-made
+    /// newest segment is ignored, and no file is ever written.
+    ReadOnly,
+}
+
+/// The segment files of a database, opened once before replay: replay, the
+/// checkpoint check and every later read use these handles, never a path.
+pub(crate) struct OpenSegments {
+    /// Every segment on disk when opened, ascending by id.
+    pub files: Vec<(SegmentId, Arc<dyn StorageFile>)>,
+    pub mode: ReplayMode,
+}
+
+/// Lists and opens the segments of `dir`. Read-only handles are opened
+/// newest first: compaction renames rewrites over sealed segments in
+/// ascending order, so once a rewritten segment is seen every older one
+/// opened after it is rewritten too, and an erase record reduced by
+/// compaction is never paired with the versions it erased.
+///
+/// A read-only open of a directory with no segments is `Error::NotFound`.
+pub(crate) fn open_segments(
+    storage: &dyn Storage,
+    dir: &Path,
+    mode: ReplayMode,
+) -> Result<OpenSegments> {
+    let ids = list_segments(dir)?;
+    for (i, id) in ids.iter().enumerate() {
+        let expected = SegmentId(ids[0].0 + i as u32);
+        if *id != expected {
+            return Err(Error::corrupt(
+                segment_path(dir, expected),
+                0,
+                "segment file is missing: segments must be numbered without gaps",
+            ));
+        }
+    }
+    let mut files = Vec::with_capacity(ids.len());
+    match mode {
+        ReplayMode::Repair => {
+            for &id in &ids {
+                let path = segment_path(dir, id);
+                let file = storage
+                    .open(&path, false)
+                    .map_err(|e| Error::io(&path, e))?;
+                files.push((id, file));
+            }
+        }
+        ReplayMode::ReadOnly => {
+            if ids.is_empty() {
+                return Err(Error::NotFound {
+                    path: dir.to_path_buf(),
+                });
+            }
+            for &id in ids.iter().rev() {
+                let path = segment_path(dir, id);
+                let file = storage
+                    .open_read_only(&path)
+                    .map_err(|e| Error::io(&path, e))?;
+                let file: Arc<dyn StorageFile> = Arc::new(ReadOnlyFile(file));
+                files.push((id, file));
+            }
+            files.reverse();
+        }
+    }
+    Ok(OpenSegments { files, mode })
+}
+
+/// Replays every frame of the log in `segments` in txid order (from
+/// `resume` on, if given).
 ///
 /// `visit` gets each frame's location, its payload length and the decoded
 /// payload. Returns the writer positioned after the last valid frame.
@@ -49,12 +123,18 @@ pub(crate) fn replay(
     storage: &Arc<dyn Storage>,
     dir: &Path,
     roll_bytes: u64,
+    segments: &OpenSegments,
     files: &SegmentFiles,
     resume: Option<ResumePoint>,
     mut visit: impl FnMut(FrameLocation, u32, &DecodedTx<'_>) -> Result<()>,
 ) -> Result<Recovered> {
-    let ids = list_segments(dir)?;
-    let Some(&last_id) = ids.last() else {
+    let read_only = segments.mode == ReplayMode::ReadOnly;
+    let Some(&(last_id, _)) = segments.files.last() else {
+        if read_only {
+            return Err(Error::NotFound {
+                path: dir.to_path_buf(),
+            });
+        }
         let id = SegmentId(1);
         let header = SegmentHeader {
             id,
@@ -76,26 +156,14 @@ pub(crate) fn replay(
             frames_replayed: 0,
         });
     };
-    for (i, id) in ids.iter().enumerate() {
-        let expected = SegmentId(ids[0].0 + i as u32);
-        if *id != expected {
-            return Err(Error::corrupt(
-                segment_path(dir, expected),
-                0,
-                "segment file is missing: segments must be numbered without gaps",
-            ));
-        }
-    }
     let mut next_txid: Option<TxId> = None;
     let mut torn_bytes = 0;
     let mut frames_replayed = 0;
     let mut active = None;
-    for &id in &ids {
+    for (id, file) in &segments.files {
+        let (id, file) = (*id, Arc::clone(file));
         let path = segment_path(dir, id);
         let is_last = id == last_id;
-        let file = storage
-            .open(&path, false)
-            .map_err(|e| Error::io(&path, e))?;
         let size = file.len().map_err(|e| Error::io(&path, e))?;
         if size < SEGMENT_HEADER_SIZE as u64 {
             if !is_last {
@@ -104,6 +172,13 @@ pub(crate) fn replay(
                     0,
                     "segment is shorter than its header",
                 ));
+            }
+            if read_only {
+                // A writer is creating it right now (or crashed doing so):
+                // the log ends at the previous segment.
+                ignore_half_made_segment(&path, id, resume)?;
+                torn_bytes += size;
+                break;
             }
             // A crash while creating the newest segment: write its header again.
             let header = SegmentHeader {
@@ -129,6 +204,11 @@ pub(crate) fn replay(
             && header.first_txid != next
             && header.id == id
         {
+            if read_only {
+                // A roll in progress or one that failed: nothing in it yet.
+                ignore_half_made_segment(&path, id, resume)?;
+                break;
+            }
             // An empty newest segment left by a roll that failed or was
             // cut short: nothing in it to lose; give it the right start.
             header.first_txid = next;
@@ -204,18 +284,29 @@ pub(crate) fn replay(
                     ),
                 ));
             }
-            file.set_len(end).map_err(|e| Error::io(&path, e))?;
-            file.sync_data().map_err(|e| Error::io(&path, e))?;
+            // Read-only: a writer may be appending this frame right now;
+            // the log ends before it.
+            if !read_only {
+                file.set_len(end).map_err(|e| Error::io(&path, e))?;
+                file.sync_data().map_err(|e| Error::io(&path, e))?;
+            }
             torn_bytes += size - end;
         }
         files.insert(id, Arc::clone(&file));
         active = Some((id, file, end));
     }
-    let (id, file, len) = active.expect("at least one segment was replayed");
+    let Some((id, file, len)) = active else {
+        // Read-only, and the only segment is being created right now.
+        return Err(Error::NotFound {
+            path: dir.to_path_buf(),
+        });
+    };
     // Frames a crashed process left in the page cache become durable now,
     // so everything replayed counts as synced.
-    file.sync_data()
-        .map_err(|e| Error::io(segment_path(dir, id), e))?;
+    if !read_only {
+        file.sync_data()
+            .map_err(|e| Error::io(segment_path(dir, id), e))?;
+    }
     let last_txid = TxId(next_txid.map_or(0, |t| t.0 - 1));
     Ok(Recovered {
         writer: LogWriter::new(Arc::clone(storage), dir, id, file, len, roll_bytes),
@@ -223,6 +314,20 @@ pub(crate) fn replay(
         torn_bytes,
         frames_replayed,
     })
+}
+
+/// A read-only replay ignores a half-made newest segment, unless the
+/// checkpoint it resumes from claims to cover it: then that checkpoint is
+/// not used (the caller replays the whole log).
+fn ignore_half_made_segment(path: &Path, id: SegmentId, resume: Option<ResumePoint>) -> Result<()> {
+    match resume {
+        Some(resume) if id <= resume.segment => Err(Error::corrupt(
+            path,
+            0,
+            "the checkpoint covers a segment that is being created",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Writes `header` over the start of `file` and makes it durable (repairs
