@@ -718,8 +718,8 @@ fn verify_backup_and_stats() {
 
     let stats = ok(&db, &["stats"]);
     assert!(
-        stats.contains("latest txid            4\n")
-            && stats.contains("live keys              2\n"),
+        stats.contains("latest txid                4\n")
+            && stats.contains("live keys                  2\n"),
         "{stats}"
     );
     let doc = json(&ok(&db, &["--json", "stats"]));
@@ -808,15 +808,15 @@ fn missing_database_is_an_error_and_never_created() {
 }
 
 #[test]
-fn locked_database_names_the_way_out() {
+fn locked_database_names_the_way_out_for_writes() {
     let (_dir, db) = scenario();
     let held = open(&db);
     let db_arg = db.to_str().expect("utf-8");
     for args in [
-        &["tables"][..],
-        &["get", "user", "1"],
-        &["put", "user", "1", "x"],
-        &["verify"],
+        &["put", "user", "1", "x"][..],
+        &["delete", "user", "1"],
+        &["purge", "--before", "2"],
+        &["compact"],
     ] {
         let all = [&["--db", db_arg, "--lock-timeout", "0.1"], args].concat();
         check_failure(
@@ -829,6 +829,63 @@ fn locked_database_names_the_way_out() {
     assert_eq!(held.latest_txid(), TxId(4));
     drop(held);
     assert_eq!(ok(&db, &["get", "user", "1"]), format!("{BOB}\n"));
+}
+
+#[test]
+fn read_commands_work_while_a_writer_holds_the_database() {
+    let (dir, db) = scenario();
+    let held = open(&db);
+    let mut tx = held.begin();
+    tx.put("user", "3", r#"{"name":"Carol"}"#).expect("put");
+    tx.commit().expect("commit");
+    let files = |db: &Path| {
+        let mut files: Vec<_> = std::fs::read_dir(db)
+            .expect("list")
+            .map(|e| {
+                let path = e.expect("entry").path();
+                (path.clone(), std::fs::read(&path).expect("read"))
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = files(&db);
+    let dest = dir.path().join("backup");
+    let dest_arg = dest.to_str().expect("utf-8");
+    for args in [
+        &["tables"][..],
+        &["get", "user", "3"],
+        &["scan", "user"],
+        &["history", "user", "1"],
+        &["log"],
+        &["tx", "5"],
+        &["diff", "user", "1", "5"],
+        &["export", "user"],
+        &["verify"],
+        &["stats"],
+        &["backup", dest_arg],
+    ] {
+        // No --lock-timeout: a read takes no lock, so it cannot wait for one.
+        let all = [&["--db", db.to_str().expect("utf-8")], args].concat();
+        let out = run_with(&all, "");
+        assert_eq!(
+            out.code, 0,
+            "{args:?} failed beside a writer: {}",
+            out.stderr
+        );
+    }
+    assert!(ok(&db, &["get", "user", "3"]).contains("Carol"));
+    assert_eq!(
+        ok(&dest, &["get", "user", "3"]),
+        ok(&db, &["get", "user", "3"])
+    );
+    assert_eq!(files(&db), before, "a read command changed a file");
+    // The writer goes on, and the next read sees its commit.
+    let mut tx = held.begin();
+    tx.delete("user", "3").expect("delete");
+    tx.commit().expect("commit");
+    fails(&db, &["get", "user", "3"], 1, "");
+    drop(held);
 }
 
 #[test]

@@ -17,7 +17,7 @@ use crate::table::Table;
 use crate::write::{Meta, begin};
 
 pub fn verify(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
-    let db = ctx.open(Need::Existing)?;
+    let db = ctx.open(Need::Read)?;
     let bar = spinner(&format!("verifying {}", db.path().display()));
     let report = db.verify();
     bar.finish_and_clear();
@@ -55,7 +55,7 @@ pub fn backup(ctx: &Ctx, out: &mut dyn Write, dest: &Path) -> Result<()> {
             dest.display()
         );
     }
-    let db = ctx.open(Need::Existing)?;
+    let db = ctx.open(Need::Read)?;
     let bar = spinner(&format!("backing up to {}", dest.display()));
     let txid = db.backup(dest);
     bar.finish_and_clear();
@@ -79,7 +79,7 @@ pub fn backup(ctx: &Ctx, out: &mut dyn Write, dest: &Path) -> Result<()> {
 }
 
 pub fn stats(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
-    let db = ctx.open(Need::Existing)?;
+    let db = ctx.open(Need::Read)?;
     let stats = db.stats();
     let view = db.snapshot();
     let mut n_keys = 0;
@@ -98,7 +98,7 @@ pub fn stats(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         ("bytes_on_disk", "bytes on disk", bytes),
         (
             "torn_tail_bytes",
-            "torn tail cut at open",
+            "torn tail ignored at open",
             stats.torn_tail_bytes,
         ),
     ];

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Result;
 use timecask::{Db, Error, Op, TxId, TxRecord};
 
-use crate::common::{Ctx, InUse, Need, line, require_table, segment_files};
+use crate::common::{Ctx, Need, line, require_table, segment_files};
 use crate::render::{
     J, SystemChange, changeset_json, field_changes, meta_json, op_json, show_field_changes,
     show_key, show_meta, show_value, system_change, time_json, with_key,
@@ -18,7 +18,7 @@ use crate::time::format_rfc3339;
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 
 pub fn log(ctx: &Ctx, out: &mut dyn Write, since: Option<u64>, follow: bool) -> Result<()> {
-    let db = ctx.open(Need::Existing)?;
+    let db = ctx.open(Need::Read)?;
     let latest = db.latest_txid();
     // By default, from the oldest transaction history still has.
     let since = since.unwrap_or_else(|| db.stats().horizon.0.saturating_sub(1));
@@ -33,9 +33,9 @@ pub fn log(ctx: &Ctx, out: &mut dyn Write, since: Option<u64>, follow: bool) -> 
     if !follow {
         return Ok(());
     }
-    // One process at a time may hold a database open, so a follower that
-    // kept it open would lock every writer out. Instead it lets go, watches
-    // the segment files, and reopens briefly when they change.
+    // A read-only database shows the log as of its open, so the follower
+    // watches the segment files and opens it again (read-only, beside the
+    // writer) when they change.
     drop(db);
     let mut seen = signature(ctx)?;
     loop {
@@ -44,12 +44,7 @@ pub fn log(ctx: &Ctx, out: &mut dyn Write, since: Option<u64>, follow: bool) -> 
         if now == seen {
             continue;
         }
-        let db = match ctx.open(Need::Existing) {
-            Ok(db) => db,
-            // A writer holds it; look again after the next poll.
-            Err(e) if e.downcast_ref::<InUse>().is_some() => continue,
-            Err(e) => return Err(e),
-        };
+        let db = ctx.open(Need::Read)?;
         position = print_new(ctx, out, &db, position)?;
         seen = now;
     }
@@ -79,7 +74,7 @@ fn print_new(ctx: &Ctx, out: &mut dyn Write, db: &Db, after: TxId) -> Result<TxI
 }
 
 pub fn tx(ctx: &Ctx, out: &mut dyn Write, txid: u64) -> Result<()> {
-    let db = ctx.open(Need::Existing)?;
+    let db = ctx.open(Need::Read)?;
     let record = db.transaction(TxId(txid))?;
     // The value of each key before this transaction, for field-level changes.
     let before = db.as_of(TxId(txid - 1))?;
@@ -184,7 +179,7 @@ fn tx_text(record: &TxRecord, field_changes: Option<&[FieldChanges]>) -> String 
 }
 
 pub fn diff(ctx: &Ctx, out: &mut dyn Write, table: &str, from: u64, to: u64) -> Result<()> {
-    let db = ctx.open(Need::Existing)?;
+    let db = ctx.open(Need::Read)?;
     require_table(&db, table)?;
     let (from, to) = (TxId(from), TxId(to));
     let entries = db.diff(table, from, to)?;

@@ -24,7 +24,10 @@ pub struct Ctx {
 /// How a subcommand needs the database.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Need {
-    /// It must exist already (every read, and writes that refer to history).
+    /// Reads only: it must exist, and is opened read-only beside any writer
+    /// that holds it (no lock, no file touched; the log as of the open).
+    Read,
+    /// It must exist already (writes that refer to history).
     Existing,
     /// Create an empty database if there is none (`put`, `import`).
     CreateIfMissing,
@@ -65,11 +68,19 @@ impl Ctx {
         }
     }
 
-    /// Opens the database, waiting up to `--lock-timeout` for another
-    /// process to let go of it, behind a spinner on stderr.
+    /// Opens the database behind a spinner on stderr: read-only for
+    /// [`Need::Read`] (works while an application holds it), otherwise for
+    /// writing, waiting up to `--lock-timeout` for another process to let
+    /// go of it.
     pub fn open(&self, need: Need) -> Result<Db> {
-        if need == Need::Existing {
+        if need != Need::CreateIfMissing {
             check_exists(&self.db)?;
+        }
+        if need == Need::Read {
+            let spinner = spinner(&format!("opening {} read-only", self.db.display()));
+            let result = Db::open_read_only(&self.db);
+            spinner.finish_and_clear();
+            return Ok(result?);
         }
         let config = Config {
             create_if_missing: need == Need::CreateIfMissing,

@@ -14,7 +14,7 @@ use crate::table::Table;
 use crate::time::format_rfc3339;
 
 pub fn tables(ctx: &Ctx, out: &mut dyn Write, at: &AtArgs) -> Result<()> {
-    let db = ctx.open(Need::Existing)?;
+    let db = ctx.open(Need::Read)?;
     let view = view(&db, at)?;
     let mut rows = Vec::new();
     for name in view.tables() {
@@ -42,7 +42,7 @@ pub fn tables(ctx: &Ctx, out: &mut dyn Write, at: &AtArgs) -> Result<()> {
 
 pub fn get(ctx: &Ctx, out: &mut dyn Write, table: &str, key: &str, at: &AtArgs) -> Result<()> {
     let key = ctx.key(key)?;
-    let db = ctx.open(Need::Existing)?;
+    let db = ctx.open(Need::Read)?;
     require_table(&db, table)?;
     let view = view(&db, at)?;
     let shown = KeyBytes(key.clone());
@@ -93,7 +93,7 @@ pub struct ScanArgs<'a> {
 
 pub fn scan(ctx: &Ctx, out: &mut dyn Write, args: ScanArgs<'_>) -> Result<()> {
     let prefix = args.prefix.map(|p| ctx.key(p)).transpose()?;
-    let db = ctx.open(Need::Existing)?;
+    let db = ctx.open(Need::Read)?;
     require_table(&db, args.table)?;
     let view = view(&db, args.at)?;
     let iter = match &prefix {
@@ -127,7 +127,7 @@ pub fn scan(ctx: &Ctx, out: &mut dyn Write, args: ScanArgs<'_>) -> Result<()> {
 
 /// `export`: every live pair as JSON lines, the format `import` reads.
 pub fn export(ctx: &Ctx, out: &mut dyn Write, table: &str, at: &AtArgs) -> Result<()> {
-    let db = ctx.open(Need::Existing)?;
+    let db = ctx.open(Need::Read)?;
     require_table(&db, table)?;
     let view = view(&db, at)?;
     let bar = progress(view.count(table)?, "keys");
@@ -155,7 +155,7 @@ pub struct HistoryArgs<'a> {
 
 pub fn history(ctx: &Ctx, out: &mut dyn Write, args: HistoryArgs<'_>) -> Result<()> {
     let key = ctx.key(args.key)?;
-    let db = ctx.open(Need::Existing)?;
+    let db = ctx.open(Need::Read)?;
     require_table(&db, args.table)?;
     // Each version is shown with what changed since the one before it, so
     // newest-first pages fetch one more (older) version than they show.

@@ -32,6 +32,11 @@ use crate::inspect::{HistoryArgs, ScanArgs};
 use crate::render::parse_hex;
 
 /// Inspect, query and edit a timecask database: every version kept.
+///
+/// Read commands (tables, get, scan, history, export, log, tx, diff,
+/// verify, backup, stats) open the database read-only, so they work while
+/// an application holds it open; they show the commits made before they
+/// started. Write commands need the database to themselves.
 #[derive(Parser)]
 #[command(
     name = "timecask",
@@ -62,7 +67,8 @@ struct Cli {
     /// Keys (and --prefix) on the command line are hex, e.g. 00ff
     #[arg(long, global = true)]
     key_hex: bool,
-    /// Wait up to SECONDS for another process to close the database
+    /// Write commands: wait up to SECONDS for another process to close the
+    /// database (reads open it read-only beside a writer and never wait)
     #[arg(long, global = true, value_name = "SECONDS", default_value = "0", value_parser = parse_seconds)]
     lock_timeout: Duration,
     #[command(subcommand)]
