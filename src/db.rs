@@ -39,7 +39,9 @@ const LOCK_FILE: &str = "LOCK";
 /// that only decode them; larger ones are shared with it.
 const SHARE_VALUES_ABOVE: usize = 256;
 
-/// An open database: one directory, held by one process at a time.
+/// An open database: one directory, held for writing by one process at a
+/// time; any number of read-only opens ([`Db::open_read_only`]) may read
+/// it beside the writer.
 ///
 /// `Db` is cheap to clone (it is an `Arc`) and can be shared across threads.
 /// Views ([`Snapshot`]) and write transactions ([`WriteTx`]) keep the
@@ -106,9 +108,11 @@ impl Db {
     /// right after closing can briefly see `Locked`;
     /// [`Config::lock_timeout`] rides that out.
     ///
-    /// Fails with [`Error::Locked`] if another process has it open,
-    /// [`Error::Corrupt`] if the log is damaged other than a torn tail, and
-    /// [`Error::NotADatabase`] if the directory holds unrelated files.
+    /// Fails with [`Error::Locked`] if another process (or another `Db` in
+    /// this one) has it open for writing; [`Db::open_read_only`] reads it
+    /// beside that writer. Fails with [`Error::Corrupt`] if the log is
+    /// damaged other than a torn tail, and [`Error::NotADatabase`] if the
+    /// directory holds unrelated files.
     pub fn open(path: impl AsRef<Path>) -> Result<Db> {
         Db::open_with(path, Config::default())
     }
