@@ -466,3 +466,71 @@ fn writer_compaction_does_not_change_what_an_open_reader_sees() {
     let reader = Db::open_read_only(dir.path()).expect("reopen");
     assert_eq!(dump(&reader), dump(&writer));
 }
+
+#[test]
+fn read_only_opens_during_commits_rolls_checkpoints_and_compactions_are_consistent() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writer = Db::open_with(dir.path(), config()).expect("open writer");
+    put(&writer, "t", "counter", "0");
+    let stop = AtomicBool::new(false);
+    let compactions = AtomicU64::new(0);
+    let mut opens = 0;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 1u64;
+            while !stop.load(Ordering::Relaxed) {
+                let mut tx = writer.begin();
+                tx.put("t", "counter", format!("{i:08}")).expect("put");
+                tx.put("t", format!("k{}", i % 13), "y".repeat(i as usize % 90))
+                    .expect("put");
+                tx.commit().expect("commit");
+                if i.is_multiple_of(97) {
+                    let before = TxId(writer.latest_txid().0 - 20);
+                    writer.purge_history(before).expect("purge");
+                    writer.erase("t", format!("k{}", i % 13)).expect("erase");
+                    writer.compact().expect("compact");
+                    compactions.fetch_add(1, Ordering::Relaxed);
+                }
+                if i.is_multiple_of(61) {
+                    writer.checkpoint().expect("checkpoint");
+                }
+                i += 1;
+            }
+        });
+        // Stops the writer however the reader leaves (a failed assert too).
+        let _stop = StopOnDrop(&stop);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut last = (TxId(0), String::new());
+        while (opens < 300 || compactions.load(Ordering::Relaxed) < 10)
+            && std::time::Instant::now() < deadline
+        {
+            let reader =
+                Db::open_read_only(dir.path()).expect("read-only open beside a busy writer");
+            reader.verify().expect("verify");
+            for record in reader.log(..).expect("log") {
+                record.expect("record");
+            }
+            let counter = reader.snapshot().get("t", "counter").expect("get");
+            let counter = String::from_utf8(counter.expect("counter")).expect("utf-8");
+            assert!(
+                reader.latest_txid() >= last.0 && counter >= last.1,
+                "went back in time"
+            );
+            last = (reader.latest_txid(), counter);
+            opens += 1;
+        }
+    });
+    assert!(
+        opens >= 100 && compactions.load(Ordering::Relaxed) >= 5,
+        "{opens} opens"
+    );
+}
+
+struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
