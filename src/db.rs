@@ -226,6 +226,16 @@ impl Db {
     }
 
     /// Whether this database was opened read-only ([`Db::open_read_only`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), timecask::Error> {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let writer = timecask::Db::open(dir.path())?;
+    /// let config = timecask::Config { read_only: true, ..Default::default() };
+    /// let reader = timecask::Db::open_with(dir.path(), config)?;
+    /// assert!(reader.is_read_only() && !writer.is_read_only());
+    /// # Ok(()) }
+    /// ```
     pub fn is_read_only(&self) -> bool {
         self.shared.config.read_only
     }

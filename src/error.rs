@@ -203,6 +203,15 @@ pub enum Error {
     },
     /// A write (commit, purge, erase, compaction, checkpoint) was asked of
     /// a database opened read-only ([`Db::open_read_only`](crate::Db::open_read_only)).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), timecask::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # drop(timecask::Db::open(dir.path())?);
+    /// let reader = timecask::Db::open_read_only(dir.path())?;
+    /// assert!(matches!(reader.compact(), Err(timecask::Error::ReadOnly { .. })));
+    /// # Ok(()) }
+    /// ```
     #[error(
         "database {path} is open read-only; open it with Db::open (the writer's lock) to change it"
     )]

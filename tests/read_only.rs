@@ -383,6 +383,23 @@ fn half_made_newest_segment_is_ignored_read_only_and_repaired_by_the_writer() {
 }
 
 #[test]
+fn stray_compaction_rewrite_is_left_alone_read_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    one_segment(dir.path(), 5);
+    // A writer compacting right now (or a crash while it did).
+    let stray = dir.path().join("0000000001.tcseg.compact");
+    fs::write(&stray, b"half a rewrite").expect("write");
+    let before = listing(dir.path());
+    let reader = Db::open_read_only(dir.path()).expect("open read-only");
+    assert_eq!(reader.latest_txid(), TxId(5));
+    reader.verify().expect("verify");
+    drop(reader);
+    assert_eq!(listing(dir.path()), before);
+    drop(Db::open(dir.path()).expect("the writer's open removes it"));
+    assert!(!stray.exists());
+}
+
+#[test]
 fn missing_or_empty_directory_is_not_found_and_nothing_is_created() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("missing");
