@@ -92,25 +92,32 @@ impl ValueCache {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The cached bytes at `offset` of handle `uid`, if they are `len` long.
-    pub(crate) fn get(&self, uid: u64, offset: u64, len: usize) -> Option<Vec<u8>> {
+    /// Calls `f` with the cached bytes at `offset` of handle `uid`, under
+    /// the shard's lock, if they are `len` long.
+    fn lookup<R>(
+        &self,
+        uid: u64,
+        offset: u64,
+        len: usize,
+        f: impl FnOnce(&Arc<[u8]>) -> R,
+    ) -> Option<R> {
         if self.shard_capacity_bytes == 0 {
             return None;
         }
         let shard = self.shard(uid, offset);
         let bytes = shard.entries.get(&(uid, offset))?;
-        (bytes.len() == len).then(|| bytes.to_vec())
+        (bytes.len() == len).then(|| f(bytes))
+    }
+
+    /// The cached bytes at `offset` of handle `uid`, if they are `len` long.
+    pub(crate) fn get(&self, uid: u64, offset: u64, len: usize) -> Option<Vec<u8>> {
+        self.lookup(uid, offset, len, |bytes| bytes.to_vec())
     }
 
     /// The cached bytes at `offset` of handle `uid`, if they are `len`
     /// long, shared rather than copied: for callers that only look at them.
     pub(crate) fn get_shared(&self, uid: u64, offset: u64, len: usize) -> Option<Arc<[u8]>> {
-        if self.shard_capacity_bytes == 0 {
-            return None;
-        }
-        let shard = self.shard(uid, offset);
-        let bytes = shard.entries.get(&(uid, offset))?;
-        (bytes.len() == len).then(|| Arc::clone(bytes))
+        self.lookup(uid, offset, len, Arc::clone)
     }
 
     /// Copies the cached bytes at `offset` of handle `uid` into `out` if
@@ -118,17 +125,8 @@ impl ValueCache {
     /// a copy is cheaper than sharing: no allocation and no reference-count
     /// traffic on a cold cache line.
     pub(crate) fn copy_into(&self, uid: u64, offset: u64, out: &mut [u8]) -> bool {
-        if self.shard_capacity_bytes == 0 {
-            return false;
-        }
-        let shard = self.shard(uid, offset);
-        match shard.entries.get(&(uid, offset)) {
-            Some(bytes) if bytes.len() == out.len() => {
-                out.copy_from_slice(bytes);
-                true
-            }
-            _ => false,
-        }
+        self.lookup(uid, offset, out.len(), |bytes| out.copy_from_slice(bytes))
+            .is_some()
     }
 
     /// Remembers `bytes` read at `offset` of handle `uid`.
