@@ -584,6 +584,14 @@ fn load_and_replay(
     Ok((files, index, recovered, false))
 }
 
+/// Where a live version's value lies in its segment (offset, length);
+/// `None` for a delete.
+fn value_span(version: &VersionRef) -> Option<(u64, usize)> {
+    version
+        .is_live()
+        .then(|| (u64::from(version.offset()), version.len() as usize))
+}
+
 /// A directory that holds files but no segments and no lock file was not
 /// made by timecask; refuse it rather than litter it.
 fn refuse_foreign_directory(dir: &Path) -> Result<()> {
@@ -680,23 +688,19 @@ impl Shared {
 
     /// Reads one version's value.
     pub(crate) fn read_value(&self, at: &Located<VersionRef>) -> Result<Option<Vec<u8>>> {
-        let version = &at.item;
-        if !version.is_live() {
+        let Some((offset, len)) = value_span(&at.item) else {
             return Ok(None);
-        }
-        let bytes = self.read_located(at, u64::from(version.offset()), version.len() as usize)?;
-        Ok(Some(bytes))
+        };
+        Ok(Some(self.read_located(at, offset, len)?))
     }
 
     /// Reads one version's value (`None` for a delete) as bytes the caller
     /// owns: a value over `SHARE_VALUES_ABOVE` bytes is shared with the
     /// value cache (no copy), a smaller one copied.
     pub(crate) fn read_value_bytes(&self, at: &Located<VersionRef>) -> Result<Option<ValueBytes>> {
-        let version = &at.item;
-        if !version.is_live() {
+        let Some((offset, len)) = value_span(&at.item) else {
             return Ok(None);
-        }
-        let (offset, len) = (u64::from(version.offset()), version.len() as usize);
+        };
         // Copying a small value costs less than sharing it: the reference
         // count is an atomic write to a cache line that is usually cold.
         if len > SHARE_VALUES_ABOVE
@@ -716,11 +720,9 @@ impl Shared {
         at: &Located<VersionRef>,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<Option<R>> {
-        let version = &at.item;
-        if !version.is_live() {
+        let Some((offset, len)) = value_span(&at.item) else {
             return Ok(None);
-        }
-        let (offset, len) = (u64::from(version.offset()), version.len() as usize);
+        };
         if len <= SHARE_VALUES_ABOVE {
             let mut small = [0; SHARE_VALUES_ABOVE];
             if self.cache.copy_into(at.uid, offset, &mut small[..len]) {
