@@ -71,7 +71,7 @@ pub use record::{Change, HistoryQuery, TxRecord, Version};
 pub use temporal::{ChangeFeed, DiffEntry};
 pub use tx::WriteTx;
 pub use typed::{Key, TableDef, TypedError};
-pub use types::{Config, Durability, Op, RetentionPolicy, Timestamp, TxId};
+pub use types::{Config, Durability, Op, Recovery, RetentionPolicy, Timestamp, TxId};
 pub use verify::VerifyReport;
 
 /// The README's example, compiled by `cargo test`.
