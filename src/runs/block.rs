@@ -105,11 +105,20 @@ const META_NONE: u8 = 0;
 const META_INLINE: u8 = 1;
 const META_IN_TX: u8 = 2;
 
+/// Every this many entries one is a restart point: its key is stored
+/// whole and its txid absolute, so decoding can start there. A point read
+/// binary-searches the restart points and decodes at most this many
+/// entries after one.
+pub(super) const RESTART_INTERVAL: u64 = 16;
+/// `u32 n_restarts | u32 n_entries` at the end of a version block.
+const VERSION_BLOCK_TRAILER_SIZE: usize = 8;
+
 /// Accumulates the entries of one version block.
 #[derive(Debug)]
 pub(super) struct VersionBlockBuilder {
     base: Base,
     entries: Vec<u8>,
+    restarts: Vec<u32>,
     n_entries: u64,
     prev: Option<(TableId, Vec<u8>, TxId)>,
 }
@@ -119,6 +128,7 @@ impl VersionBlockBuilder {
         VersionBlockBuilder {
             base,
             entries: Vec::new(),
+            restarts: Vec::new(),
             n_entries: 0,
             prev: None,
         }
@@ -126,7 +136,7 @@ impl VersionBlockBuilder {
 
     /// Uncompressed bytes so far.
     pub(super) fn raw_len(&self) -> usize {
-        self.entries.len() + 10
+        self.entries.len() + 4 * self.restarts.len() + VERSION_BLOCK_TRAILER_SIZE
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -136,15 +146,20 @@ impl VersionBlockBuilder {
     /// Appends `e`, which the caller has checked sorts after the previous
     /// entry and lies in the run's range.
     pub(super) fn add(&mut self, e: &VersionEntry) {
+        let restart = self.n_entries.is_multiple_of(RESTART_INTERVAL);
+        if restart {
+            let at = u32::try_from(self.entries.len()).expect("blocks are below 4 GiB");
+            self.restarts.push(at);
+        }
         let buf = &mut self.entries;
         put_varint(buf, u64::from(e.table.0));
         let (shared, same_key, prev_txid) = match &self.prev {
-            Some((table, key, txid)) => {
+            Some((table, key, txid)) if !restart => {
                 let shared = common_prefix(key, &e.key);
                 let same = *table == e.table && shared == key.len() && shared == e.key.len();
                 (shared, same, *txid)
             }
-            None => (0, false, TxId::ZERO),
+            _ => (0, false, TxId::ZERO),
         };
         put_varint_usize(buf, shared);
         put_varint_bytes(buf, &e.key[shared..]);
@@ -161,11 +176,9 @@ impl VersionBlockBuilder {
             put_varint(buf, e.txid.0 - self.base.first_txid.0);
         }
         let time = e.commit_time.as_micros();
-        assert!(
-            time >= self.base.first_commit_time.as_micros(),
-            "commit times never decrease"
-        );
-        put_varint(buf, time - self.base.first_commit_time.as_micros());
+        let base_time = self.base.first_commit_time.as_micros();
+        assert!(time >= base_time, "commit times never decrease");
+        put_varint(buf, time - base_time);
         if let MetaRef::Inline(meta) = &e.meta {
             assert!(
                 meta.len() <= META_INLINE_SIZE_MAX,
@@ -193,11 +206,17 @@ impl VersionBlockBuilder {
         }
     }
 
-    /// The block's uncompressed bytes: `varint n_entries | entries`.
+    /// The block's uncompressed bytes:
+    /// `entry* | u32 restart_offset* | u32 n_restarts | u32 n_entries`.
     pub(super) fn finish(self) -> Vec<u8> {
-        let mut raw = Vec::with_capacity(self.entries.len() + 10);
-        put_varint(&mut raw, self.n_entries);
-        raw.extend_from_slice(&self.entries);
+        let mut raw = self.entries;
+        for r in &self.restarts {
+            raw.extend_from_slice(&r.to_le_bytes());
+        }
+        let n_restarts = u32::try_from(self.restarts.len()).expect("bounded by the block size");
+        raw.extend_from_slice(&n_restarts.to_le_bytes());
+        let n = u32::try_from(self.n_entries).expect("bounded by the block size");
+        raw.extend_from_slice(&n.to_le_bytes());
         raw
     }
 }
@@ -226,49 +245,118 @@ impl EntryView<'_> {
         (self.table, self.key, self.txid)
     }
 
-    pub(super) fn to_entry(self) -> VersionEntry {
-        let meta = match (self.meta_inline, self.meta_in_tx) {
+    fn meta(&self) -> MetaRef {
+        match (self.meta_inline, self.meta_in_tx) {
             (Some(m), _) => MetaRef::Inline(m.to_vec()),
             (None, true) => MetaRef::InTx,
             (None, false) => MetaRef::None,
-        };
+        }
+    }
+
+    pub(super) fn to_entry(self) -> VersionEntry {
         VersionEntry {
             table: self.table,
             key: self.key.to_vec(),
             txid: self.txid,
             op: self.op,
             commit_time: self.commit_time,
-            meta,
+            meta: self.meta(),
             value: self.value.map(<[u8]>::to_vec),
+        }
+    }
+
+    /// Overwrites `out` with this entry, reusing its buffers (a scan that
+    /// keeps "the best so far" allocates once, not once per entry).
+    pub(super) fn copy_into(self, out: &mut Option<VersionEntry>) {
+        let Some(e) = out else {
+            *out = Some(self.to_entry());
+            return;
+        };
+        e.table = self.table;
+        e.key.clear();
+        e.key.extend_from_slice(self.key);
+        e.txid = self.txid;
+        e.op = self.op;
+        e.commit_time = self.commit_time;
+        match (&mut e.meta, self.meta_inline) {
+            (MetaRef::Inline(m), Some(bytes)) => {
+                m.clear();
+                m.extend_from_slice(bytes);
+            }
+            _ => e.meta = self.meta(),
+        }
+        match (&mut e.value, self.value) {
+            (Some(v), Some(bytes)) => {
+                v.clear();
+                v.extend_from_slice(bytes);
+            }
+            (v, bytes) => *v = bytes.map(<[u8]>::to_vec),
         }
     }
 }
 
 /// Decodes a version block entry by entry, checking every length, the
-/// sort order within the block and that txids and times fit the run.
+/// restart points, the sort order within the block and that txids and
+/// times fit the run.
 pub(super) struct VersionCursor<'a> {
     r: Reader<'a>,
+    restarts: &'a [u8],
     base: Base,
-    remaining: u64,
+    n_entries: u64,
+    /// Ordinal of the next entry.
+    index: u64,
     key: Vec<u8>,
     prev: Option<(TableId, TxId)>,
 }
 
 impl<'a> VersionCursor<'a> {
     pub(super) fn new(raw: &'a [u8], base: Base) -> DecodeResult<VersionCursor<'a>> {
-        let mut r = Reader::new(raw);
-        // Every entry takes at least 6 bytes.
-        let remaining = r.varint_max(raw.len() as u64 / 6, "entry count")?;
-        if remaining == 0 {
-            return Err("version block holds no entry".into());
+        let len = raw.len();
+        if len < VERSION_BLOCK_TRAILER_SIZE {
+            return Err("version block is shorter than its trailer".into());
         }
-        Ok(VersionCursor {
-            r,
+        let mut t = Reader::new(&raw[len - VERSION_BLOCK_TRAILER_SIZE..]);
+        let n_restarts = t.u32("restart count")? as usize;
+        let n_entries = u64::from(t.u32("entry count")?);
+        if n_entries == 0 || n_restarts as u64 != n_entries.div_ceil(RESTART_INTERVAL) {
+            return Err(format!(
+                "version block of {n_entries} entries has {n_restarts} restarts"
+            ));
+        }
+        let entries_end = (len - VERSION_BLOCK_TRAILER_SIZE)
+            .checked_sub(4 * n_restarts)
+            .ok_or("restart points run past the block")?;
+        // Every entry takes at least 6 bytes.
+        if n_entries > entries_end as u64 / 6 {
+            return Err(format!(
+                "{n_entries} entries cannot fit {entries_end} bytes"
+            ));
+        }
+        let restarts = &raw[entries_end..len - VERSION_BLOCK_TRAILER_SIZE];
+        let cursor = VersionCursor {
+            r: Reader::new(&raw[..entries_end]),
+            restarts,
             base,
-            remaining,
+            n_entries,
+            index: 0,
             key: Vec::new(),
             prev: None,
-        })
+        };
+        let mut prev = None;
+        for i in 0..n_restarts {
+            let at = cursor.restart_offset(i);
+            if prev.is_none_or(|p| p < at) && at < entries_end && (i > 0 || at == 0) {
+                prev = Some(at);
+            } else {
+                return Err(format!("restart point {i} at {at} is out of order"));
+            }
+        }
+        Ok(cursor)
+    }
+
+    fn restart_offset(&self, i: usize) -> usize {
+        let b = &self.restarts[4 * i..4 * i + 4];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
     }
 
     /// Byte position inside the block (for error messages).
@@ -276,18 +364,64 @@ impl<'a> VersionCursor<'a> {
         self.r.pos()
     }
 
+    /// Moves to the last restart point whose entry is at most `target`
+    /// (the first one if none is), so that the next entries include the
+    /// greatest entry at most `target`, if the block has one.
+    pub(super) fn seek(&mut self, target: (TableId, &[u8], TxId)) -> DecodeResult<()> {
+        let n_restarts = self.restarts.len() / 4;
+        let (mut lo, mut hi) = (1, n_restarts);
+        // Restart 0 is where a fresh cursor starts; search the others.
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.restart_key(mid)? <= target {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let r = lo - 1;
+        self.r.set_pos(self.restart_offset(r));
+        self.index = r as u64 * RESTART_INTERVAL;
+        self.key.clear();
+        self.prev = None;
+        Ok(())
+    }
+
+    /// The sort key of the entry at restart point `i` (stored whole).
+    fn restart_key(&self, i: usize) -> DecodeResult<(TableId, &'a [u8], TxId)> {
+        let mut r = self.r.clone();
+        r.set_pos(self.restart_offset(i));
+        let table = TableId(r.varint_max(u64::from(u32::MAX), "table id")? as u32);
+        r.varint_max(0, "shared key prefix at a restart")?;
+        let key = r.varint_bytes(KEY_SIZE_MAX, "key")?;
+        r.u8("entry flags")?;
+        let txid = self
+            .base
+            .first_txid
+            .0
+            .checked_add(r.varint("txid")?)
+            .ok_or("restart txid overflows")?;
+        Ok((table, key, TxId(txid)))
+    }
+
     /// The next entry, `None` after the last (then every byte was used).
     pub(super) fn next_entry(&mut self) -> DecodeResult<Option<EntryView<'_>>> {
-        if self.remaining == 0 {
+        if self.index == self.n_entries {
             if !self.r.is_empty() {
                 return Err("version block has trailing bytes".into());
             }
             return Ok(None);
         }
-        self.remaining -= 1;
+        let restart = self.index.is_multiple_of(RESTART_INTERVAL);
+        if restart && self.r.pos() != self.restart_offset((self.index / RESTART_INTERVAL) as usize)
+        {
+            return Err("restart point does not match its entry".into());
+        }
+        self.index += 1;
         let r = &mut self.r;
         let table = TableId(r.varint_max(u64::from(u32::MAX), "table id")? as u32);
-        let shared = r.varint_max(self.key.len() as u64, "shared key prefix")? as usize;
+        let max_shared = if restart { 0 } else { self.key.len() };
+        let shared = r.varint_max(max_shared as u64, "shared key prefix")? as usize;
         let suffix = r.varint_bytes(KEY_SIZE_MAX - shared, "key suffix")?;
         let flags = r.u8("entry flags")?;
         let op = Op::from_byte(flags & 3).ok_or_else(|| format!("bad entry flags {flags:#x}"))?;
@@ -299,7 +433,8 @@ impl<'a> VersionCursor<'a> {
         // `suffix`, so it compares with the previous key as `suffix` does
         // with the previous key's bytes after `shared`.
         let key_order = suffix.cmp(&self.key[shared..]);
-        let same_key = matches!(self.prev, Some((t, _)) if t == table) && key_order.is_eq();
+        let same_key =
+            !restart && matches!(self.prev, Some((t, _)) if t == table) && key_order.is_eq();
         let delta = r.varint("txid")?;
         let txid = match (same_key, self.prev) {
             (true, Some((_, prev))) if delta > 0 => prev.0.checked_add(delta),

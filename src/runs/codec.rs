@@ -29,6 +29,7 @@ pub(super) fn put_varint_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
 /// Reads checked values from a byte slice; no read goes past its end and no
 /// length is trusted before it is compared with a limit and with the bytes
 /// that remain.
+#[derive(Clone)]
 pub(super) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -42,6 +43,15 @@ impl<'a> Reader<'a> {
     /// Bytes consumed so far.
     pub(super) fn pos(&self) -> usize {
         self.pos
+    }
+
+    /// Moves to byte `pos` (which the caller has checked is in bounds).
+    pub(super) fn set_pos(&mut self, pos: usize) {
+        assert!(
+            pos <= self.bytes.len(),
+            "positions come from checked restart points"
+        );
+        self.pos = pos;
     }
 
     /// Whether every byte was consumed.

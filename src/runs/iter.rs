@@ -49,7 +49,7 @@ impl Run {
     /// Version block `i`, decoded and checked against the index.
     fn version_block(&self, i: usize) -> Result<Vec<VersionEntry>> {
         let mut entries = Vec::new();
-        self.scan_block(i, false, |e| {
+        self.scan_block(i, false, None, |e| {
             entries.push(e.to_entry());
             true
         })?;

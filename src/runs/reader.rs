@@ -161,10 +161,13 @@ impl Run {
 
     /// Calls `f` on each entry of version block `i` in order until it
     /// returns false.
+    /// Decodes version block `i` from its start, or from the restart point
+    /// `seek` finds for a target (see `VersionCursor::seek`).
     pub(super) fn scan_block(
         &self,
         i: usize,
         cached: bool,
+        seek: Option<(TableId, &[u8], TxId)>,
         mut f: impl FnMut(super::block::EntryView<'_>) -> bool,
     ) -> Result<()> {
         let handle = self.vindex[i].handle;
@@ -172,6 +175,9 @@ impl Run {
         let err =
             |pos: usize, r: String| self.corrupt(handle.offset, format!("{r} (block byte {pos})"));
         let mut cursor = VersionCursor::new(&raw, self.base()).map_err(|r| err(0, r))?;
+        if let Some(target) = seek {
+            cursor.seek(target).map_err(|r| err(0, r))?;
+        }
         loop {
             let pos = cursor.pos();
             match cursor.next_entry().map_err(|r| err(pos, r))? {
@@ -208,16 +214,20 @@ impl Run {
         let i = self.vindex.partition_point(|e| e.last() < target);
         if i < self.vindex.len() {
             // The greatest entry <= target, if block i holds one.
-            let mut found: Option<Option<VersionEntry>> = None;
-            self.scan_block(i, true, |e| {
+            let (mut best, mut any, mut of_key) = (None, false, false);
+            self.scan_block(i, true, Some(target), |e| {
                 if e.sort_key() > target {
                     return false;
                 }
-                found = Some((e.table == table && e.key == key).then(|| e.to_entry()));
+                any = true;
+                of_key = e.table == table && e.key == key;
+                if of_key {
+                    e.copy_into(&mut best);
+                }
                 true
             })?;
-            if let Some(answer) = found {
-                return Ok(answer);
+            if any {
+                return Ok(if of_key { best } else { None });
             }
         }
         // Every entry of block i is after the target: the greatest entry
@@ -230,7 +240,7 @@ impl Run {
 
     fn last_entry_of_block(&self, i: usize) -> Result<VersionEntry> {
         let mut last = None;
-        self.scan_block(i, true, |e| {
+        self.scan_block(i, true, Some(self.vindex[i].last()), |e| {
             if e.sort_key() == self.vindex[i].last() {
                 last = Some(e.to_entry());
             }
@@ -286,7 +296,7 @@ impl Run {
                 let mut before: Option<VersionEntry> = None;
                 let mut done = false;
                 for i in lo..=hi {
-                    self.scan_block(i, true, |e| {
+                    self.scan_block(i, true, Some((table, key, from)), |e| {
                         if e.sort_key() > (table, key, to) {
                             done = true;
                             return false;
@@ -313,7 +323,7 @@ impl Run {
             Direction::Reverse => {
                 for i in (lo..=hi).rev() {
                     let mut block = Vec::new();
-                    self.scan_block(i, true, |e| {
+                    self.scan_block(i, true, Some((table, key, TxId::ZERO)), |e| {
                         if e.sort_key() > (table, key, to) {
                             return false;
                         }

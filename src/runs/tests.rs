@@ -358,8 +358,9 @@ fn check_damaged(
     };
     let is_corrupt = |e: &Error| matches!(e, Error::Corrupt { .. });
     let model = model_of(versions);
+    let last = txs.len() as u64;
     for ((table, key), chain) in &model {
-        for t in 0..=10 {
+        for t in 0..=last + 1 {
             let expected = chain.range(..=TxId(t)).next_back().map(|(_, v)| v.clone());
             match run.get_at(*table, key, TxId(t)) {
                 Ok(got) => assert_eq!(got, expected, "{what}: get_at"),
@@ -377,8 +378,10 @@ fn check_damaged(
             }
         }
     }
-    for t in 0..=10u64 {
-        let expected = (1..=9).contains(&t).then(|| txs[(t - 1) as usize].clone());
+    for t in 0..=last + 1 {
+        let expected = (1..=last)
+            .contains(&t)
+            .then(|| txs[(t - 1) as usize].clone());
         match run.tx(TxId(t)) {
             Ok(got) => assert_eq!(got, expected, "{what}: tx"),
             Err(e) => assert!(is_corrupt(&e), "{what}: {e}"),
@@ -388,25 +391,55 @@ fn check_damaged(
     assert!(is_corrupt(&err), "{what}: verify says {err}");
 }
 
+/// 48 versions of six keys over 20 txids: one block of 4 KiB holds them
+/// all, so reads seek through several restart points.
+fn medium_history() -> (Vec<VersionEntry>, Vec<TxEntry>) {
+    let mut versions = Vec::new();
+    for table in 0..2u32 {
+        for k in 0..3u64 {
+            for v in 0..8u64 {
+                let txid = 1 + (v * 3 + k * 2 + u64::from(table)) % 20;
+                versions.push((table, k, txid, v));
+            }
+        }
+    }
+    versions.sort_unstable();
+    versions.dedup_by_key(|&mut (table, k, txid, _)| (table, k, txid));
+    let versions: Vec<VersionEntry> = versions
+        .into_iter()
+        .map(|(table, k, txid, v)| VersionEntry {
+            table: TableId(table),
+            key: format!("key{k}").into_bytes(),
+            txid: TxId(txid),
+            op: if v == 0 { Op::Insert } else { Op::Update },
+            commit_time: time_of(txid),
+            meta: meta_ref(&meta_of("ann")),
+            value: Some(vec![b'a' + v as u8; 3]),
+        })
+        .collect();
+    let txs = tx_records(&versions, 1, 20, |_| meta_of("ann"));
+    (versions, txs)
+}
+
 #[test]
 fn every_flipped_bit_and_every_truncation_is_corrupt_never_wrong_data() {
-    let (versions, txs) = small_history();
-    for zstd in [false, true] {
+    let cases = [
+        (small_history(), 64, false),
+        (small_history(), 64, true),
+        (medium_history(), 4096, false),
+        (medium_history(), 4096, true),
+    ];
+    for ((versions, txs), block_target, zstd) in cases {
         let storage = MemStorage::default();
         let path = Path::new("good");
-        build(&storage, path, config(64, zstd), &versions, &txs);
+        build(&storage, path, config(block_target, zstd), &versions, &txs);
         let good = storage.bytes(path);
         for offset in 0..good.len() {
             let mut bad = good.clone();
             bad[offset] ^= 1 << (offset % 8);
             storage.put(Path::new("bad"), bad);
-            check_damaged(
-                &storage,
-                Path::new("bad"),
-                &versions,
-                &txs,
-                &format!("flip at {offset} (zstd {zstd})"),
-            );
+            let what = format!("flip at {offset} (block {block_target}, zstd {zstd})");
+            check_damaged(&storage, Path::new("bad"), &versions, &txs, &what);
         }
         for len in 0..good.len() {
             storage.put(Path::new("cut"), good[..len].to_vec());
@@ -414,6 +447,29 @@ fn every_flipped_bit_and_every_truncation_is_corrupt_never_wrong_data() {
             assert!(matches!(err, Error::Corrupt { .. }), "cut at {len}: {err}");
         }
     }
+}
+
+#[test]
+fn a_run_with_restart_points_answers_like_the_model() {
+    let (versions, txs) = medium_history();
+    let storage = MemStorage::default();
+    let summary = build(
+        &storage,
+        Path::new("r"),
+        config(4096, true),
+        &versions,
+        &txs,
+    );
+    assert_eq!(
+        summary.n_version_blocks, 1,
+        "one block with several restart points"
+    );
+    assert!(versions.len() > 2 * super::block::RESTART_INTERVAL as usize);
+    check_run(
+        &open(&storage, Path::new("r")).expect("open"),
+        &versions,
+        &txs,
+    );
 }
 
 #[test]
