@@ -48,6 +48,8 @@ mod verify;
 mod writer;
 
 #[cfg(test)]
+mod damage_tests;
+#[cfg(test)]
 mod measure;
 #[cfg(test)]
 mod tests;

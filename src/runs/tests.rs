@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
-use super::testutil::{MemStorage, build, meta_of, meta_ref, time_of, tx_records};
+use super::testutil::{
+    MemStorage, build, medium_history, meta_of, meta_ref, small_history, time_of, tx_records,
+};
 use super::{
     BlockCache, Compression, Direction, Run, RunConfig, RunRange, RunWriter, TxEntry, VersionEntry,
     merge,
@@ -16,9 +18,9 @@ use super::{
 use crate::error::Error;
 use crate::types::{Op, TableId, TxId};
 
-type Model = BTreeMap<(TableId, Vec<u8>), BTreeMap<TxId, VersionEntry>>;
+pub(super) type Model = BTreeMap<(TableId, Vec<u8>), BTreeMap<TxId, VersionEntry>>;
 
-fn model_of(versions: &[VersionEntry]) -> Model {
+pub(super) fn model_of(versions: &[VersionEntry]) -> Model {
     let mut m = Model::new();
     for v in versions {
         m.entry((v.table, v.key.clone()))
@@ -28,7 +30,7 @@ fn model_of(versions: &[VersionEntry]) -> Model {
     m
 }
 
-fn config(block_target_bytes: usize, zstd: bool) -> RunConfig {
+pub(super) fn config(block_target_bytes: usize, zstd: bool) -> RunConfig {
     RunConfig {
         block_target_bytes,
         compression: if zstd {
@@ -41,7 +43,7 @@ fn config(block_target_bytes: usize, zstd: bool) -> RunConfig {
 }
 
 /// The expected history window answer.
-fn model_history(
+pub(super) fn model_history(
     chain: &BTreeMap<TxId, VersionEntry>,
     from: u64,
     to: u64,
@@ -70,7 +72,7 @@ fn model_history(
 
 /// Every read of `run` agrees with the model built from `versions`/`txs`.
 #[track_caller]
-fn check_run(run: &Run, versions: &[VersionEntry], txs: &[TxEntry]) {
+pub(super) fn check_run(run: &Run, versions: &[VersionEntry], txs: &[TxEntry]) {
     let model = model_of(versions);
     let last = txs.last().expect("tx").txid.0;
     let absent = [(TableId(0), b"absent".to_vec()), (TableId(9), Vec::new())];
@@ -172,7 +174,7 @@ fn arb_history(max_txs: usize) -> impl Strategy<Value = (Vec<VersionEntry>, Vec<
     })
 }
 
-fn open(storage: &MemStorage, path: &Path) -> Result<Run, Error> {
+pub(super) fn open(storage: &MemStorage, path: &Path) -> Result<Run, Error> {
     Run::open(storage, path, 1, Arc::new(BlockCache::new(1 << 20)))
 }
 
@@ -230,42 +232,6 @@ proptest! {
         prop_assert_eq!(storage.bytes(Path::new("merged.tcrun")), storage.bytes(Path::new("direct.tcrun")));
         check_run(&open(&storage, Path::new("merged.tcrun")).expect("open"), &kept, &kept_txs);
     }
-}
-
-/// A small fixed history: three keys over two tables, eight txids, one of
-/// them with no change and one with large (not inline) metadata.
-fn small_history() -> (Vec<VersionEntry>, Vec<TxEntry>) {
-    let big = meta_of(&"y".repeat(300));
-    let meta = |t: u64| match t {
-        3 => big.clone(),
-        5 => super::EMPTY_META.to_vec(),
-        _ => meta_of("ann"),
-    };
-    let plan: [(u32, &[u8], u64, Op); 9] = [
-        (0, b"alice", 1, Op::Insert),
-        (0, b"alice", 2, Op::Update),
-        (0, b"alice", 6, Op::Delete),
-        (0, b"alicia", 3, Op::Insert),
-        (0, b"alicia", 4, Op::Update),
-        (0, b"alicia", 7, Op::Update),
-        (1, b"bob", 1, Op::Insert),
-        (1, b"bob", 5, Op::Update),
-        (1, b"bob", 8, Op::Delete),
-    ];
-    let versions: Vec<VersionEntry> = plan
-        .iter()
-        .map(|&(table, key, txid, op)| VersionEntry {
-            table: TableId(table),
-            key: key.to_vec(),
-            txid: TxId(txid),
-            op,
-            commit_time: time_of(txid),
-            meta: meta_ref(&meta(txid)),
-            value: (op != Op::Delete).then(|| format!("{{\"v\":{txid}}}").into_bytes()),
-        })
-        .collect();
-    let txs = tx_records(&versions, 1, 9, meta);
-    (versions, txs)
 }
 
 #[test]
@@ -341,114 +307,6 @@ fn a_key_the_filter_rules_out_reads_no_block() {
     );
 }
 
-/// Every read of a damaged run is `Corrupt` or exactly the right answer,
-/// and `verify` (or `open`) reports every flipped bit.
-#[track_caller]
-fn check_damaged(
-    storage: &MemStorage,
-    path: &Path,
-    versions: &[VersionEntry],
-    txs: &[TxEntry],
-    what: &str,
-) {
-    let run = match open(storage, path) {
-        Ok(run) => run,
-        Err(Error::Corrupt { .. }) => return,
-        Err(e) => panic!("{what}: open failed with {e}"),
-    };
-    let is_corrupt = |e: &Error| matches!(e, Error::Corrupt { .. });
-    let model = model_of(versions);
-    let last = txs.len() as u64;
-    for ((table, key), chain) in &model {
-        for t in 0..=last + 1 {
-            let expected = chain.range(..=TxId(t)).next_back().map(|(_, v)| v.clone());
-            match run.get_at(*table, key, TxId(t)) {
-                Ok(got) => assert_eq!(got, expected, "{what}: get_at"),
-                Err(e) => assert!(is_corrupt(&e), "{what}: {e}"),
-            }
-            for dir in [Direction::Forward, Direction::Reverse] {
-                match run.history(*table, key, TxId(t)..=TxId(t + 2), usize::MAX, dir) {
-                    Ok(got) => assert_eq!(
-                        got,
-                        model_history(chain, t, t + 2, usize::MAX, dir),
-                        "{what}: history"
-                    ),
-                    Err(e) => assert!(is_corrupt(&e), "{what}: {e}"),
-                }
-            }
-        }
-    }
-    for t in 0..=last + 1 {
-        let expected = (1..=last)
-            .contains(&t)
-            .then(|| txs[(t - 1) as usize].clone());
-        match run.tx(TxId(t)) {
-            Ok(got) => assert_eq!(got, expected, "{what}: tx"),
-            Err(e) => assert!(is_corrupt(&e), "{what}: {e}"),
-        }
-    }
-    let err = run.verify().expect_err(what);
-    assert!(is_corrupt(&err), "{what}: verify says {err}");
-}
-
-/// 48 versions of six keys over 20 txids: one block of 4 KiB holds them
-/// all, so reads seek through several restart points.
-fn medium_history() -> (Vec<VersionEntry>, Vec<TxEntry>) {
-    let mut versions = Vec::new();
-    for table in 0..2u32 {
-        for k in 0..3u64 {
-            for v in 0..8u64 {
-                let txid = 1 + (v * 3 + k * 2 + u64::from(table)) % 20;
-                versions.push((table, k, txid, v));
-            }
-        }
-    }
-    versions.sort_unstable();
-    versions.dedup_by_key(|&mut (table, k, txid, _)| (table, k, txid));
-    let versions: Vec<VersionEntry> = versions
-        .into_iter()
-        .map(|(table, k, txid, v)| VersionEntry {
-            table: TableId(table),
-            key: format!("key{k}").into_bytes(),
-            txid: TxId(txid),
-            op: if v == 0 { Op::Insert } else { Op::Update },
-            commit_time: time_of(txid),
-            meta: meta_ref(&meta_of("ann")),
-            value: Some(vec![b'a' + v as u8; 3]),
-        })
-        .collect();
-    let txs = tx_records(&versions, 1, 20, |_| meta_of("ann"));
-    (versions, txs)
-}
-
-#[test]
-fn every_flipped_bit_and_every_truncation_is_corrupt_never_wrong_data() {
-    let cases = [
-        (small_history(), 64, false),
-        (small_history(), 64, true),
-        (medium_history(), 4096, false),
-        (medium_history(), 4096, true),
-    ];
-    for ((versions, txs), block_target, zstd) in cases {
-        let storage = MemStorage::default();
-        let path = Path::new("good");
-        build(&storage, path, config(block_target, zstd), &versions, &txs);
-        let good = storage.bytes(path);
-        for offset in 0..good.len() {
-            let mut bad = good.clone();
-            bad[offset] ^= 1 << (offset % 8);
-            storage.put(Path::new("bad"), bad);
-            let what = format!("flip at {offset} (block {block_target}, zstd {zstd})");
-            check_damaged(&storage, Path::new("bad"), &versions, &txs, &what);
-        }
-        for len in 0..good.len() {
-            storage.put(Path::new("cut"), good[..len].to_vec());
-            let err = open(&storage, Path::new("cut")).expect_err("a cut run does not open");
-            assert!(matches!(err, Error::Corrupt { .. }), "cut at {len}: {err}");
-        }
-    }
-}
-
 #[test]
 fn a_run_with_restart_points_answers_like_the_model() {
     let (versions, txs) = medium_history();
@@ -469,36 +327,6 @@ fn a_run_with_restart_points_answers_like_the_model() {
         &open(&storage, Path::new("r")).expect("open"),
         &versions,
         &txs,
-    );
-}
-
-#[test]
-fn a_foreign_file_is_corrupt_and_a_newer_run_unsupported() {
-    let (versions, txs) = small_history();
-    let storage = MemStorage::default();
-    build(&storage, Path::new("r"), config(64, false), &versions, &txs);
-    let good = storage.bytes(Path::new("r"));
-    storage.put(Path::new("foreign"), vec![b'x'; good.len()]);
-    assert!(matches!(
-        open(&storage, Path::new("foreign")),
-        Err(Error::Corrupt { offset: 0, .. })
-    ));
-    let mut newer = good.clone();
-    newer[8..12].copy_from_slice(&2u32.to_le_bytes());
-    let crc = crc32fast::hash(&newer[..12]);
-    newer[12..16].copy_from_slice(&crc.to_le_bytes());
-    storage.put(Path::new("newer"), newer);
-    let err = open(&storage, Path::new("newer")).expect_err("newer");
-    assert!(
-        matches!(
-            err,
-            Error::UnsupportedFormat {
-                found: 2,
-                supported: 1,
-                ..
-            }
-        ),
-        "{err}"
     );
 }
 

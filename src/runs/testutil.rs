@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use super::{MetaRef, RunConfig, RunRange, RunSummary, RunWriter, TxChange, TxEntry, VersionEntry};
 use crate::storage::{Storage, StorageFile};
-use crate::types::Timestamp;
+use crate::types::{Op, TableId, Timestamp, TxId};
 
 /// Files in memory; every read through any of them is counted.
 #[derive(Debug, Default)]
@@ -121,7 +121,7 @@ pub(super) fn tx_records(
 ) -> Vec<TxEntry> {
     let mut txs: Vec<TxEntry> = (first..=last)
         .map(|t| TxEntry {
-            txid: crate::types::TxId(t),
+            txid: TxId(t),
             commit_time: time_of(t),
             meta: meta(t),
             changes: Vec::new(),
@@ -175,4 +175,70 @@ pub(super) fn meta_of(user: &str) -> Vec<u8> {
 /// The `MetaRef` every version of a tx with metadata `meta` carries.
 pub(super) fn meta_ref(meta: &[u8]) -> MetaRef {
     MetaRef::for_tx_meta(meta)
+}
+
+/// A small fixed history: three keys over two tables, eight txids, one of
+/// them with no change and one with large (not inline) metadata.
+pub(super) fn small_history() -> (Vec<VersionEntry>, Vec<TxEntry>) {
+    let big = meta_of(&"y".repeat(300));
+    let meta = |t: u64| match t {
+        3 => big.clone(),
+        5 => super::EMPTY_META.to_vec(),
+        _ => meta_of("ann"),
+    };
+    let plan: [(u32, &[u8], u64, Op); 9] = [
+        (0, b"alice", 1, Op::Insert),
+        (0, b"alice", 2, Op::Update),
+        (0, b"alice", 6, Op::Delete),
+        (0, b"alicia", 3, Op::Insert),
+        (0, b"alicia", 4, Op::Update),
+        (0, b"alicia", 7, Op::Update),
+        (1, b"bob", 1, Op::Insert),
+        (1, b"bob", 5, Op::Update),
+        (1, b"bob", 8, Op::Delete),
+    ];
+    let versions: Vec<VersionEntry> = plan
+        .iter()
+        .map(|&(table, key, txid, op)| VersionEntry {
+            table: TableId(table),
+            key: key.to_vec(),
+            txid: TxId(txid),
+            op,
+            commit_time: time_of(txid),
+            meta: meta_ref(&meta(txid)),
+            value: (op != Op::Delete).then(|| format!("{{\"v\":{txid}}}").into_bytes()),
+        })
+        .collect();
+    let txs = tx_records(&versions, 1, 9, meta);
+    (versions, txs)
+}
+
+/// 48 versions of six keys over 20 txids: one block of 4 KiB holds them
+/// all, so reads seek through several restart points.
+pub(super) fn medium_history() -> (Vec<VersionEntry>, Vec<TxEntry>) {
+    let mut versions = Vec::new();
+    for table in 0..2u32 {
+        for k in 0..3u64 {
+            for v in 0..8u64 {
+                let txid = 1 + (v * 3 + k * 2 + u64::from(table)) % 20;
+                versions.push((table, k, txid, v));
+            }
+        }
+    }
+    versions.sort_unstable();
+    versions.dedup_by_key(|&mut (table, k, txid, _)| (table, k, txid));
+    let versions: Vec<VersionEntry> = versions
+        .into_iter()
+        .map(|(table, k, txid, v)| VersionEntry {
+            table: TableId(table),
+            key: format!("key{k}").into_bytes(),
+            txid: TxId(txid),
+            op: if v == 0 { Op::Insert } else { Op::Update },
+            commit_time: time_of(txid),
+            meta: meta_ref(&meta_of("ann")),
+            value: Some(vec![b'a' + v as u8; 3]),
+        })
+        .collect();
+    let txs = tx_records(&versions, 1, 20, |_| meta_of("ann"));
+    (versions, txs)
 }
