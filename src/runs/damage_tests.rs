@@ -117,3 +117,58 @@ fn a_foreign_file_is_corrupt_and_a_newer_run_unsupported() {
         "{err}"
     );
 }
+
+/// Builds a run, returning the first error instead of panicking.
+fn try_build(
+    storage: &dyn crate::storage::Storage,
+    path: &Path,
+    versions: &[VersionEntry],
+    txs: &[TxEntry],
+) -> crate::error::Result<super::RunSummary> {
+    let range = super::RunRange {
+        first_txid: txs[0].txid,
+        last_txid: txs[txs.len() - 1].txid,
+        first_commit_time: txs[0].commit_time,
+    };
+    let mut w = super::RunWriter::create(storage, path, range, config(64, true))?;
+    for v in versions {
+        w.add_version(v)?;
+    }
+    for tx in txs {
+        w.add_tx(tx)?;
+    }
+    w.finish()
+}
+
+#[test]
+fn a_failed_write_or_fsync_while_building_is_an_io_error_and_leaves_no_readable_run() {
+    let (versions, txs) = medium_history();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = crate::testing::FaultyStorage::default();
+    let cache = std::sync::Arc::new(super::BlockCache::new(0));
+    for (n, sync) in (1..=3).map(|n| (n, false)).chain([(1, true)]) {
+        storage.arm(|plan| {
+            plan.partial_write_bytes = 7;
+            if sync {
+                plan.fail_sync_at = Some(n);
+            } else {
+                plan.fail_write_at = Some(n);
+            }
+        });
+        let path = dir.path().join(format!("{n}-{sync}.tcrun"));
+        match try_build(&storage, &path, &versions, &txs) {
+            Err(Error::Io { path: p, .. }) => {
+                assert_eq!(p, path);
+                // A run whose build failed is never mistaken for a whole one.
+                if !sync {
+                    let err =
+                        super::Run::open(&storage, &path, n, cache.clone()).expect_err("torn");
+                    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+                }
+            }
+            Err(e) => panic!("write {n}: {e}"),
+            // Fewer writes than `n`: the build did not hit the fault.
+            Ok(_) => assert!(n > 1 && !sync, "the first write always fails"),
+        }
+    }
+}

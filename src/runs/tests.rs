@@ -255,6 +255,34 @@ fn golden_run_bytes_v1() {
     );
 }
 
+/// A zstd run written by this version keeps reading back, whatever zstd
+/// version wrote it (its bytes are not compared: another zstd may compress
+/// differently without any change to the format).
+#[test]
+fn zstd_fixture_run_reads_back() {
+    let (versions, txs) = small_history();
+    let storage = MemStorage::default();
+    build(
+        &storage,
+        Path::new("new"),
+        config(64, true),
+        &versions,
+        &txs,
+    );
+    let fixture =
+        crate::test_support::golden("v1/run-small-zstd.tcrun", &storage.bytes(Path::new("new")));
+    assert!(
+        fixture.windows(4).any(|w| w == [0x28, 0xb5, 0x2f, 0xfd]),
+        "has a zstd frame"
+    );
+    storage.put(Path::new("fixture"), fixture);
+    check_run(
+        &open(&storage, Path::new("fixture")).expect("open"),
+        &versions,
+        &txs,
+    );
+}
+
 #[test]
 fn a_key_the_filter_rules_out_reads_no_block() {
     let mut versions = Vec::new();
