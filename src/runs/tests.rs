@@ -375,3 +375,36 @@ fn cached_blocks_are_served_without_a_read() {
     let again = run.get_at(TableId(0), b"alice", TxId(9)).expect("get");
     assert_eq!((storage.reads() - before, again), (0, first));
 }
+
+#[test]
+fn an_entry_larger_than_the_block_target_gets_a_block_of_its_own() {
+    let big_key = vec![b'k'; crate::limits::KEY_SIZE_MAX];
+    let versions: Vec<VersionEntry> = [(b"a".to_vec(), 1), (big_key, 2)]
+        .into_iter()
+        .map(|(key, txid)| VersionEntry {
+            table: TableId(0),
+            key,
+            txid: TxId(txid),
+            op: Op::Insert,
+            commit_time: time_of(txid),
+            meta: super::MetaRef::None,
+            value: Some(vec![txid as u8; 200 * 1024]),
+        })
+        .collect();
+    let txs = tx_records(&versions, 1, 2, |_| super::EMPTY_META.to_vec());
+    let storage = MemStorage::default();
+    let summary = build(&storage, Path::new("r"), config(64, true), &versions, &txs);
+    assert_eq!(summary.n_version_blocks, 2);
+    check_run(
+        &open(&storage, Path::new("r")).expect("open"),
+        &versions,
+        &txs,
+    );
+}
+
+#[test]
+fn runs_and_the_cache_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Run>();
+    assert_send_sync::<BlockCache>();
+}
