@@ -16,7 +16,7 @@ use super::{
     merge,
 };
 use crate::error::Error;
-use crate::types::{Op, TableId, TxId};
+use crate::types::{Op, TableId, Timestamp, TxId};
 
 pub(super) type Model = BTreeMap<(TableId, Vec<u8>), BTreeMap<TxId, VersionEntry>>;
 
@@ -111,13 +111,18 @@ pub(super) fn check_run(run: &Run, versions: &[VersionEntry], txs: &[TxEntry]) {
             .contains(&t)
             .then(|| txs[(t - first) as usize].clone());
         assert_eq!(run.tx(TxId(t)).expect("tx"), expected, "tx {t}");
-        let time = time_of(t);
-        let expected = (t >= first).then_some(TxId(t.min(last)));
-        assert_eq!(
-            run.txid_at_time(time).expect("at time"),
-            expected,
-            "txid_at_time {t}"
-        );
+        // Test times are 10 µs apart: at a commit time and just after it.
+        for time in [
+            time_of(t),
+            Timestamp::from_micros(time_of(t).as_micros() + 5),
+        ] {
+            let expected = (t >= first).then_some(TxId(t.min(last)));
+            assert_eq!(
+                run.txid_at_time(time).expect("at time"),
+                expected,
+                "txid_at_time {t}"
+            );
+        }
     }
     let all: Vec<VersionEntry> = run.iter().collect::<Result<_, _>>().expect("iter");
     assert_eq!(all, versions);
@@ -407,4 +412,58 @@ fn runs_and_the_cache_can_be_shared_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Run>();
     assert_send_sync::<BlockCache>();
+}
+
+#[test]
+fn txid_at_time_finds_the_last_of_equal_commit_times_across_tx_blocks() {
+    let txs: Vec<TxEntry> = (1..=10)
+        .map(|t| TxEntry {
+            txid: TxId(t),
+            commit_time: Timestamp::from_micros(if t < 3 { 100 } else { 500 }),
+            meta: meta_of("ann"),
+            changes: Vec::new(),
+        })
+        .collect();
+    let storage = MemStorage::default();
+    let summary = build(&storage, Path::new("r"), config(64, false), &[], &txs);
+    assert!(summary.n_tx_blocks >= 3, "records span tx blocks");
+    let run = open(&storage, Path::new("r")).expect("open");
+    let at = |micros| {
+        run.txid_at_time(Timestamp::from_micros(micros))
+            .expect("at time")
+    };
+    assert_eq!(
+        (at(99), at(100), at(499), at(500)),
+        (None, Some(TxId(2)), Some(TxId(2)), Some(TxId(10)))
+    );
+    assert_eq!(run.verify().expect("verify").n_versions, 0);
+}
+
+#[test]
+fn a_merge_that_drops_every_version_keeps_every_tx_record() {
+    let (versions, txs) = small_history();
+    let storage = MemStorage::default();
+    build(&storage, Path::new("in"), config(64, true), &versions, &txs);
+    let input = open(&storage, Path::new("in")).expect("open");
+    let range = RunRange {
+        first_txid: TxId(1),
+        last_txid: TxId(9),
+        first_commit_time: time_of(1),
+    };
+    let out =
+        RunWriter::create(&storage, Path::new("out"), range, config(64, true)).expect("create");
+    let summary = merge(&[&input], out, |_, _| false).expect("merge");
+    assert_eq!(
+        (summary.n_versions, summary.n_keys, summary.n_txs),
+        (0, 0, 9)
+    );
+    let run = open(&storage, Path::new("out")).expect("open");
+    let emptied: Vec<TxEntry> = txs
+        .iter()
+        .map(|t| TxEntry {
+            changes: Vec::new(),
+            ..t.clone()
+        })
+        .collect();
+    check_run(&run, &[], &emptied);
 }
