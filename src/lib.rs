@@ -51,6 +51,7 @@ mod log;
 mod pins;
 mod read;
 mod record;
+mod runs;
 pub mod storage;
 mod temporal;
 #[cfg(test)]
