@@ -1232,6 +1232,10 @@ fn checkpoint_purge_by_time_and_csv() {
     );
     let t2 = commit_time(&db, 2);
     assert!(ok(&db, &["purge", "--before", &t2]).starts_with("tx 5: history before txid 2 purged"));
+    assert_eq!(
+        ok(&db, &["--csv", "tx", "5"]),
+        "OP,TABLE,KEY,VALUE\npurge,,,2\n"
+    );
 
     assert_eq!(ok(&db, &["--csv", "tables"]), "TABLE,KEYS\nuser,2\n");
     assert_eq!(

@@ -526,12 +526,28 @@ pub fn tx(ctx: &Ctx, out: &mut dyn Write, txid: u64) -> Result<()> {
     if ctx.csv {
         let mut table = Table::new(&["OP", "TABLE", "KEY", "VALUE"]);
         for (c, changes) in record.changes.iter().zip(&changes) {
-            table.row(vec![
-                c.op.to_string(),
-                c.table.clone(),
-                show_key(&c.key),
-                c.value.as_deref().map(show_raw_value).unwrap_or_default(),
-            ]);
+            table.row(match system_change(c) {
+                Some(SystemChange::Purge { before }) => {
+                    vec![
+                        "purge".into(),
+                        String::new(),
+                        String::new(),
+                        before.to_string(),
+                    ]
+                }
+                Some(SystemChange::Erase { table, key }) => vec![
+                    "erase".into(),
+                    table,
+                    key.map(|k| show_key(&k)).unwrap_or_default(),
+                    String::new(),
+                ],
+                None => vec![
+                    c.op.to_string(),
+                    c.table.clone(),
+                    show_key(&c.key),
+                    c.value.as_deref().map(show_raw_value).unwrap_or_default(),
+                ],
+            });
             for change in show_field_changes(changes.as_deref().unwrap_or_default()) {
                 table.note(change);
             }

@@ -35,6 +35,7 @@ impl Pager {
             // A pager that cannot start is no reason to fail: print directly.
             .ok()?;
         let stdin = child.stdin.take()?;
+        ignore_interrupts();
         Some((Pager { child }, stdin))
     }
 
@@ -43,6 +44,22 @@ impl Pager {
         let _ = self.child.wait();
     }
 }
+
+/// From here on Ctrl-C no longer ends timecask, only what the pager makes
+/// of it: killed, timecask would leave the pager fighting the shell for the
+/// terminal. Quitting the pager ends timecask through a broken pipe.
+#[cfg(unix)]
+fn ignore_interrupts() {
+    // SAFETY: `signal` with `SIG_IGN` installs no handler code; it only
+    // changes this process's disposition, after the pager was spawned (so
+    // the pager keeps the default).
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
+}
+
+#[cfg(not(unix))]
+fn ignore_interrupts() {}
 
 /// The pager to run, or `None` for no pager.
 fn pager_command() -> Option<OsString> {
