@@ -1319,11 +1319,14 @@ fn completions_and_man_pages_are_generated() {
     assert!(pages.join("timecask.1").exists());
 }
 
-/// Runs `timecask` with stdout on a pseudo-terminal (stdin and stderr are
-/// not); returns what the terminal showed, line ends as printed (`\r\n`
-/// from the terminal's output processing turned back into `\n`).
+/// Starts `timecask` with stdout on a pseudo-terminal (stdin and stderr
+/// are not); what the terminal shows arrives on the channel, in chunks.
 #[cfg(unix)]
-fn on_terminal(db: &Path, args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
+fn spawn_on_terminal(
+    db: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (std::process::Child, mpsc::Receiver<Vec<u8>>) {
     use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
     use std::io::Read;
 
@@ -1336,7 +1339,7 @@ fn on_terminal(db: &Path, args: &[&str], envs: &[(&str, &str)]) -> (i32, String)
         .write(true)
         .open(name.to_str().expect("utf-8 pty name"))
         .expect("open pty");
-    let mut child = {
+    let child = {
         let mut command = Command::new(BIN);
         command
             .args(["--db", db.to_str().expect("utf-8"), "--lock-timeout", "5"])
@@ -1356,19 +1359,31 @@ fn on_terminal(db: &Path, args: &[&str], envs: &[(&str, &str)]) -> (i32, String)
         command.spawn().expect("spawn timecask")
     };
     let mut master = std::fs::File::from(master);
-    let reader = std::thread::spawn(move || {
-        let mut shown = Vec::new();
+    let (send, chunks) = mpsc::channel();
+    std::thread::spawn(move || {
         let mut buf = [0; 4096];
         loop {
             match master.read(&mut buf) {
                 Ok(0) | Err(_) => break, // EIO: every terminal end is closed
-                Ok(n) => shown.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    if send.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
             }
         }
-        shown
     });
+    (child, chunks)
+}
+
+/// Runs `timecask` with stdout on a pseudo-terminal; returns its exit code
+/// and what the terminal showed (`\r\n` from the terminal's output
+/// processing turned back into `\n`).
+#[cfg(unix)]
+fn on_terminal(db: &Path, args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
+    let (mut child, chunks) = spawn_on_terminal(db, args, envs);
     let code = child.wait().expect("wait").code().expect("exit code");
-    let shown = reader.join().expect("reader");
+    let shown: Vec<u8> = chunks.iter().flatten().collect();
     let text = String::from_utf8(shown).expect("utf-8 terminal output");
     (code, text.replace("\r\n", "\n"))
 }
@@ -1431,4 +1446,28 @@ fn pager_and_colour_only_on_a_terminal() {
     // Other long listings page too.
     let (code, shown) = on_terminal(&db, &["history", "user", "1"], &pager);
     assert!(code == 0 && shown.starts_with("paged: "), "{shown}");
+}
+
+#[cfg(unix)]
+#[test]
+fn log_follow_on_a_terminal_never_pages() {
+    let (_dir, db) = scenario();
+    let pager = [("PAGER", "sed 's/^/paged: /'")];
+    let (mut child, chunks) = spawn_on_terminal(&db, &["log", "--follow", "--since", "3"], &pager);
+    // A pager would hold the output until its input ends, which --follow's
+    // never does: the first transaction must reach the terminal directly.
+    let mut shown = String::new();
+    while !shown.contains('\n') {
+        let chunk = chunks
+            .recv_timeout(Duration::from_secs(10))
+            .expect("log --follow printed nothing");
+        shown.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    child.kill().expect("kill follower");
+    child.wait().expect("reap follower");
+    assert!(
+        shown.starts_with("tx 4  ") || shown.contains("tx 4"),
+        "{shown:?}"
+    );
+    assert!(!shown.contains("paged: "), "{shown:?}");
 }
