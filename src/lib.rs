@@ -43,6 +43,9 @@ mod compact;
 mod db;
 mod durable;
 mod error;
+/// Fuzz harnesses for `fuzz/` and the corpus replay: behind the
+/// `test-support` feature, not part of the supported API.
+#[cfg(any(test, feature = "test-support"))]
 #[doc(hidden)]
 pub mod fuzz_harness;
 mod index;
@@ -56,6 +59,9 @@ pub mod storage;
 mod temporal;
 #[cfg(test)]
 mod test_support;
+/// Test doubles (`FaultyStorage`) for `tests/`: behind the `test-support`
+/// feature, not part of the supported API.
+#[cfg(any(test, feature = "test-support"))]
 #[doc(hidden)]
 pub mod testing;
 mod tx;

@@ -10,7 +10,8 @@ use indicatif::HumanBytes;
 use timecask::{KeyBytes, TxId};
 
 use crate::common::{
-    Ctx, Need, bytes_on_disk, line, progress, require_table, segment_files, spinner,
+    Ctx, Need, TxidOrTime, bytes_on_disk, line, progress, require_table, segment_files, spinner,
+    txid_at,
 };
 use crate::render::{J, show_key};
 use crate::table::Table;
@@ -120,13 +121,24 @@ pub fn stats(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         };
         table.row(vec![label.to_string(), shown]);
     }
-    write!(out, "{}", table.render())?;
-    Ok(())
+    table.print(ctx, out)
 }
 
-/// `purge --before TXID`: drops history superseded at or before TXID.
-pub fn purge(ctx: &Ctx, out: &mut dyn Write, before: u64, meta: &Meta) -> Result<()> {
+/// `purge --before TXID|TIME`: drops history superseded at or before TXID
+/// (for a TIME: the last txid committed at or before it, whose state stays
+/// readable).
+pub fn purge(ctx: &Ctx, out: &mut dyn Write, before: &TxidOrTime, meta: &Meta) -> Result<()> {
     let db = ctx.open(Need::Existing)?;
+    let before = match before {
+        TxidOrTime::Txid(txid) => *txid,
+        TxidOrTime::Time(text) => {
+            let txid = txid_at(&db, ctx.time_arg(text)?)?;
+            if txid.0 == 0 {
+                bail!("no transaction was committed by {text}; nothing to purge");
+            }
+            txid.0
+        }
+    };
     let mut tx = begin(&db, meta)?;
     tx.purge_history(TxId(before))?;
     let txid = tx.commit()?;
@@ -221,6 +233,29 @@ pub fn compact(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
             report.versions_dropped,
             HumanBytes(report.bytes_before),
             HumanBytes(report.bytes_after)
+        ),
+    )
+}
+
+/// `checkpoint`: writes the index checkpoint now.
+pub fn checkpoint(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
+    let db = ctx.open(Need::Existing)?;
+    let bar = spinner(&format!("checkpointing {}", db.path().display()));
+    let report = db.checkpoint();
+    bar.finish_and_clear();
+    let report = report?;
+    if ctx.json {
+        let doc = J::obj()
+            .with("txid", J::Num(report.txid.0))
+            .with("bytes", J::Num(report.bytes));
+        return line(out, doc.pretty());
+    }
+    line(
+        out,
+        format!(
+            "checkpoint written: covers up to txid {} ({})",
+            report.txid,
+            HumanBytes(report.bytes)
         ),
     )
 }

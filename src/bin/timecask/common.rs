@@ -11,14 +11,23 @@ use indicatif::{ProgressBar, ProgressStyle};
 use timecask::{Config, Db, Error, Snapshot, Timestamp, TxId};
 
 use crate::render::parse_hex;
-use crate::time::parse_rfc3339;
+use crate::style::{Paint, Style};
 
 /// Global options, resolved.
 pub struct Ctx {
     pub db: PathBuf,
+    /// `--json`: JSON documents or JSON lines.
     pub json: bool,
+    /// `--csv`: one CSV table (for the commands that print tables).
+    pub csv: bool,
     pub key_hex: bool,
     pub lock_timeout: Duration,
+    /// The zone times are read and shown in (`--utc`, else the system's).
+    pub tz: jiff::tz::TimeZone,
+    /// When the command started: the anchor of `yesterday`, `2 days ago`.
+    pub now: jiff::Timestamp,
+    /// Colour for human output (a terminal, no `NO_COLOR`, or `--color`).
+    pub paint: Paint,
 }
 
 /// How a subcommand needs the database.
@@ -39,13 +48,35 @@ pub struct AtArgs {
     /// Read the state right after transaction TXID (0: before the first commit)
     #[arg(long, value_name = "TXID", conflicts_with = "at")]
     pub as_of: Option<u64>,
-    /// Read the state at wall-clock TIME, RFC 3339 (e.g. 2025-01-31T12:00:00Z)
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    pub at: Option<Timestamp>,
+    /// Read the state at wall-clock TIME: RFC 3339, a date (local time, UTC
+    /// with --utc), yesterday, "2 days ago"
+    #[arg(long, value_name = "TIME", value_parser = check_time)]
+    pub at: Option<String>,
 }
 
-fn parse_time(text: &str) -> Result<Timestamp, String> {
-    parse_rfc3339(text)
+/// Checks a time on the command line (a usage error if it is not one); it
+/// is read for real by [`Ctx::time_arg`] once `--utc` is known.
+pub fn check_time(text: &str) -> Result<String, String> {
+    let tz = jiff::tz::TimeZone::UTC;
+    crate::time::parse_time(text, &tz, jiff::Timestamp::now()).map(|_| text.to_string())
+}
+
+/// A txid, or a time (anything that is not a plain number).
+#[derive(Clone, Debug)]
+pub enum TxidOrTime {
+    Txid(u64),
+    Time(String),
+}
+
+/// Parses `--since`/`--until`/`--before`: digits are a txid, anything else a time.
+pub fn parse_txid_or_time(text: &str) -> Result<TxidOrTime, String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map(TxidOrTime::Txid)
+            .map_err(|_| format!("{text:?} is too large for a txid"));
+    }
+    check_time(text).map(TxidOrTime::Time)
 }
 
 /// Parses `k=v` for `--meta`.
@@ -59,6 +90,21 @@ pub fn parse_meta(text: &str) -> Result<(String, String), String> {
 }
 
 impl Ctx {
+    /// Reads a time argument checked by [`check_time`], in `--utc` or local time.
+    pub fn time_arg(&self, text: &str) -> Result<Timestamp> {
+        crate::time::parse_time(text, &self.tz, self.now).map_err(|e| anyhow!(e))
+    }
+
+    /// A commit time for people, in the zone asked for.
+    pub fn show_time(&self, time: Timestamp) -> String {
+        crate::time::format_time(time, &self.tz)
+    }
+
+    /// `text` in `style` when colour is on.
+    pub fn paint(&self, style: Style, text: &str) -> String {
+        self.paint.paint(style, text)
+    }
+
     /// A key as given on the command line: text, or hex with `--key-hex`.
     pub fn key(&self, text: &str) -> Result<Vec<u8>> {
         if self.key_hex {
@@ -178,12 +224,22 @@ pub fn bytes_on_disk(dir: &Path) -> Result<u64> {
 }
 
 /// The view a read looks at: the latest state, `--as-of` or `--at`.
-pub fn view(db: &Db, at: &AtArgs) -> Result<Snapshot> {
-    Ok(match (at.as_of, at.at) {
+pub fn view(ctx: &Ctx, db: &Db, at: &AtArgs) -> Result<Snapshot> {
+    Ok(match (at.as_of, &at.at) {
         (Some(txid), _) => db.as_of(TxId(txid))?,
-        (None, Some(time)) => db.as_of_time(time)?,
+        (None, Some(time)) => db.as_of_time(ctx.time_arg(time)?)?,
         (None, None) => db.snapshot(),
     })
+}
+
+/// The last txid committed at or before `time` (0: none), clamped up to the
+/// oldest transaction history still has.
+pub fn txid_at(db: &Db, time: Timestamp) -> Result<TxId> {
+    match db.as_of_time(time) {
+        Ok(view) => Ok(view.txid()),
+        Err(Error::HistoryPurged { .. }) => Ok(TxId(db.stats().horizon.0.saturating_sub(1))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Refuses a table the database has never had (at any txid up to now).

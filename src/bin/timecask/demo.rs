@@ -1,5 +1,6 @@
-//! The SPEC.md §5 scenario: insert Alice (tx 1), rename to Bob (tx 2), show
-//! the present, the past, the history, what tx 2 changed, and a revert.
+//! The quick-start scenario (the README's first example): insert Alice
+//! (tx 1), rename to Bob (tx 2), show the present, the past, the history,
+//! what tx 2 changed, and a revert.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

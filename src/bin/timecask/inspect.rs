@@ -10,12 +10,12 @@ use crate::render::{
     J, changeset_json, field_changes, meta_json, op_json, show_field_changes, show_key, show_meta,
     show_raw_value, show_value, time_json, with_key,
 };
+use crate::style::Style;
 use crate::table::Table;
-use crate::time::format_rfc3339;
 
 pub fn tables(ctx: &Ctx, out: &mut dyn Write, at: &AtArgs) -> Result<()> {
     let db = ctx.open(Need::Read)?;
-    let view = view(&db, at)?;
+    let view = view(ctx, &db, at)?;
     let mut rows = Vec::new();
     for name in view.tables() {
         let n_keys = view.count(&name)?;
@@ -36,15 +36,14 @@ pub fn tables(ctx: &Ctx, out: &mut dyn Write, at: &AtArgs) -> Result<()> {
     for (name, n) in rows {
         table.row(vec![name, n.to_string()]);
     }
-    write!(out, "{}", table.render())?;
-    Ok(())
+    table.print(ctx, out)
 }
 
 pub fn get(ctx: &Ctx, out: &mut dyn Write, table: &str, key: &str, at: &AtArgs) -> Result<()> {
     let key = ctx.key(key)?;
     let db = ctx.open(Need::Read)?;
     require_table(&db, table)?;
-    let view = view(&db, at)?;
+    let view = view(ctx, &db, at)?;
     let shown = KeyBytes(key.clone());
     let version = match view.get_version(table, &key)? {
         Some(live) if live.op != Op::Delete => live,
@@ -95,7 +94,7 @@ pub fn scan(ctx: &Ctx, out: &mut dyn Write, args: ScanArgs<'_>) -> Result<()> {
     let prefix = args.prefix.map(|p| ctx.key(p)).transpose()?;
     let db = ctx.open(Need::Read)?;
     require_table(&db, args.table)?;
-    let view = view(&db, args.at)?;
+    let view = view(ctx, &db, args.at)?;
     let iter = match &prefix {
         Some(prefix) => view.prefix(args.table, prefix)?,
         None => view.iter(args.table)?,
@@ -120,7 +119,7 @@ pub fn scan(ctx: &Ctx, out: &mut dyn Write, args: ScanArgs<'_>) -> Result<()> {
         }
     }
     if !ctx.json {
-        write!(out, "{}", table.render())?;
+        table.print(ctx, out)?;
     }
     Ok(())
 }
@@ -129,7 +128,7 @@ pub fn scan(ctx: &Ctx, out: &mut dyn Write, args: ScanArgs<'_>) -> Result<()> {
 pub fn export(ctx: &Ctx, out: &mut dyn Write, table: &str, at: &AtArgs) -> Result<()> {
     let db = ctx.open(Need::Read)?;
     require_table(&db, table)?;
-    let view = view(&db, at)?;
+    let view = view(ctx, &db, at)?;
     let bar = progress(view.count(table)?, "keys");
     bar.set_message(format!("exporting {table} as of txid {}", view.txid()));
     for kv in view.iter(table)? {
@@ -207,13 +206,16 @@ pub fn history(ctx: &Ctx, out: &mut dyn Write, args: HistoryArgs<'_>) -> Result<
             .with("versions", J::Arr(items));
         return line(out, doc.pretty());
     }
-    let mut table = Table::new(&["TXID", "END", "OP", "TIME", "META", "VALUE"]);
+    let mut table = Table::new(&["TXID", "END", "OP", "TIME", "META", "VALUE"])
+        .op_column(2)
+        .style_column(0, Style::Txid)
+        .style_column(3, Style::Time);
     for (v, changes) in rows {
         table.row(vec![
             v.txid.to_string(),
             v.end_txid.map_or("-".to_string(), |t: TxId| t.to_string()),
             v.op.to_string(),
-            format_rfc3339(v.commit_time),
+            ctx.show_time(v.commit_time),
             show_meta(&v.meta),
             show_value(v.value.as_deref()),
         ]);
@@ -221,6 +223,5 @@ pub fn history(ctx: &Ctx, out: &mut dyn Write, args: HistoryArgs<'_>) -> Result<
             table.note(change);
         }
     }
-    write!(out, "{}", table.render())?;
-    Ok(())
+    table.print(ctx, out)
 }

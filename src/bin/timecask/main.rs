@@ -3,8 +3,9 @@
 //! One module per group of subcommands: `inspect` (tables, get, scan,
 //! history, export), `changes` (log, tx, diff), `write` (put, delete,
 //! revert, undo, import), `admin` (verify, backup, stats, purge, erase,
-//! compact) and `demo`.
-//! Output goes through `render` and `table`; `common` opens the database.
+//! compact, checkpoint), `docs` (completions, man) and `demo`.
+//! Output goes through `render`, `table` and `style` (colour), to stdout
+//! or a `pager`; `time` reads and shows times; `common` opens the database.
 //!
 //! Exit codes: 0 success, 1 an error (one `error: ...` line on stderr),
 //! 2 a usage error (from clap).
@@ -13,8 +14,11 @@ mod admin;
 mod changes;
 mod common;
 mod demo;
+mod docs;
 mod inspect;
+mod pager;
 mod render;
+mod style;
 mod table;
 mod time;
 mod write;
@@ -27,9 +31,11 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::common::{AtArgs, Ctx, parse_meta};
+use crate::changes::LogArgs;
+use crate::common::{AtArgs, Ctx, TxidOrTime, parse_meta, parse_txid_or_time};
 use crate::inspect::{HistoryArgs, ScanArgs};
-use crate::render::parse_hex;
+use crate::pager::{Out, Pager};
+use crate::style::{ColorChoice, Paint};
 
 /// Inspect, query and edit a timecask database: every version kept.
 ///
@@ -49,27 +55,54 @@ use crate::render::parse_hex;
   timecask --db my-db put user 1 '{\"name\":\"Alice\"}' --meta user=admin
   timecask --db my-db get user 1 --as-of 1
   timecask --db my-db history user 1
-  timecask --db my-db log --follow
+  timecask --db my-db log --since yesterday --table user --stat
+  timecask --db my-db get user 1 --at \"2 days ago\"
   timecask --db my-db export user > user.jsonl")]
 struct Cli {
     /// Database directory [env: TIMECASK_DB]
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         env = "TIMECASK_DB",
         value_name = "PATH",
         hide_env = true
     )]
     db: Option<PathBuf>,
     /// Print JSON: one document, or JSON lines for scan, export and log
-    #[arg(long, global = true)]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        conflicts_with = "csv"
+    )]
     json: bool,
+    /// Print CSV (tables, scan, history, log, tx, diff, stats)
+    #[arg(long, global = true, help_heading = "Global options")]
+    csv: bool,
+    /// Show times in UTC, and read dates and times without an offset as UTC
+    /// (default: the local time zone)
+    #[arg(long, global = true, help_heading = "Global options")]
+    utc: bool,
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
+    color: ColorChoice,
+    /// Do not page long output through $PAGER (less) on a terminal
+    #[arg(long, global = true, help_heading = "Global options")]
+    no_pager: bool,
     /// Keys (and --prefix) on the command line are hex, e.g. 00ff
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     key_hex: bool,
     /// Write commands: wait up to SECONDS for another process to close the
     /// database (reads open it read-only beside a writer and never wait)
-    #[arg(long, global = true, value_name = "SECONDS", default_value = "0", value_parser = parse_seconds)]
+    #[arg(long, global = true,
+        help_heading = "Global options", value_name = "SECONDS", default_value = "0", value_parser = parse_seconds)]
     lock_timeout: Duration,
     #[command(subcommand)]
     command: Command,
@@ -125,15 +158,8 @@ enum Command {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         limit: Option<u64>,
     },
-    /// Transactions after TXID (all by default), oldest first
-    Log {
-        /// Only transactions after TXID (default: all that were not purged)
-        #[arg(long, value_name = "TXID")]
-        since: Option<u64>,
-        /// Keep printing new transactions as they commit, until Ctrl-C
-        #[arg(long)]
-        follow: bool,
-    },
+    /// Transactions, newest first: filter by time, table, key, metadata
+    Log(LogArgs),
     /// Time, metadata and every change of one transaction
     Tx {
         /// Transaction id
@@ -154,11 +180,15 @@ enum Command {
         table: String,
         /// Key: text, or hex with --key-hex
         key: String,
-        /// The value: stored byte for byte as given
+        /// The value, stored byte for byte as given; - reads it from stdin (less
+        /// one trailing newline)
         value: String,
         /// VALUE is hex (binary values)
-        #[arg(long)]
+        #[arg(long, conflicts_with = "require_json")]
         value_hex: bool,
+        /// Refuse a VALUE that is not valid JSON
+        #[arg(long)]
+        require_json: bool,
         #[command(flatten)]
         meta: MetaArgs,
     },
@@ -195,6 +225,10 @@ enum Command {
         table: String,
         /// JSON-lines file, or - for stdin
         file: PathBuf,
+        /// Refuse a line whose value would not be stored as JSON (a JSON
+        /// string is stored as its text, value_hex as bytes)
+        #[arg(long)]
+        require_json: bool,
         #[command(flatten)]
         meta: MetaArgs,
     },
@@ -216,9 +250,10 @@ enum Command {
     Stats,
     /// Drop history superseded at or before txid BEFORE (as-of reads below it then fail)
     Purge {
-        /// The new oldest readable txid
-        #[arg(long, value_name = "TXID")]
-        before: u64,
+        /// The new oldest readable txid, or a TIME whose state stays
+        /// readable (RFC 3339, a date, "30 days ago")
+        #[arg(long, value_name = "TXID|TIME", value_parser = parse_txid_or_time)]
+        before: TxidOrTime,
         #[command(flatten)]
         meta: MetaArgs,
     },
@@ -233,6 +268,50 @@ enum Command {
     },
     /// Rewrite segments without purged and erased versions, returning disk space
     Compact,
+    /// Write an index checkpoint now, so the next open replays less of the log
+    Checkpoint,
+    /// Print a shell completion script, e.g. `timecask completions bash > /etc/bash_completion.d/timecask`
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into DIR
+    Man {
+        /// Write timecask.1 and timecask-COMMAND.1 files into DIR
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+impl Command {
+    /// Whether the output can be long and is read by a person: then it goes
+    /// through the pager on a terminal.
+    fn pages(&self) -> bool {
+        match self {
+            Command::Tables { .. }
+            | Command::Scan { .. }
+            | Command::History { .. }
+            | Command::Tx { .. }
+            | Command::Diff { .. }
+            | Command::Export { .. } => true,
+            Command::Log(args) => !args.follows(),
+            _ => false,
+        }
+    }
+
+    /// Whether `--csv` means something for this command.
+    fn has_csv(&self) -> bool {
+        matches!(
+            self,
+            Command::Tables { .. }
+                | Command::Scan { .. }
+                | Command::History { .. }
+                | Command::Log(_)
+                | Command::Tx { .. }
+                | Command::Diff { .. }
+                | Command::Stats
+        )
+    }
 }
 
 #[derive(clap::Args)]
@@ -260,23 +339,51 @@ fn main() -> ExitCode {
         eprintln!("error: internal error, please report it: {message}");
     }));
     let cli = Cli::parse();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let result = run(cli, &mut out).and_then(|()| Ok(out.flush()?));
-    match result {
+    if cli.csv && !cli.command.has_csv() {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--csv is for tables, scan, history, log, tx, diff and stats",
+            )
+            .exit();
+    }
+    // Colour is decided before a pager takes stdout over.
+    let paint = Paint::new(cli.color, cli.json || cli.csv);
+    let pager = if cli.command.pages() && !cli.no_pager {
+        Pager::start()
+    } else {
+        None
+    };
+    let (mut out, pager) = match pager {
+        Some((pager, stdin)) => (Out::Pager(std::io::BufWriter::new(stdin)), Some(pager)),
+        None => (
+            Out::Stdout(std::io::BufWriter::new(std::io::stdout().lock())),
+            None,
+        ),
+    };
+    let result = run(cli, paint, &mut out).and_then(|()| Ok(out.flush()?));
+    // Closing its input lets the pager reach the end; then wait for the user.
+    drop(out);
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            drop(out);
             eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
+    };
+    if let Some(pager) = pager {
+        pager.finish();
     }
+    code
 }
 
-fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
-    if let Command::Demo { dir } = cli.command {
-        return demo::run(out, dir);
+fn run(cli: Cli, paint: Paint, out: &mut dyn Write) -> Result<()> {
+    match cli.command {
+        Command::Demo { dir } => return demo::run(out, dir),
+        Command::Completions { shell } => return docs::completions(out, shell, Cli::command()),
+        Command::Man { dir } => return docs::man(out, dir.as_deref(), Cli::command()),
+        _ => {}
     }
     let Some(db) = cli.db else {
         Cli::command()
@@ -289,12 +396,16 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     let ctx = Ctx {
         db,
         json: cli.json,
+        csv: cli.csv,
         key_hex: cli.key_hex,
         lock_timeout: cli.lock_timeout,
+        tz: time::zone(cli.utc),
+        now: jiff::Timestamp::now(),
+        paint,
     };
     let limit = |n: Option<u64>| n.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     match cli.command {
-        Command::Demo { .. } => Ok(()),
+        Command::Demo { .. } | Command::Completions { .. } | Command::Man { .. } => Ok(()),
         Command::Tables { at } => inspect::tables(&ctx, out, &at),
         Command::Get { table, key, at } => inspect::get(&ctx, out, &table, &key, &at),
         Command::Scan {
@@ -330,7 +441,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             },
         ),
         Command::Export { table, at } => inspect::export(&ctx, out, &table, &at),
-        Command::Log { since, follow } => changes::log(&ctx, out, since, follow),
+        Command::Log(args) => changes::log(&ctx, out, &args),
         Command::Tx { txid } => changes::tx(&ctx, out, txid),
         Command::Diff { table, from, to } => changes::diff(&ctx, out, &table, from, to),
         Command::Put {
@@ -338,13 +449,10 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             key,
             value,
             value_hex,
+            require_json,
             meta,
         } => {
-            let value = if value_hex {
-                parse_hex(&value).map_err(|e| anyhow::anyhow!("{e}; --value-hex wants hex"))?
-            } else {
-                value.into_bytes()
-            };
+            let value = write::value_arg(&value, value_hex, require_json)?;
             write::put(&ctx, out, &table, &key, &value, &meta.pairs)
         }
         Command::Delete { table, key, meta } => write::delete(&ctx, out, &table, &key, &meta.pairs),
@@ -355,15 +463,19 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             meta,
         } => write::revert(&ctx, out, &table, &key, txid, &meta.pairs),
         Command::Undo { txid, meta } => write::undo(&ctx, out, txid, &meta.pairs),
-        Command::Import { table, file, meta } => {
-            write::import(&ctx, out, &table, &file, &meta.pairs)
-        }
+        Command::Import {
+            table,
+            file,
+            require_json,
+            meta,
+        } => write::import(&ctx, out, &table, &file, require_json, &meta.pairs),
         Command::Verify => admin::verify(&ctx, out),
         Command::Backup { dest } => admin::backup(&ctx, out, &dest),
         Command::Stats => admin::stats(&ctx, out),
-        Command::Purge { before, meta } => admin::purge(&ctx, out, before, &meta.pairs),
+        Command::Purge { before, meta } => admin::purge(&ctx, out, &before, &meta.pairs),
         Command::Erase { table, key, meta } => admin::erase(&ctx, out, &table, &key, &meta.pairs),
         Command::Compact => admin::compact(&ctx, out),
+        Command::Checkpoint => admin::checkpoint(&ctx, out),
     }
 }
 

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use timecask::{Change, Metadata, Op, Timestamp};
 
-use crate::time::format_rfc3339;
+use crate::time::format_utc;
 
 /// A JSON document built in field order (serde_json's map sorts keys) that
 /// can embed stored JSON values byte for byte.
@@ -248,7 +248,7 @@ pub fn meta_json(meta: &Metadata) -> J {
 }
 
 pub fn time_json(time: Timestamp) -> J {
-    J::Str(format_rfc3339(time))
+    J::Str(format_utc(time))
 }
 
 pub fn op_json(op: Op) -> J {

@@ -55,6 +55,49 @@ fn report(ctx: &Ctx, out: &mut dyn Write, db: &Db, txid: Option<TxId>, what: &st
     }
 }
 
+/// The bytes of `put`'s VALUE: as given, from stdin for `-`, hex-decoded
+/// with `--value-hex`; with `--require-json` only valid JSON. Without it,
+/// a value that starts like JSON but is not gets a warning on stderr.
+pub fn value_arg(value: &str, value_hex: bool, require_json: bool) -> Result<Vec<u8>> {
+    let text = if value == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .context("cannot read the value from stdin")?;
+        if value_hex {
+            let text = String::from_utf8(bytes).map_err(|_| anyhow!("stdin is not hex"))?;
+            return parse_hex(text.trim()).map_err(|e| anyhow!("{e}; --value-hex wants hex"));
+        }
+        // `echo '{...}' | timecask put t k -`: the newline is not the value's.
+        if bytes.ends_with(b"\n") {
+            bytes.pop();
+            if bytes.ends_with(b"\r") {
+                bytes.pop();
+            }
+        }
+        bytes
+    } else if value_hex {
+        return parse_hex(value).map_err(|e| anyhow!("{e}; --value-hex wants hex"));
+    } else {
+        value.as_bytes().to_vec()
+    };
+    match serde_json::from_slice::<serde::de::IgnoredAny>(&text) {
+        Ok(_) => {}
+        Err(e) if require_json => bail!("the value is not valid JSON ({e}); nothing was written"),
+        Err(e) => {
+            let first = text.iter().find(|b| !b.is_ascii_whitespace());
+            if matches!(first, Some(b'{' | b'[')) {
+                eprintln!(
+                    "warning: the value starts like JSON but is not valid JSON ({e}); \
+                     stored as text (--require-json refuses it)"
+                );
+            }
+        }
+    }
+    Ok(text)
+}
+
 pub fn put(
     ctx: &Ctx,
     out: &mut dyn Write,
@@ -161,7 +204,14 @@ fn parse_line(text: &str) -> Result<(Vec<u8>, Vec<u8>)> {
 
 /// `import TABLE FILE|-`: JSON lines `{"key": ..., "value": ...}`, all in
 /// one transaction; a bad line aborts the whole import.
-pub fn import(ctx: &Ctx, out: &mut dyn Write, table: &str, file: &Path, meta: &Meta) -> Result<()> {
+pub fn import(
+    ctx: &Ctx,
+    out: &mut dyn Write,
+    table: &str,
+    file: &Path,
+    require_json: bool,
+    meta: &Meta,
+) -> Result<()> {
     // The file first: a missing file must not leave a new empty database.
     let (reader, name, len): (Box<dyn Read>, String, _) = if file == Path::new("-") {
         (Box::new(std::io::stdin().lock()), "stdin".to_string(), None)
@@ -195,7 +245,17 @@ pub fn import(ctx: &Ctx, out: &mut dyn Write, table: &str, file: &Path, meta: &M
         if trimmed.is_empty() {
             continue;
         }
-        let (key, value) = parse_line(trimmed).map_err(|e| {
+        let (key, value) = parse_line(trimmed)
+            .and_then(|(key, value)| {
+                if require_json && serde_json::from_slice::<serde::de::IgnoredAny>(&value).is_err() {
+                    bail!(
+                        "the value would be stored as text or bytes, not JSON \
+                         (--require-json; a JSON string is stored as its text)"
+                    );
+                }
+                Ok((key, value))
+            })
+            .map_err(|e| {
             anyhow!(
                 "{name} line {line_no}: {e}; each line must be {{\"key\": ..., \"value\": ...}}; \
                  nothing was imported"
