@@ -116,7 +116,8 @@ impl PyView {
         py.detach(|| snap.contains(table, &key)).py_err(py)
     }
 
-    /// The version of ``key`` visible here (``None`` if absent or deleted).
+    /// The newest version of ``key`` visible here (a delete's for a deleted
+    /// key); ``None`` if it was never written up to this txid.
     fn get_version(
         &self,
         py: Python<'_>,
