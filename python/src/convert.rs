@@ -62,7 +62,10 @@ pub fn meta_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Metadata> {
         None => Ok(Metadata::new()),
         Some(o) if o.is_none() => Ok(Metadata::new()),
         Some(o) => o.extract::<Metadata>().map_err(|_| {
-            PyTypeError::new_err(format!("meta is a dict of str to str, not {}", type_name(o)))
+            PyTypeError::new_err(format!(
+                "meta is a dict of str to str, not {}",
+                type_name(o)
+            ))
         }),
     }
 }

@@ -125,9 +125,7 @@ impl PyDb {
             segment_roll_bytes: segment_roll_bytes.unwrap_or(defaults.segment_roll_bytes),
             ..defaults
         };
-        let db = py
-            .detach(|| Db::open_with(&path, config))
-            .py_err(py)?;
+        let db = py.detach(|| Db::open_with(&path, config)).py_err(py)?;
         Ok(PyDb {
             path: db.path().to_string_lossy().into_owned(),
             read_only: db.is_read_only(),
@@ -248,9 +246,7 @@ impl PyDb {
     ) -> PyResult<Option<Bound<'py, pyo3::types::PyBytes>>> {
         let db = self.db(py)?;
         let key = key_arg(key)?;
-        let value = py
-            .detach(|| db.snapshot().get(table, &key))
-            .py_err(py)?;
+        let value = py.detach(|| db.snapshot().get(table, &key)).py_err(py)?;
         Ok(value.map(|v| pyo3::types::PyBytes::new(py, &v)))
     }
 
@@ -491,6 +487,10 @@ impl PyDb {
     }
 
     fn __repr__(&self) -> String {
-        format!("<timecask.Db {:?}{}>", self.path, if self.closed() { " closed" } else { "" })
+        format!(
+            "<timecask.Db {:?}{}>",
+            self.path,
+            if self.closed() { " closed" } else { "" }
+        )
     }
 }

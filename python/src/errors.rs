@@ -29,9 +29,7 @@ fn instantiate(
     message: String,
     fields: &Bound<'_, PyDict>,
 ) -> PyResult<PyErr> {
-    let module = ERRORS.get_or_try_init(py, || {
-        py.import("timecask._errors").map(Bound::unbind)
-    })?;
+    let module = ERRORS.get_or_try_init(py, || py.import("timecask._errors").map(Bound::unbind))?;
     let class = module.bind(py).getattr(class)?;
     let instance = class.call((message,), Some(fields))?;
     Ok(PyErr::from_value(instance))
@@ -102,9 +100,7 @@ fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
         }
         Error::KeyTooLarge { size, max } => limit(&kw, *size, *max, "KeyTooLargeError")?,
         Error::ValueTooLarge { size, max } => limit(&kw, *size, *max, "ValueTooLargeError")?,
-        Error::MetadataTooLarge { size, max } => {
-            limit(&kw, *size, *max, "MetadataTooLargeError")?
-        }
+        Error::MetadataTooLarge { size, max } => limit(&kw, *size, *max, "MetadataTooLargeError")?,
         Error::TransactionTooLarge { size, max } => {
             limit(&kw, *size, *max, "TransactionTooLargeError")?
         }
@@ -148,7 +144,12 @@ fn build(py: Python<'_>, error: &Error) -> PyResult<PyErr> {
     instantiate(py, class, error.to_string(), &kw)
 }
 
-fn limit(kw: &Bound<'_, PyDict>, size: usize, max: usize, class: &'static str) -> PyResult<&'static str> {
+fn limit(
+    kw: &Bound<'_, PyDict>,
+    size: usize,
+    max: usize,
+    class: &'static str,
+) -> PyResult<&'static str> {
     kw.set_item("size", size)?;
     kw.set_item("max", max)?;
     Ok(class)

@@ -1,8 +1,8 @@
 //! What reads return, as immutable Python objects: versions, transaction
 //! records, changes, diff entries and reports.
 
-use pyo3::prelude::*;
 use pyo3::BoundObject;
+use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use timecask::{Change, DiffEntry, Metadata, TxRecord, Version};
 

@@ -80,24 +80,24 @@ impl PyTransaction {
     /// the transaction wrote nothing.
     #[getter]
     fn txid(&self, py: Python<'_>) -> Option<u64> {
-        py.detach(|| {
-            match &*self.state.lock().unwrap_or_else(PoisonError::into_inner) {
+        py.detach(
+            || match &*self.state.lock().unwrap_or_else(PoisonError::into_inner) {
                 State::Committed(t) => t.map(|t| t.0),
                 _ => None,
-            }
-        })
+            },
+        )
     }
 
     /// ``"open"``, ``"committed"`` or ``"rolled_back"``.
     #[getter]
     fn state(&self, py: Python<'_>) -> &'static str {
-        py.detach(|| {
-            match &*self.state.lock().unwrap_or_else(PoisonError::into_inner) {
+        py.detach(
+            || match &*self.state.lock().unwrap_or_else(PoisonError::into_inner) {
                 State::Open(_) => "open",
                 State::Committed(_) => "committed",
                 State::RolledBack => "rolled_back",
-            }
-        })
+            },
+        )
     }
 
     /// Sets a metadata entry (``user``, ``remote_addr``, ``reason``, ...).
@@ -354,7 +354,8 @@ impl PyTransaction {
             "<timecask.Transaction {} base_txid={} txid={}>",
             self.state(py),
             self.base_txid,
-            self.txid(py).map_or_else(|| "None".to_string(), |t| t.to_string())
+            self.txid(py)
+                .map_or_else(|| "None".to_string(), |t| t.to_string())
         )
     }
 }
@@ -371,4 +372,3 @@ fn pairs_to_py(
         pairs.into_iter().map(to_py).collect()
     }
 }
-

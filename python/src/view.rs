@@ -36,18 +36,21 @@ impl PyView {
     }
 }
 
+/// A key range as `(start, end)` bounds.
+pub type KeyRange = (Edge<Vec<u8>>, Edge<Vec<u8>>);
+
 /// The bounds of a key range: `start` included, `end` excluded.
 fn key_range(
     start: Option<&Bound<'_, PyAny>>,
     end: Option<&Bound<'_, PyAny>>,
-) -> PyResult<(Edge<Vec<u8>>, Edge<Vec<u8>>)> {
+) -> PyResult<KeyRange> {
     let start = bound_arg(start)?.map_or(Edge::Unbounded, Edge::Included);
     let end = bound_arg(end)?.map_or(Edge::Unbounded, Edge::Excluded);
     Ok((start, end))
 }
 
 /// The range of keys starting with `prefix`.
-pub fn prefix_range(prefix: &[u8]) -> (Edge<Vec<u8>>, Edge<Vec<u8>>) {
+pub fn prefix_range(prefix: &[u8]) -> KeyRange {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < u8::MAX {
