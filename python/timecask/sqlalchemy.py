@@ -96,6 +96,8 @@ class Versioning:
         self.remote_addr = remote_addr
         self.session = session
         self.last_txid: Optional[int] = None
+        # Per handle: two versioned bases in one process keep apart.
+        self._info_key = f"{_PENDING}_{id(self)}"
         event.listen(session, "after_flush", self._after_flush)
         event.listen(session, "do_orm_execute", self._do_orm_execute)
         event.listen(session, "after_commit", self._after_commit)
@@ -131,9 +133,8 @@ class Versioning:
 
     # -- the hooks ----------------------------------------------------------
 
-    @staticmethod
-    def _pending(session: Any) -> Dict[Tuple[str, bytes], Optional[bytes]]:
-        return session.info.setdefault(_PENDING, {})
+    def _pending(self, session: Any) -> Dict[Tuple[str, bytes], Optional[bytes]]:
+        return session.info.setdefault(self._info_key, {})
 
     def _after_flush(self, session: Any, _flush_context: Any) -> None:
         pending = self._pending(session)
@@ -195,7 +196,7 @@ class Versioning:
 
     def _after_soft_rollback(self, session: Any, previous_transaction: Any) -> None:
         if previous_transaction.parent is None or not session.in_transaction():
-            session.info.pop(_PENDING, None)
+            session.info.pop(self._info_key, None)
 
     def _meta(self) -> Dict[str, str]:
         meta = {}
@@ -206,7 +207,7 @@ class Versioning:
         return meta
 
     def _after_commit(self, session: Any) -> None:
-        pending = session.info.pop(_PENDING, None)
+        pending = session.info.pop(self._info_key, None)
         if not pending:
             return
         meta = self._meta()
