@@ -22,7 +22,12 @@ and an insert of the same primary key in one flush is one Update), and bulk
 ORM ``update()``/``delete()`` statements executed through the session (the
 rows they match are read before and after). The changes of one session
 transaction become one timecask transaction when it commits; a rollback
-records nothing. timecask commits right after the SQL commit succeeds.
+records nothing. timecask commits right after the SQL commit succeeds
+(retrying on a conflict with another session's commit of the same row).
+
+Not tracked: a rolled-back SAVEPOINT (``begin_nested``) inside a session
+transaction that later commits still records the changes flushed inside it;
+Core ``connection.execute()`` statements bypass the session and are not seen.
 """
 
 from __future__ import annotations
