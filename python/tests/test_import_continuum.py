@@ -12,7 +12,8 @@ pytest.importorskip("sqlalchemy_continuum")
 
 import timecask  # noqa: E402
 from timecask.import_continuum import import_continuum, main  # noqa: E402
-from timecask.sqlalchemy import _decode, _key  # noqa: E402
+from timecask._rows import decode_row as _decode  # noqa: E402
+from timecask._rows import row_key as _key  # noqa: E402
 
 OPS = {0: "insert", 1: "update", 2: "delete"}
 

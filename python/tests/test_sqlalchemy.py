@@ -1,5 +1,8 @@
 """The SQLAlchemy integration: ORM commits recorded as timecask transactions."""
 
+import datetime
+import decimal
+
 import pytest
 
 sa = pytest.importorskip("sqlalchemy")
@@ -19,6 +22,21 @@ class User(Base):
     name: Mapped[str] = mapped_column(String)
     email: Mapped[str] = mapped_column(String, default="")
     age: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Event(Base):
+    __tablename__ = "event"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime.datetime] = mapped_column(sa.DateTime)
+    day: Mapped[datetime.date] = mapped_column(sa.Date)
+    amount: Mapped[decimal.Decimal] = mapped_column(sa.Numeric(10, 2))
+
+
+class Membership(Base):
+    __tablename__ = "membership"
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group: Mapped[str] = mapped_column(String, primary_key=True)
+    role: Mapped[str] = mapped_column(String)
 
 
 class Note(Base):
@@ -142,3 +160,38 @@ def test_primary_key_change_deletes_the_old_key(orm):
         s.commit()
     assert [v.op for v in history.versions(User, 1)] == ["insert", "delete"]
     assert [v.op for v in history.versions(User, 7)] == ["insert"]
+
+
+def test_column_types_round_trip_through_revert(orm):
+    engine, history, _ = orm
+    first = dict(at=datetime.datetime(2025, 1, 31, 12, 30), day=datetime.date(2025, 1, 31), amount=decimal.Decimal("9.99"))
+    with Session(engine) as s:
+        e = Event(id=1, **first)
+        s.add(e)
+        s.commit()
+        t1 = history.last_txid
+        e.at, e.day, e.amount = datetime.datetime(2026, 1, 1), datetime.date(2026, 1, 1), decimal.Decimal("1.00")
+        s.commit()
+        stored = history.version_at(e, t1)
+        assert stored["at"] == datetime.datetime(2025, 1, 31, 12, 30, tzinfo=datetime.timezone.utc)  # naive taken as UTC
+        history.revert(s, e, t1)
+        s.commit()
+        s.expire_all()
+        again = s.get(Event, 1)
+        assert (again.at, again.day, again.amount) == (first["at"], first["day"], first["amount"])
+
+
+def test_composite_primary_keys(orm):
+    engine, history, _ = orm
+    with Session(engine) as s:
+        m = Membership(user_id=1, group="admins", role="owner")
+        s.add(m)
+        s.commit()
+        m.role = "member"
+        s.commit()
+        assert [v.value["role"] for v in history.versions(Membership, (1, "admins"))] == ["owner", "member"]
+        assert history.versions(m)[-1].changeset == {"role": ("owner", "member")}
+        history.revert(s, m, 0)  # before it existed: deleted
+        s.commit()
+        assert s.get(Membership, (1, "admins")) is None
+    assert history.as_of(Membership, history.last_txid) == []

@@ -34,7 +34,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import open as _open
 from ._errors import Error
-from .sqlalchemy import _encode, _key
+from ._rows import encode_row as _encode
+from ._rows import row_key as _key
 
 __all__ = ["import_continuum", "ImportReport"]
 

@@ -39,49 +39,18 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-import msgpack
 from sqlalchemy import event, inspect, select, tuple_
 from sqlalchemy.orm import Session
 
 from ._errors import ConflictError
 from ._table import changeset as _changeset
-from .codec import KeyCodec
+from ._rows import decode_row as _decode
+from ._rows import encode_row as _encode
+from ._rows import row_key as _key
 
 __all__ = ["versioned", "Versioning", "RowVersion"]
 
 _PENDING = "timecask_pending"
-_I64 = KeyCodec("i64")
-
-
-def _fallback(obj: Any) -> Any:
-    """Column types MessagePack has no type for."""
-    if isinstance(obj, _dt.datetime):  # naive: taken as UTC
-        return obj.replace(tzinfo=_dt.timezone.utc)
-    if isinstance(obj, (_dt.date, _dt.time)):
-        return obj.isoformat()
-    if isinstance(obj, (decimal.Decimal, uuid.UUID)):
-        return str(obj)
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    raise TypeError(f"cannot record a {type(obj).__name__} column value")
-
-
-def _encode(row: Dict[str, Any]) -> bytes:
-    return msgpack.packb(row, use_bin_type=True, datetime=True, default=_fallback)
-
-
-def _decode(data: Optional[bytes]) -> Optional[Dict[str, Any]]:
-    if data is None:
-        return None
-    return msgpack.unpackb(data, raw=False, timestamp=3, strict_map_key=False)
-
-
-def _key(pk: Tuple[Any, ...]) -> bytes:
-    if len(pk) == 1 and isinstance(pk[0], int) and not isinstance(pk[0], bool):
-        return _I64.encode(pk[0])
-    if len(pk) == 1 and isinstance(pk[0], str):
-        return pk[0].encode()
-    return msgpack.packb(list(pk), use_bin_type=True, datetime=True, default=_fallback)
 
 
 class Versioning:
