@@ -1,6 +1,7 @@
 """Transaction records, the log, diffs, the change feed, revert/undo, retention and maintenance."""
 
 import threading
+from datetime import timedelta
 
 import pytest
 
@@ -152,6 +153,7 @@ def test_tx_purge_and_retention(db):
         tx.set_retention("t", keep_last=2)
     with db.transaction() as tx:
         tx.set_retention("u", keep_for=3600.0)
+        tx.set_retention("v", keep_last=5, keep_for=timedelta(days=30))
     with pytest.raises(timecask.InvalidConfigError):
         with db.transaction() as tx:
             tx.set_retention("t")
