@@ -410,27 +410,45 @@ impl CrashState {
         self.calls
     }
 
-    /// Writes into `to` (an existing, empty directory) what a crash at this
-    /// moment leaves of directory `from`. A directory the seam never
-    /// touched is copied as it is now.
+    /// The files (name, bytes) a crash at this moment leaves of directory
+    /// `from`. A directory the seam never touched is taken as it is now.
     ///
     /// Panics on I/O errors: this is a test helper.
-    pub fn write_image(&self, from: &Path, to: &Path, mode: &CrashMode, dir: DirState) {
+    pub fn image(
+        &self,
+        from: &Path,
+        mode: &CrashMode,
+        dir: DirState,
+    ) -> BTreeMap<OsString, Vec<u8>> {
         let Some(dirs) = self.dirs.get(from) else {
-            for (name, _, bytes) in read_regular_files(from).expect("crash image: read dir") {
-                std::fs::write(to.join(name), bytes).expect("crash image: write");
-            }
-            return;
+            return read_regular_files(from)
+                .expect("crash image: read dir")
+                .into_iter()
+                .map(|(name, _, bytes)| (name, bytes))
+                .collect();
         };
         let entries = match dir {
             DirState::Durable => &dirs.durable,
             DirState::Live => &dirs.live,
         };
-        for (name, entry) in entries {
-            let bytes = match entry {
-                Entry::Tracked(id) => self.files[*id].image(mode, *id),
-                Entry::Untracked { bytes, .. } => bytes.clone(),
-            };
+        entries
+            .iter()
+            .map(|(name, entry)| {
+                let bytes = match entry {
+                    Entry::Tracked(id) => self.files[*id].image(mode, *id),
+                    Entry::Untracked { bytes, .. } => bytes.clone(),
+                };
+                (name.clone(), bytes)
+            })
+            .collect()
+    }
+
+    /// Writes into `to` (an existing, empty directory) what a crash at this
+    /// moment leaves of directory `from` ([`CrashState::image`]).
+    ///
+    /// Panics on I/O errors: this is a test helper.
+    pub fn write_image(&self, from: &Path, to: &Path, mode: &CrashMode, dir: DirState) {
+        for (name, bytes) in self.image(from, mode, dir) {
             std::fs::write(to.join(name), bytes).expect("crash image: write");
         }
     }
