@@ -39,3 +39,8 @@ fn run_ops_corpus() {
 fn decode_values_corpus() {
     replay("decode_values", fuzz_harness::decode_values);
 }
+
+#[test]
+fn open_dir_mutations_corpus() {
+    replay("open_dir_mutations", fuzz_harness::open_dir_mutations);
+}
