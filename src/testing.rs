@@ -823,4 +823,63 @@ mod tests {
             vec![s("LOCK", b""), s("b", b"synced")]
         );
     }
+
+    #[test]
+    fn a_state_is_captured_before_every_mutating_call() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = FaultyStorage::default();
+        storage.capture_before_every_call(true);
+        let file = storage.open(&dir.path().join("a"), true).expect("create");
+        file.write_all_at(b"x", 0).expect("write");
+        let mut buf = [0; 1];
+        file.read_exact_at(&mut buf, 0).expect("read");
+        file.sync_data().expect("sync");
+        storage.sync_dir(dir.path()).expect("sync dir");
+        let calls: Vec<u64> = storage
+            .take_captures()
+            .iter()
+            .map(CrashState::calls)
+            .collect();
+        assert_eq!(calls, vec![0, 1, 2, 3]);
+        assert_eq!(storage.calls(), 4);
+        assert!(!storage.capture().has_unsynced());
+    }
+
+    #[test]
+    fn renames_and_removals_fail_on_cue() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, b"a").expect("write");
+        let storage = FaultyStorage::default();
+        storage.arm(|p| {
+            p.fail_rename_at = Some(1);
+            p.fail_remove_at = Some(2);
+        });
+        assert!(storage.rename(&a, &b).is_err());
+        storage.rename(&a, &b).expect("second rename");
+        storage.remove_file(&b).expect("first remove");
+        std::fs::write(&a, b"a").expect("write");
+        assert!(storage.remove_file(&a).is_err());
+        assert!(a.exists() && !b.exists());
+    }
+
+    #[test]
+    fn a_file_written_around_the_seam_is_copied_as_it_is() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = FaultyStorage::default();
+        let path = dir.path().join("a");
+        let file = storage.open(&path, true).expect("create");
+        file.write_all_at(b"unsynced", 0).expect("write");
+        drop(file);
+        // Replaced behind the seam's back (perhaps reusing the inode).
+        std::fs::remove_file(&path).expect("remove");
+        std::fs::write(&path, b"other bytes").expect("write");
+        let image = storage
+            .capture()
+            .image(dir.path(), &CrashMode::ZeroTail, DirState::Live);
+        assert_eq!(
+            image.get(std::ffi::OsStr::new("a")).map(Vec::as_slice),
+            Some(&b"other bytes"[..])
+        );
+    }
 }
