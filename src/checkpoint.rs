@@ -60,11 +60,12 @@ impl Shared {
     pub(crate) fn write_checkpoint(&self) -> Result<CheckpointReport> {
         self.check_writable()?;
         let (txid, body) = {
-            let writer = self.lock_writer();
+            let _writer = self.lock_writer();
             // Everything indexed is written; make it durable so the
             // checkpoint never covers frames a power cut could take back.
-            let (active, _) = writer.log.active();
-            active.sync_data().map_err(|e| Error::io(&self.dir, e))?;
+            // Through group commit, so a failed fsync poisons the writer
+            // like any other and the witness records what is durable.
+            self.durable.sync_all()?;
             let index = self.read_index();
             let txid = index.last_txid();
             let mut segments = Vec::new();

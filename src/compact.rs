@@ -272,10 +272,17 @@ impl Db {
         let tmp = PathBuf::from(tmp);
         let _ = std::fs::remove_file(&tmp);
         let file = storage.open(&tmp, true).map_err(|e| Error::io(&tmp, e))?;
-        file.write_all_at(&rewrite.bytes, 0)
-            .map_err(|e| Error::io(&tmp, e))?;
-        file.sync_data().map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        let written = file
+            .write_all_at(&rewrite.bytes, 0)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| Error::io(&tmp, e))
+            .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
+        if let Err(e) = written {
+            // On a full disk the partial rewrite holds the space: give it
+            // back now, not at the next open. The segment is untouched.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         storage
             .sync_dir(&shared.dir)
             .map_err(|e| Error::io(&shared.dir, e))?;
@@ -300,13 +307,18 @@ impl Db {
     }
 }
 
-/// Deletes rewrites left behind by a crash during compaction.
+/// Deletes rewrites left behind by a crash during compaction: only
+/// `NNNNNNNNNN.tcseg.compact` beside an existing segment; no other file is
+/// ever touched.
 pub(crate) fn remove_stray_rewrites(dir: &Path) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    for entry in entries {
-        let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        if path.to_str().is_some_and(|p| p.ends_with(COMPACT_SUFFIX)) {
-            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+    for id in list_segments(dir)? {
+        let mut path = segment_path(dir, id).into_os_string();
+        path.push(COMPACT_SUFFIX);
+        let path = PathBuf::from(path);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
         }
     }
     Ok(())

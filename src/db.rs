@@ -15,11 +15,13 @@ use crate::index::chain::VersionRef;
 use crate::index::{Index, SYSTEM_TABLE, TxInfo, compacted_system_value};
 use crate::log::files::SegmentFiles;
 use crate::log::frame::{FRAME_HEADER_SIZE, FrameHeader, META_OFFSET, decode_meta, decode_payload};
+use crate::log::poison::Poison;
 use crate::log::recovery::{
-    OpenSegments, Recovered, ReplayMode, ResumePoint, open_segments, replay,
+    Expected, LogFiles, OpenSegments, Recovered, ReplayMode, ResumePoint, open_segments, replay,
 };
 use crate::log::segment::list_segments;
 use crate::log::value_cache::{ValueBytes, ValueCache};
+use crate::log::witness::{WITNESS_FILE, Witness, WitnessState, read_witness};
 use crate::log::writer::LogWriter;
 use crate::pins::Pins;
 use crate::read::Snapshot;
@@ -83,6 +85,8 @@ pub(crate) struct Shared {
     maintenance: Mutex<()>,
     /// Bytes of torn tail that recovery cut off when this database opened.
     torn_tail_bytes: u64,
+    /// Acknowledged txids recovery went on without (`Recovery::AcceptLoss`).
+    lost_txids: Option<std::ops::RangeInclusive<TxId>>,
     /// Open started from the index checkpoint.
     checkpoint_used: bool,
     /// Frames replayed or committed since the last checkpoint.
@@ -162,9 +166,11 @@ impl Db {
                 Err(TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
             }
         }
+        // The witness is read before the log: it never runs ahead of it.
+        let witness = read_witness(config.storage.as_ref(), &dir)?;
         crate::compact::remove_stray_rewrites(&dir)?;
         let segments = open_segments(config.storage.as_ref(), &dir, ReplayMode::Repair)?;
-        Db::from_log(dir, config, &segments, Some(lock))
+        Db::from_log(dir, config, &segments, witness, Some(lock))
     }
 
     /// Opens the database in `path` read-only, beside a writer that may
@@ -251,8 +257,12 @@ impl Db {
             Ok(_) => {}
         }
         refuse_foreign_directory(&dir)?;
+        // Read before the log: a writer records the witness only after the
+        // frames it covers are in the segment, so the log seen afterwards
+        // reaches at least as far.
+        let witness = read_witness(config.storage.as_ref(), &dir)?;
         let segments = open_segments(config.storage.as_ref(), &dir, ReplayMode::ReadOnly)?;
-        Db::from_log(dir, config, &segments, None)
+        Db::from_log(dir, config, &segments, witness, None)
     }
 
     /// Builds the database from its opened segments (after the lock, if
@@ -261,17 +271,42 @@ impl Db {
         dir: PathBuf,
         config: Config,
         segments: &OpenSegments,
+        witness: WitnessState,
         lock: Option<File>,
     ) -> Result<Db> {
-        let (files, index, recovered, checkpoint_used) = load_and_replay(&dir, &config, segments)?;
+        let poison = Arc::new(Poison::default());
+        let expected = Expected {
+            acknowledged: witness.acknowledged(),
+            recovery: config.recovery,
+        };
+        let (files, index, recovered, checkpoint_used) =
+            load_and_replay(&dir, &config, segments, expected, &poison)?;
         assert_eq!(index.last_txid(), recovered.last_txid);
         let last_commit_time = index
             .tx(recovered.last_txid)
             .map_or(Timestamp::default(), |t| t.commit_time);
         let horizon = index.horizon();
         let cache = ValueCache::new(config.value_cache_bytes);
+        // Recovery made the whole log it kept durable; from now on the
+        // witness says so (and, after an accepted loss, no more than that).
+        let witness = match lock {
+            Some(_) => Some(Witness::open(
+                config.storage.as_ref(),
+                &dir,
+                witness,
+                recovered.last_txid,
+                &poison,
+            )?),
+            None => None,
+        };
         let (active, active_path) = recovered.writer.active();
-        let durable = Durable::new(recovered.last_txid, Arc::clone(active), active_path.clone());
+        let durable = Durable::new(
+            recovered.last_txid,
+            Arc::clone(active),
+            active_path.clone(),
+            poison,
+            witness,
+        );
         Ok(Db {
             shared: Arc::new(Shared {
                 dir,
@@ -281,6 +316,7 @@ impl Db {
                 cache,
                 maintenance: Mutex::new(()),
                 torn_tail_bytes: recovered.torn_bytes,
+                lost_txids: recovered.lost.clone(),
                 checkpoint_used,
                 frames_since_checkpoint: AtomicU64::new(recovered.frames_replayed),
                 index: RwLock::new(index),
@@ -491,6 +527,7 @@ impl Db {
             n_tables: index.table_names_at(index.last_txid()).len(),
             horizon: index.horizon(),
             torn_tail_bytes: self.shared.torn_tail_bytes,
+            lost_txids: self.shared.lost_txids.clone(),
             opened_from_checkpoint: self.shared.checkpoint_used,
         }
     }
@@ -524,6 +561,11 @@ pub struct Stats {
     /// The index was loaded from the checkpoint at open (only the frames
     /// after it were replayed).
     pub opened_from_checkpoint: bool,
+    /// Txids that were acknowledged as durable but that the log no longer
+    /// held when the database opened with
+    /// [`Recovery::AcceptLoss`](crate::Recovery::AcceptLoss); the next
+    /// commit reuses the first of them. `None` when nothing was lost.
+    pub lost_txids: Option<std::ops::RangeInclusive<TxId>>,
 }
 
 /// Iterator over transactions, from [`Db::log`].
@@ -554,23 +596,25 @@ fn load_and_replay(
     dir: &Path,
     config: &Config,
     segments: &OpenSegments,
+    expected: Expected,
+    poison: &Arc<Poison>,
 ) -> Result<(SegmentFiles, Index, Recovered, bool)> {
     let attempt = |index: Index, resume: Option<ResumePoint>| {
         let files = SegmentFiles::new(dir);
         let mut index = index;
-        let recovered = replay(
-            &config.storage,
+        let log = LogFiles {
+            storage: &config.storage,
             dir,
-            config.segment_roll_bytes,
+            roll_bytes: config.segment_roll_bytes,
             segments,
-            &files,
-            resume,
-            |loc, payload_len, tx| {
-                index.apply(loc, payload_len, tx).map_err(|reason| {
-                    Error::corrupt(files.path(loc.segment), u64::from(loc.offset), reason)
-                })
-            },
-        )?;
+            files: &files,
+            poison,
+        };
+        let recovered = replay(log, expected, resume, |loc, payload_len, tx| {
+            index.apply(loc, payload_len, tx).map_err(|reason| {
+                Error::corrupt(files.path(loc.segment), u64::from(loc.offset), reason)
+            })
+        })?;
         Ok::<_, Error>((files, index, recovered))
     };
     if let Ok((index, resume)) = crate::checkpoint::load(dir, segments)
@@ -597,7 +641,10 @@ fn value_span(version: &VersionRef) -> Option<(u64, usize)> {
 fn refuse_foreign_directory(dir: &Path) -> Result<()> {
     let mut entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let empty = entries.next().is_none();
-    if empty || dir.join(LOCK_FILE).exists() || !list_segments(dir)?.is_empty() {
+    let ours = [LOCK_FILE, WITNESS_FILE]
+        .iter()
+        .any(|name| dir.join(name).exists());
+    if empty || ours || !list_segments(dir)?.is_empty() {
         return Ok(());
     }
     Err(Error::NotADatabase {

@@ -9,13 +9,20 @@
 //! written, indexed and (for `Immediate` ones) fsynced: a `Buffered` commit
 //! that follows an `Immediate` one is published only when that one is
 //! durable.
+//!
+//! A sync is the segment's `fdatasync` followed by the commit witness
+//! (`crate::log::witness`) recording the txid it covers; only then are the
+//! commits it covers acknowledged. Both go through the shared
+//! [`Poison`]: a failure of either refuses every later write.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::log::poison::Poison;
+use crate::log::witness::Witness;
 use crate::storage::StorageFile;
 use crate::types::TxId;
 
@@ -25,6 +32,10 @@ pub(crate) struct Durable {
     changed: Condvar,
     /// Highest txid readers may see. Only ever increases.
     visible: AtomicU64,
+    /// Shared with the log writer: every fsync goes through it.
+    poison: Arc<Poison>,
+    /// The durable record of the last synced txid (`None` read-only).
+    witness: Option<Witness>,
 }
 
 struct State {
@@ -39,8 +50,6 @@ struct State {
     /// The segment new frames go to, and its path for error messages.
     active: Arc<dyn StorageFile>,
     active_path: PathBuf,
-    /// Set by a failed fsync; no more writes until reopen.
-    failure: Option<String>,
     /// Committers between "about to take the writer mutex" and "frame
     /// written": a syncer waits briefly for them so one fsync covers them.
     in_flight: usize,
@@ -64,9 +73,18 @@ impl Drop for InFlight<'_> {
 }
 
 impl Durable {
-    /// `last` is the last txid in the log, already on disk.
-    pub(crate) fn new(last: TxId, active: Arc<dyn StorageFile>, active_path: PathBuf) -> Durable {
+    /// `last` is the last txid in the log, already on disk (and recorded
+    /// by `witness`).
+    pub(crate) fn new(
+        last: TxId,
+        active: Arc<dyn StorageFile>,
+        active_path: PathBuf,
+        poison: Arc<Poison>,
+        witness: Option<Witness>,
+    ) -> Durable {
         Durable {
+            poison,
+            witness,
             state: Mutex::new(State {
                 written: last,
                 synced: last,
@@ -74,7 +92,6 @@ impl Durable {
                 waiting_for_sync: VecDeque::new(),
                 active,
                 active_path,
-                failure: None,
                 in_flight: 0,
             }),
             changed: Condvar::new(),
@@ -104,12 +121,7 @@ impl Durable {
 
     /// Refuses writes after a failed fsync.
     pub(crate) fn check_writable(&self) -> Result<()> {
-        match &self.lock().failure {
-            Some(reason) => Err(Error::Poisoned {
-                reason: reason.clone(),
-            }),
-            None => Ok(()),
-        }
+        self.poison.check()
     }
 
     /// Records that `txid` is written and indexed, in segment `active`.
@@ -160,11 +172,7 @@ impl Durable {
             if done {
                 return Ok(());
             }
-            if let Some(reason) = &state.failure {
-                return Err(Error::Poisoned {
-                    reason: reason.clone(),
-                });
-            }
+            self.poison.check()?;
             // A Buffered commit behind an unsynced Immediate one helps
             // rather than waits for that one's committer to come back.
             if !state.syncing && (durable || !state.waiting_for_sync.is_empty()) {
@@ -197,7 +205,11 @@ impl Durable {
         let file = Arc::clone(&state.active);
         let path = state.active_path.clone();
         drop(state);
-        let result = file.sync_data();
+        let result = self.poison.sync(file.as_ref(), &path).and_then(|()| {
+            self.witness
+                .as_ref()
+                .map_or(Ok(()), |w| w.record(target, &self.poison))
+        });
         let mut state = self.lock();
         state.syncing = false;
         match result {
@@ -211,9 +223,9 @@ impl Durable {
                 Ok(state)
             }
             Err(e) => {
-                state.failure = Some(format!("fsync of {} failed: {e}", path.display()));
+                // Poisoned by the failed fsync or witness write.
                 self.changed.notify_all();
-                Err(Error::io(path, e))
+                Err(e)
             }
         }
     }

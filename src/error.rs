@@ -52,6 +52,43 @@ pub enum Error {
         /// What check failed.
         reason: String,
     },
+    /// Commits that were acknowledged as durable are missing from the log:
+    /// its newest segment was deleted or cut short (the commit witness
+    /// `COMMIT` records how far durable commits went). Nothing on disk was
+    /// changed. Restore from a backup, or open with
+    /// [`Config::recovery`](crate::Config::recovery) set to
+    /// [`Recovery::AcceptLoss`](crate::Recovery::AcceptLoss) to go on
+    /// without them.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), timecask::Error> {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = timecask::Db::open(dir.path())?;
+    /// let mut tx = db.begin();
+    /// tx.put("t", b"k", b"v")?;
+    /// tx.commit()?;
+    /// drop(db);
+    /// // Lose the only segment.
+    /// std::fs::remove_file(dir.path().join("0000000001.tcseg")).unwrap();
+    /// let err = timecask::Db::open(dir.path()).unwrap_err();
+    /// assert!(matches!(
+    ///     err,
+    ///     timecask::Error::CommitsLost { log_end: timecask::TxId(0), acknowledged: timecask::TxId(1), .. }
+    /// ));
+    /// # Ok(()) }
+    /// ```
+    #[error(
+        "the log ends at txid {log_end} in {path} but txids through {acknowledged} were acknowledged as durable (the commit witness COMMIT says so): the end of that segment or newer segments are missing; restore from a backup, or open with Recovery::AcceptLoss to go on without them"
+    )]
+    CommitsLost {
+        /// The newest segment on disk: the missing commits were at its end
+        /// or in segments after it.
+        path: PathBuf,
+        /// The last txid the log still holds.
+        log_end: TxId,
+        /// The last txid acknowledged as durable.
+        acknowledged: TxId,
+    },
     /// The file was written by a newer (or unknown) version of the format.
     #[error(
         "{path} has format version {found}, this build reads version {supported}; upgrade timecask"

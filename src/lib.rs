@@ -51,6 +51,7 @@ mod log;
 mod pins;
 mod read;
 mod record;
+mod runs;
 pub mod storage;
 mod temporal;
 #[cfg(test)]
@@ -71,7 +72,7 @@ pub use record::{Change, HistoryQuery, TxRecord, Version};
 pub use temporal::{ChangeFeed, DiffEntry};
 pub use tx::WriteTx;
 pub use typed::{Key, TableDef, TypedError};
-pub use types::{Config, Durability, Op, RetentionPolicy, Timestamp, TxId};
+pub use types::{Config, Durability, Op, Recovery, RetentionPolicy, Timestamp, TxId};
 pub use verify::VerifyReport;
 
 /// The README's example, compiled by `cargo test`.

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::index::chain::{VersionRef, visible_at, visible_position};
 use crate::index::{Index, TxInfo};
 use crate::log::value_cache::ValueBytes;
-use crate::record::{HistoryQuery, Version};
+use crate::record::{HistoryQuery, Version, Window};
 use crate::types::TxId;
 
 /// Entries copied out of the index per lock acquisition during a scan.
@@ -302,16 +302,7 @@ impl Snapshot {
                 return Ok(Vec::new());
             };
             let upto = visible_position(chain, self.txid).map_or(0, |i| i + 1);
-            let start = match query.start {
-                Bound::Included(t) => chain[..upto].partition_point(|v| v.txid() < t),
-                Bound::Excluded(t) => chain[..upto].partition_point(|v| v.txid() <= t),
-                Bound::Unbounded => 0,
-            };
-            let end = match query.end {
-                Bound::Included(t) => chain[..upto].partition_point(|v| v.txid() <= t),
-                Bound::Excluded(t) => chain[..upto].partition_point(|v| v.txid() < t),
-                Bound::Unbounded => upto,
-            };
+            let (start, end) = window_positions(&chain[..upto], &query, self.txid);
             let positions: Box<dyn Iterator<Item = usize>> = if query.newest_first {
                 Box::new((start..end.max(start)).rev())
             } else {
@@ -333,6 +324,38 @@ impl Snapshot {
 
 /// The smallest byte string greater than every string starting with
 /// `prefix`, or `None` if there is none (all bytes 0xff).
+/// The positions `start..end` of `chain` (the versions a view at `view`
+/// sees) that a history query's txid window selects; the window ends at
+/// the view.
+fn window_positions(chain: &[VersionRef], query: &HistoryQuery, view: TxId) -> (usize, usize) {
+    // The window as an inclusive range of txids [low, high].
+    let low = match query.start {
+        Bound::Included(t) => Some(t),
+        Bound::Excluded(t) => t.0.checked_add(1).map(TxId),
+        Bound::Unbounded => Some(TxId::ZERO),
+    };
+    let high = match query.end {
+        Bound::Included(t) => Some(t),
+        Bound::Excluded(t) => t.0.checked_sub(1).map(TxId),
+        Bound::Unbounded => Some(TxId(u64::MAX)),
+    };
+    let (Some(low), Some(high)) = (low, high.map(|h| h.min(view))) else {
+        return (0, 0);
+    };
+    if low > high {
+        return (0, 0);
+    }
+    // Versions written at or before `high`.
+    let end = chain.partition_point(|v| v.txid() <= high);
+    let start = match query.window {
+        Window::WrittenIn => chain.partition_point(|v| v.txid() < low),
+        // Also the version current at `low`: the last one written at or
+        // before it (its validity runs into the window).
+        Window::ValidIn => chain.partition_point(|v| v.txid() <= low).saturating_sub(1),
+    };
+    (start, end.max(start))
+}
+
 fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {

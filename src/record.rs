@@ -53,21 +53,57 @@ pub struct TxRecord {
 
 /// Which versions [`Snapshot::history`](crate::Snapshot::history) returns.
 ///
-/// The txid window is applied to the index before any value is read, and
-/// `limit` pages through long chains: ask again with a window starting after
-/// the last txid returned.
+/// A txid window means what SQL:2011's `FOR SYSTEM_TIME FROM … TO …` means
+/// (MariaDB, SQL Server): every version valid at some txid of the window,
+/// including the one written before the window that was still current at
+/// its start. [`HistoryQuery::written_in`] selects by the txid that wrote
+/// a version instead. Either window is applied to the index before any
+/// value is read.
+///
+/// `limit` pages through long chains. Oldest first, ask for the next page
+/// with a window starting at the last version's `end_txid`
+/// (`txids(end..)`); newest first, with one ending before the oldest
+/// version returned (`txids(..txid)`).
 ///
 /// ```
+/// # fn main() -> Result<(), timecask::Error> {
 /// use timecask::{HistoryQuery, TxId};
-/// let newest_ten_since_100 = HistoryQuery::all().txids(TxId(100)..).newest_first().limit(10);
-/// # let _ = newest_ten_since_100;
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = timecask::Db::open(dir.path())?;
+/// for v in ["a", "b", "c"] {
+///     let mut tx = db.begin();
+///     tx.put("t", b"k", v)?; // txids 1, 2, 3
+///     tx.commit()?;
+/// }
+/// let txids = |q| -> Result<Vec<u64>, timecask::Error> {
+///     Ok(db.snapshot().history("t", b"k", q)?.iter().map(|v| v.txid.0).collect())
+/// };
+/// // Valid somewhere in 2..=2: the version written by txid 2 only.
+/// assert_eq!(txids(HistoryQuery::all().txids(TxId(2)..=TxId(2)))?, [2]);
+/// // Paging, oldest first, one at a time.
+/// let first = db.snapshot().history("t", b"k", HistoryQuery::all().limit(1))?;
+/// let next = HistoryQuery::all().txids(first[0].end_txid.unwrap()..).limit(1);
+/// assert_eq!(txids(next)?, [2]);
+/// // Written in 2..: versions 2 and 3.
+/// assert_eq!(txids(HistoryQuery::all().written_in(TxId(2)..))?, [2, 3]);
+/// # Ok(()) }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryQuery {
     pub(crate) start: Bound<TxId>,
     pub(crate) end: Bound<TxId>,
+    pub(crate) window: Window,
     pub(crate) newest_first: bool,
     pub(crate) limit: Option<usize>,
+}
+
+/// What a [`HistoryQuery`]'s txid window selects by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Window {
+    /// Versions valid at some txid of the window.
+    ValidIn,
+    /// Versions whose own txid lies in the window.
+    WrittenIn,
 }
 
 impl Default for HistoryQuery {
@@ -82,15 +118,28 @@ impl HistoryQuery {
         HistoryQuery {
             start: Bound::Unbounded,
             end: Bound::Unbounded,
+            window: Window::ValidIn,
             newest_first: false,
             limit: None,
         }
     }
 
-    /// Only versions whose txid lies in `txids`.
+    /// Only versions valid at some txid in `txids` (a version is valid
+    /// from its own txid up to, not including, the next version's): with
+    /// versions at 2, 5, 9 and 12, `txids(TxId(6)..=TxId(8))` is the
+    /// version from 5. The view's txid caps the window.
     pub fn txids(mut self, txids: impl RangeBounds<TxId>) -> HistoryQuery {
         self.start = txids.start_bound().cloned();
         self.end = txids.end_bound().cloned();
+        self.window = Window::ValidIn;
+        self
+    }
+
+    /// Only versions written by a transaction whose txid lies in `txids`.
+    pub fn written_in(mut self, txids: impl RangeBounds<TxId>) -> HistoryQuery {
+        self.start = txids.start_bound().cloned();
+        self.end = txids.end_bound().cloned();
+        self.window = Window::WrittenIn;
         self
     }
 

@@ -189,6 +189,36 @@ pub struct Config {
     /// `create_if_missing`, `durability`, `lock_timeout` and
     /// `checkpoint_on_close` do not apply then.
     pub read_only: bool,
+    /// What open does when the commit witness shows that acknowledged
+    /// commits are missing or damaged at the end of the log:
+    /// [`Recovery::Strict`] (the default) refuses with
+    /// [`Error::CommitsLost`](crate::Error::CommitsLost) or
+    /// [`Error::Corrupt`](crate::Error::Corrupt) and changes nothing.
+    pub recovery: Recovery,
+}
+
+/// How open treats acknowledged commits that are missing or damaged at the
+/// end of the log (a deleted or cut newest segment, a bit flip in its
+/// last frames). Damage anywhere else is always
+/// [`Error::Corrupt`](crate::Error::Corrupt).
+///
+/// ```
+/// let config = timecask::Config {
+///     recovery: timecask::Recovery::AcceptLoss,
+///     ..Default::default()
+/// };
+/// assert_ne!(config.recovery, timecask::Recovery::default());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Recovery {
+    /// Refuse to open: the loss is reported, nothing is changed on disk.
+    #[default]
+    Strict,
+    /// Open anyway: the log is cut before the first damaged frame, the
+    /// missing txids are reported in
+    /// [`Stats::lost_txids`](crate::Stats::lost_txids), and the next commit
+    /// reuses the first of them. Only for when no backup is better.
+    AcceptLoss,
 }
 
 impl Default for Config {
@@ -203,6 +233,7 @@ impl Default for Config {
             checkpoint_on_close: true,
             value_cache_bytes: 64 * 1024 * 1024,
             read_only: false,
+            recovery: Recovery::Strict,
         }
     }
 }

@@ -54,7 +54,8 @@ impl Db {
         // files it opened (a writer may have renamed others over them).
         let ids = shared.files.ids();
         let mut fresh = Index::default();
-        let mut next_txid = None;
+        // The log starts at txid 1 and each segment continues the last.
+        let mut next_txid = Some(TxId(1));
         let mut report = VerifyReport {
             txid: upto,
             n_segments: 0,
@@ -79,7 +80,8 @@ impl Db {
                 return Err(Error::corrupt(
                     &path,
                     0,
-                    "segment header does not continue the previous segment",
+                    "segment header does not continue the previous segment (or the log \
+                     does not start at txid 1)",
                 ));
             }
             let mut scan = SegmentScan::new(&path, id, size, header.first_txid);

@@ -1,8 +1,11 @@
 //! Corruption sweeps: flip a bit at (nearly) every offset of every segment
-//! and truncate at every offset. Opening must either recover a valid prefix
-//! (only when the damage is the tail of the newest segment) or fail with
-//! `Error::Corrupt` naming the damaged file; never panic, never return
-//! different data.
+//! and truncate at every offset. With the commit witness (`COMMIT`) every
+//! frame of a cleanly closed database was acknowledged as durable, so any
+//! damage is refused: `Error::Corrupt` naming the damaged file, or
+//! `Error::CommitsLost` for a cut. Without it (a database from before the
+//! witness), damage to the tail of the newest segment may also be cut as a
+//! torn write, recovering a valid prefix. Never a panic, never different
+//! data.
 
 mod common;
 use common::segments;
@@ -86,6 +89,10 @@ fn check_open(dir: &Path, original: &[TxRecord], damaged: &Path, newest: bool, w
             assert_eq!(path, damaged, "{what}");
             false
         }
+        Err(Error::CommitsLost { path, .. }) => {
+            assert_eq!(path, damaged, "{what}: the error names the cut file");
+            false
+        }
         Err(e) => panic!("{what}: expected Corrupt or a recovered prefix, got {e}"),
     }
 }
@@ -95,23 +102,33 @@ fn bit_flips_anywhere_are_detected_or_only_cut_the_newest_tail() {
     let dir = tempfile::tempdir().expect("tempdir");
     let original = build(dir.path());
     let segs = segments(dir.path());
+    let witness = fs::read(dir.path().join("COMMIT")).expect("witness");
     let mut opened = 0;
     let mut refused = 0;
     for (n, seg) in segs.iter().enumerate() {
         let newest = n == segs.len() - 1;
         let bytes = fs::read(seg).expect("read");
-        for offset in (0..bytes.len()).step_by(3) {
-            let mut damaged = bytes.clone();
-            damaged[offset] ^= 1 << (offset % 8);
-            fs::write(seg, &damaged).expect("write");
-            let what = format!("flip at {}:{offset}", seg.display());
-            if check_open(dir.path(), &original, seg, newest, &what) {
-                opened += 1;
-            } else {
-                refused += 1;
+        // Without a witness only the newest segment's rules differ.
+        let modes: &[bool] = if newest { &[true, false] } else { &[true] };
+        for &with_witness in modes {
+            if !with_witness {
+                fs::remove_file(dir.path().join("COMMIT")).expect("remove witness");
             }
-            // Undo anything the recovered open cut or appended.
-            restore_all(dir.path(), &segs, seg, &bytes);
+            for offset in (0..bytes.len()).step_by(3) {
+                let mut damaged = bytes.clone();
+                damaged[offset] ^= 1 << (offset % 8);
+                fs::write(seg, &damaged).expect("write");
+                let what = format!("flip at {}:{offset}, witness {with_witness}", seg.display());
+                let newest_may_cut = newest && !with_witness;
+                if check_open(dir.path(), &original, seg, newest_may_cut, &what) {
+                    opened += 1;
+                } else {
+                    refused += 1;
+                }
+                // Undo anything the recovered open cut or appended.
+                restore_all(dir.path(), &segs, seg, &bytes);
+                fs::write(dir.path().join("COMMIT"), &witness).expect("restore witness");
+            }
         }
     }
     assert!(
@@ -135,23 +152,32 @@ fn truncation_at_every_offset() {
     let dir = tempfile::tempdir().expect("tempdir");
     let original = build(dir.path());
     let segs = segments(dir.path());
+    let witness_path = dir.path().join("COMMIT");
+    let witness = fs::read(&witness_path).expect("witness");
     let snapshot: Vec<Vec<u8>> = segs.iter().map(|s| fs::read(s).expect("read")).collect();
     for (n, seg) in segs.iter().enumerate() {
         let newest = n == segs.len() - 1;
         let bytes = &snapshot[n];
-        for cut in 0..bytes.len() {
-            fs::write(seg, &bytes[..cut]).expect("truncate");
-            let what = format!("cut {} at {cut}", seg.display());
-            let opened = check_open(dir.path(), &original, seg, newest, &what);
-            if newest {
-                assert!(opened, "{what}: a cut newest segment is a torn tail");
-            } else {
-                assert!(!opened, "{what}: a cut older segment is damage");
+        let modes: &[bool] = if newest { &[true, false] } else { &[true] };
+        for &with_witness in modes {
+            for cut in 0..bytes.len() {
+                if !with_witness {
+                    fs::remove_file(&witness_path).expect("remove witness");
+                }
+                fs::write(seg, &bytes[..cut]).expect("truncate");
+                let what = format!("cut {} at {cut}, witness {with_witness}", seg.display());
+                let opened = check_open(dir.path(), &original, seg, newest, &what);
+                match (newest, with_witness) {
+                    (true, false) => assert!(opened, "{what}: a cut newest segment is a torn tail"),
+                    (true, true) => assert!(!opened, "{what}: acknowledged commits were cut"),
+                    (false, _) => assert!(!opened, "{what}: a cut older segment is damage"),
+                }
+                for (s, b) in segs.iter().zip(&snapshot) {
+                    fs::write(s, b).expect("restore");
+                }
+                restore_all(dir.path(), &segs, seg, bytes);
+                fs::write(&witness_path, &witness).expect("restore witness");
             }
-            for (s, b) in segs.iter().zip(&snapshot) {
-                fs::write(s, b).expect("restore");
-            }
-            restore_all(dir.path(), &segs, seg, bytes);
         }
     }
 }

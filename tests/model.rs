@@ -1516,23 +1516,44 @@ impl Harness {
         };
         let tk = tk(table, key);
         let window = (txid_bound(&window.0), txid_bound(&window.1));
-        let mut want: Vec<Version> = self
-            .model
-            .versions_at(&tk, at)
-            .into_iter()
-            .filter(|v| in_bounds(&v.txid, &window))
-            .collect();
-        if newest_first {
-            want.reverse();
-        }
-        want.truncate(limit.unwrap_or(usize::MAX));
-        let mut query = HistoryQuery::all().txids(window);
-        if newest_first {
-            query = query.newest_first();
-        }
-        if let Some(n) = limit {
-            query = query.limit(n);
-        }
+        // `txids`: every version valid at some txid of the window the view
+        // sees (a version is valid from its txid until its end_txid);
+        // `written_in`: every version whose own txid is in the window.
+        let valid_in = |v: &Version| {
+            (0..=at).map(TxId).any(|t| {
+                in_bounds(&t, &window) && v.txid <= t && v.end_txid.is_none_or(|end| t < end)
+            })
+        };
+        let written_in = |v: &Version| in_bounds(&v.txid, &window);
+        let selected = |keep: &dyn Fn(&Version) -> bool| {
+            let mut want: Vec<Version> = self
+                .model
+                .versions_at(&tk, at)
+                .into_iter()
+                .filter(|v| keep(v))
+                .collect();
+            if newest_first {
+                want.reverse();
+            }
+            want.truncate(limit.unwrap_or(usize::MAX));
+            want
+        };
+        let (want, want_written) = (selected(&valid_in), selected(&written_in));
+        let with_options = |mut query: HistoryQuery| {
+            if newest_first {
+                query = query.newest_first();
+            }
+            if let Some(n) = limit {
+                query = query.limit(n);
+            }
+            query
+        };
+        let query = with_options(HistoryQuery::all().txids(window));
+        let r_written = s.history(
+            TABLES[table],
+            KEYS[key],
+            with_options(HistoryQuery::all().written_in(window)),
+        );
         let r = s.history(TABLES[table], KEYS[key], query);
         if let Some(h) = self.model.trimmed_after(TABLES[table], at) {
             assert!(
@@ -1546,6 +1567,11 @@ impl Harness {
             got,
             want,
             "history {tk:?} at {at}, window {window:?}, newest first {newest_first}, limit {limit:?}"
+        );
+        check_eq!(
+            r_written.expect("history"),
+            want_written,
+            "history written in {window:?} {tk:?} at {at}, newest first {newest_first}, limit {limit:?}"
         );
     }
 

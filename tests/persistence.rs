@@ -18,7 +18,12 @@ fn buffered() -> Config {
 
 /// Commits `n` transactions, each writing `k{i % 7}` = `v{i}` with metadata.
 fn fill(db: &Db, n: u64) {
-    for i in 0..n {
+    fill_from(db, 0, n);
+}
+
+/// The commits of `fill` from the `from`th (0-based) up to the `n`th.
+fn fill_from(db: &Db, from: u64, n: u64) {
+    for i in from..n {
         let mut tx = db.begin();
         tx.set_meta("i", i.to_string()).expect("meta");
         tx.put("t", format!("k{}", i % 7), format!("v{i}"))
@@ -82,8 +87,14 @@ fn immediate_commits_survive_reopen() {
 fn torn_tail_is_cut_and_database_stays_writable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open_with(dir.path(), buffered()).expect("open");
-    fill(&db, 10);
+    fill(&db, 9);
+    db.flush().expect("flush");
+    // Commit 10 is written but, as in a crash before its fsync, the commit
+    // witness never learns of it: a cut inside it is a torn tail.
+    let witness = fs::read(dir.path().join("COMMIT")).expect("witness");
+    fill_from(&db, 9, 10);
     drop(db);
+    fs::write(dir.path().join("COMMIT"), &witness).expect("restore witness");
     let seg = segments(dir.path()).pop().expect("segment");
     let len = fs::metadata(&seg).expect("meta").len();
     // Cut the last frame at every byte inside it: the first 9 commits stay.
@@ -96,6 +107,7 @@ fn torn_tail_is_cut_and_database_stays_writable() {
     };
     for cut in last_frame_start + 1..len {
         fs::write(&seg, &original[..cut as usize]).expect("write");
+        fs::write(dir.path().join("COMMIT"), &witness).expect("restore witness");
         let db = Db::open_with(dir.path(), buffered()).expect("open after tear");
         assert_filled(&db, 9);
         assert_eq!(db.stats().torn_tail_bytes, cut - last_frame_start);
@@ -147,8 +159,14 @@ fn frame_len(db: &Db, txid: TxId) -> u64 {
 fn bit_flip_in_acknowledged_frame_is_corrupt_with_path_and_offset() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open_with(dir.path(), buffered()).expect("open");
-    fill(&db, 10);
+    fill(&db, 9);
+    db.flush().expect("flush");
+    // Commit 10 is written but, as in a crash before its fsync, the commit
+    // witness never learns of it: a cut inside it is a torn tail.
+    let witness = fs::read(dir.path().join("COMMIT")).expect("witness");
+    fill_from(&db, 9, 10);
     drop(db);
+    fs::write(dir.path().join("COMMIT"), &witness).expect("restore witness");
     let seg = segments(dir.path()).pop().expect("segment");
     let original = fs::read(&seg).expect("read");
     // Flip one bit in the payload of an early frame (past the 32-byte

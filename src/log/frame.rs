@@ -14,6 +14,11 @@ use crate::types::{Op, TableId, Timestamp, TxId};
 pub(crate) const FRAME_HEADER_SIZE: usize = 8;
 /// Offset of the metadata section inside a payload.
 pub(crate) const META_OFFSET: usize = 8 + 8 + 4;
+/// The smallest payload a frame can have: txid, time, `meta_len`, an empty
+/// metadata map, no table definitions, no changes. A header announcing less
+/// (such as the all-zero header that a zero-filled tail reads as, whose
+/// empty payload even has a matching CRC) is not a frame.
+pub(crate) const PAYLOAD_SIZE_MIN: usize = META_OFFSET + 4 + 4 + 4;
 
 /// One change as the writer hands it to the encoder.
 pub(crate) struct ChangeToEncode<'a> {

@@ -6,19 +6,23 @@
 //! A bad frame in the newest segment counts as a torn tail only if no valid
 //! frame follows it; otherwise it is damage to acknowledged data.
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::limits::TX_SIZE_MAX;
 use crate::log::files::SegmentFiles;
-use crate::log::frame::{DecodedTx, FRAME_HEADER_SIZE, FrameHeader, decode_payload};
+use crate::log::frame::{
+    DecodedTx, FRAME_HEADER_SIZE, FrameHeader, PAYLOAD_SIZE_MIN, decode_payload,
+};
+use crate::log::poison::Poison;
 use crate::log::segment::{
     SEGMENT_HEADER_SIZE, SegmentHeader, create_segment, list_segments, segment_path, sync_dir,
 };
 use crate::log::writer::{FrameLocation, LogWriter};
 use crate::storage::{ReadOnlyFile, Storage, StorageFile};
-use crate::types::{SegmentId, TxId};
+use crate::types::{Recovery, SegmentId, TxId};
 
 /// What recovery found, besides what it handed to the visitor.
 pub(crate) struct Recovered {
@@ -29,6 +33,18 @@ pub(crate) struct Recovered {
     pub torn_bytes: u64,
     /// Frames read and handed to the visitor.
     pub frames_replayed: u64,
+    /// Txids the commit witness says were acknowledged as durable but the
+    /// log no longer has (only with `Recovery::AcceptLoss`).
+    pub lost: Option<RangeInclusive<TxId>>,
+}
+
+/// What recovery knows about the log before reading it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Expected {
+    /// Every txid up to this one was acknowledged as durable (the commit
+    /// witness); `None` without a witness.
+    pub acknowledged: Option<TxId>,
+    pub recovery: Recovery,
 }
 
 /// Where replay starts when an index checkpoint already covers the log up
@@ -73,6 +89,18 @@ pub(crate) fn open_segments(
     mode: ReplayMode,
 ) -> Result<OpenSegments> {
     let ids = list_segments(dir)?;
+    if let Some(first) = ids.first()
+        && *first != SegmentId(1)
+    {
+        return Err(Error::corrupt(
+            segment_path(dir, SegmentId(1)),
+            0,
+            format!(
+                "the first segment is missing: the log starts at segment {}",
+                first.0
+            ),
+        ));
+    }
     for (i, id) in ids.iter().enumerate() {
         let expected = SegmentId(ids[0].0 + i as u32);
         if *id != expected {
@@ -114,22 +142,55 @@ pub(crate) fn open_segments(
     Ok(OpenSegments { files, mode })
 }
 
+/// The log and where it lives, for [`replay`].
+pub(crate) struct LogFiles<'a> {
+    pub storage: &'a Arc<dyn Storage>,
+    pub dir: &'a Path,
+    pub roll_bytes: u64,
+    pub segments: &'a OpenSegments,
+    pub files: &'a SegmentFiles,
+    /// The poison the returned writer's fsyncs go through.
+    pub poison: &'a Arc<Poison>,
+}
+
 /// Replays every frame of the log in `segments` in txid order (from
 /// `resume` on, if given).
 ///
 /// `visit` gets each frame's location, its payload length and the decoded
 /// payload. Returns the writer positioned after the last valid frame.
+///
+/// With a commit witness (`expected.acknowledged`), a frame at or below the
+/// acknowledged txid that is damaged is `Error::Corrupt` and a log that
+/// ends before it `Error::CommitsLost` (unless `Recovery::AcceptLoss`);
+/// every bad frame after it starts the unsynced tail, which is cut. Without
+/// a witness, a bad frame followed by a valid later one is damage, not a
+/// tear. Nothing is truncated or rewritten before every check that could
+/// refuse the open has passed for that segment.
 pub(crate) fn replay(
-    storage: &Arc<dyn Storage>,
-    dir: &Path,
-    roll_bytes: u64,
-    segments: &OpenSegments,
-    files: &SegmentFiles,
+    log: LogFiles<'_>,
+    expected: Expected,
     resume: Option<ResumePoint>,
     mut visit: impl FnMut(FrameLocation, u32, &DecodedTx<'_>) -> Result<()>,
 ) -> Result<Recovered> {
+    let LogFiles {
+        storage,
+        dir,
+        roll_bytes,
+        segments,
+        files,
+        poison,
+    } = log;
     let read_only = segments.mode == ReplayMode::ReadOnly;
+    let strict = expected.recovery == Recovery::Strict;
+    let acknowledged = expected.acknowledged.unwrap_or(TxId::ZERO);
     let Some(&(last_id, _)) = segments.files.last() else {
+        if acknowledged > TxId::ZERO && strict {
+            return Err(Error::CommitsLost {
+                path: segment_path(dir, SegmentId(1)),
+                log_end: TxId::ZERO,
+                acknowledged,
+            });
+        }
         if read_only {
             return Err(Error::NotFound {
                 path: dir.to_path_buf(),
@@ -150,13 +211,17 @@ pub(crate) fn replay(
                 file,
                 SEGMENT_HEADER_SIZE as u64,
                 roll_bytes,
+                Arc::clone(poison),
             ),
             last_txid: TxId(0),
             torn_bytes: 0,
             frames_replayed: 0,
+            lost: (acknowledged > TxId::ZERO).then_some(TxId(1)..=acknowledged),
         });
     };
-    let mut next_txid: Option<TxId> = None;
+    // The txid the next frame must have; `None` after segments a
+    // checkpoint covers (only their headers are checked).
+    let mut next_txid: Option<TxId> = Some(TxId(1));
     let mut torn_bytes = 0;
     let mut frames_replayed = 0;
     let mut active = None;
@@ -173,6 +238,24 @@ pub(crate) fn replay(
                     "segment is shorter than its header",
                 ));
             }
+            // A crash while creating the newest segment leaves a prefix of
+            // the header it was given; anything else was not written here
+            // and is left as it is.
+            let header = SegmentHeader {
+                id,
+                first_txid: next_txid.unwrap_or(TxId(1)),
+            };
+            let mut bytes = vec![0; size as usize];
+            file.read_exact_at(&mut bytes, 0)
+                .map_err(|e| Error::io(&path, e))?;
+            if bytes[..] != header.encode()[..bytes.len()] {
+                return Err(Error::corrupt(
+                    &path,
+                    0,
+                    "file is shorter than a segment header and not the start of one \
+                     (not written by timecask; left as it is)",
+                ));
+            }
             if read_only {
                 // A writer is creating it right now (or crashed doing so):
                 // the log ends at the previous segment.
@@ -180,11 +263,17 @@ pub(crate) fn replay(
                 torn_bytes += size;
                 break;
             }
-            // A crash while creating the newest segment: write its header again.
-            let header = SegmentHeader {
-                id,
-                first_txid: next_txid.unwrap_or(TxId(1)),
-            };
+            if let Some(next) = next_txid
+                && next <= acknowledged
+                && strict
+            {
+                // Acknowledged frames should be in this segment.
+                return Err(Error::CommitsLost {
+                    path,
+                    log_end: TxId(next.0 - 1),
+                    acknowledged,
+                });
+            }
             file.set_len(0).map_err(|e| Error::io(&path, e))?;
             rewrite_header(file.as_ref(), &path, header)?;
             sync_dir(storage.as_ref(), dir)?;
@@ -200,6 +289,7 @@ pub(crate) fn replay(
         let mut header = SegmentHeader::decode(&header_bytes, &path)?;
         if let Some(next) = next_txid
             && is_last
+            && active.is_some()
             && size == SEGMENT_HEADER_SIZE as u64
             && header.first_txid != next
             && header.id == id
@@ -224,9 +314,19 @@ pub(crate) fn replay(
         if let Some(next) = next_txid
             && header.first_txid != next
         {
+            let Some((prev_id, _, prev_len)) = &active else {
+                return Err(Error::corrupt(
+                    &path,
+                    0,
+                    format!(
+                        "the first segment starts at txid {} instead of 1: the log before it is missing",
+                        header.first_txid
+                    ),
+                ));
+            };
             // Frames missing at the end of the previous segment is the
             // likely story when this one starts later; name that file.
-            if let (true, Some((prev_id, _, prev_len))) = (header.first_txid > next, &active) {
+            if header.first_txid > next {
                 return Err(Error::corrupt(
                     segment_path(dir, *prev_id),
                     *prev_len,
@@ -273,9 +373,32 @@ pub(crate) fn replay(
                     "damaged frame in a segment that is not the newest",
                 ));
             }
-            if let Some(found) =
-                find_valid_frame_after(file.as_ref(), &path, end, size, scan.next_txid)?
+            if scan.next_txid <= acknowledged {
+                // The witness says this frame was acknowledged as durable.
+                if strict {
+                    return Err(match scan.stopped_by {
+                        Some(ScanStop::PastEnd) => Error::CommitsLost {
+                            path,
+                            log_end: TxId(scan.next_txid.0 - 1),
+                            acknowledged,
+                        },
+                        _ => Error::corrupt(
+                            &path,
+                            end,
+                            format!(
+                                "the frame of txid {} is damaged, but COMMIT says it was \
+                                 acknowledged as durable (txids through {acknowledged} were)",
+                                scan.next_txid
+                            ),
+                        ),
+                    });
+                }
+            } else if expected.acknowledged.is_none()
+                && let Some(found) =
+                    find_valid_frame_after(file.as_ref(), &path, end, size, scan.next_txid)?
             {
+                // No witness to tell unsynced from acknowledged frames: a
+                // valid frame after a bad one means the bad one was damaged.
                 return Err(Error::corrupt(
                     &path,
                     end,
@@ -301,18 +424,37 @@ pub(crate) fn replay(
             path: dir.to_path_buf(),
         });
     };
+    let last_txid = TxId(next_txid.map_or(0, |t| t.0 - 1));
+    let lost = (last_txid < acknowledged).then(|| last_txid.next()..=acknowledged);
+    if lost.is_some() && strict {
+        // The newest segment on disk ends early, or newer ones are gone.
+        let path = segment_path(dir, id);
+        return Err(Error::CommitsLost {
+            path,
+            log_end: last_txid,
+            acknowledged,
+        });
+    }
     // Frames a crashed process left in the page cache become durable now,
     // so everything replayed counts as synced.
     if !read_only {
         file.sync_data()
             .map_err(|e| Error::io(segment_path(dir, id), e))?;
     }
-    let last_txid = TxId(next_txid.map_or(0, |t| t.0 - 1));
     Ok(Recovered {
-        writer: LogWriter::new(Arc::clone(storage), dir, id, file, len, roll_bytes),
+        writer: LogWriter::new(
+            Arc::clone(storage),
+            dir,
+            id,
+            file,
+            len,
+            roll_bytes,
+            Arc::clone(poison),
+        ),
         last_txid,
         torn_bytes,
         frames_replayed,
+        lost,
     })
 }
 
@@ -350,6 +492,20 @@ pub(crate) struct SegmentScan {
     pub stop_after: TxId,
     /// The scan stopped at a frame after `stop_after`.
     pub stopped: bool,
+    /// Why the valid frames ended before the end of the file, if they did.
+    pub stopped_by: Option<ScanStop>,
+}
+
+/// What ended a segment's valid frames before the end of the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ScanStop {
+    /// The next frame's header or payload runs past the end of the file.
+    PastEnd,
+    /// A frame header announces a payload too small or too large to be one
+    /// (an all-zero tail reads as a header of length 0).
+    NotAFrame,
+    /// A payload's checksum does not match its header.
+    Checksum,
 }
 
 impl SegmentScan {
@@ -363,6 +519,7 @@ impl SegmentScan {
             next_txid: first_txid,
             stop_after: TxId(u64::MAX),
             stopped: false,
+            stopped_by: None,
         }
     }
 
@@ -379,6 +536,7 @@ impl SegmentScan {
         while pos < self.size {
             let remaining = self.size - pos;
             if remaining < FRAME_HEADER_SIZE as u64 {
+                self.stopped_by = Some(ScanStop::PastEnd);
                 return Ok(pos);
             }
             let mut header = [0; FRAME_HEADER_SIZE];
@@ -388,7 +546,12 @@ impl SegmentScan {
             let header = FrameHeader::parse(header);
             let len = u64::from(header.payload_len);
             // Check the length before allocating anything sized by it.
-            if len as usize > TX_SIZE_MAX || len > remaining - FRAME_HEADER_SIZE as u64 {
+            if (len as usize) < PAYLOAD_SIZE_MIN || len as usize > TX_SIZE_MAX {
+                self.stopped_by = Some(ScanStop::NotAFrame);
+                return Ok(pos);
+            }
+            if len > remaining - FRAME_HEADER_SIZE as u64 {
+                self.stopped_by = Some(ScanStop::PastEnd);
                 return Ok(pos);
             }
             payload.resize(len as usize, 0);
@@ -396,6 +559,7 @@ impl SegmentScan {
                 .read_exact(&mut payload)
                 .map_err(|e| Error::io(&self.path, e))?;
             if crc32fast::hash(&payload) != header.crc {
+                self.stopped_by = Some(ScanStop::Checksum);
                 return Ok(pos);
             }
             let tx = decode_payload(&payload)
@@ -511,7 +675,10 @@ fn find_valid_frame_after(
             let mut t = [0; 8];
             t.copy_from_slice(&b[8..16]);
             let txid = u64::from_le_bytes(t);
-            if len < 8 || len as usize > TX_SIZE_MAX || at + FRAME_HEADER_SIZE as u64 + len > size {
+            if (len as usize) < PAYLOAD_SIZE_MIN
+                || len as usize > TX_SIZE_MAX
+                || at + FRAME_HEADER_SIZE as u64 + len > size
+            {
                 continue;
             }
             if txid < next_txid.0 || txid > max_txid {

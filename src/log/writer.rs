@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::log::files::SegmentFiles;
+use crate::log::poison::Poison;
 use crate::log::segment::{SEGMENT_HEADER_SIZE, SegmentHeader, create_segment, segment_path};
 use crate::storage::{Storage, StorageFile};
 use crate::types::{SegmentId, TxId};
@@ -31,9 +32,10 @@ pub(crate) struct LogWriter {
     /// Bytes in the active segment; the next frame goes here.
     len: u64,
     roll_bytes: u64,
-    /// Set when a failed write could not be cut off again: the file's
-    /// state is unknown, so no more writes until reopen.
-    poisoned: Option<String>,
+    /// Shared with group commit: set by a failed fsync of any log file, or
+    /// when a failed write could not be cut off again (the file's state is
+    /// unknown); no more writes until reopen.
+    poison: Arc<Poison>,
 }
 
 impl LogWriter {
@@ -44,6 +46,7 @@ impl LogWriter {
         file: Arc<dyn StorageFile>,
         len: u64,
         roll_bytes: u64,
+        poison: Arc<Poison>,
     ) -> LogWriter {
         LogWriter {
             storage,
@@ -53,7 +56,7 @@ impl LogWriter {
             file,
             len,
             roll_bytes,
-            poisoned: None,
+            poison,
         }
     }
 
@@ -74,11 +77,7 @@ impl LogWriter {
         txid: TxId,
         files: &SegmentFiles,
     ) -> Result<FrameLocation> {
-        if let Some(reason) = &self.poisoned {
-            return Err(Error::Poisoned {
-                reason: reason.clone(),
-            });
-        }
+        self.poison.check()?;
         if self.len > SEGMENT_HEADER_SIZE as u64 && self.len + frame.len() as u64 > self.roll_bytes
         {
             self.roll(txid, files)?;
@@ -88,8 +87,9 @@ impl LogWriter {
             // Cut off whatever part of the frame reached the file, so the
             // next frame does not follow garbage.
             if let Err(cut) = self.file.set_len(offset) {
-                self.poisoned = Some(format!(
-                    "write failed ({e}) and truncating it back failed ({cut})"
+                self.poison.set(format!(
+                    "a write to {} failed ({e}) and truncating it back failed ({cut})",
+                    self.path.display()
                 ));
             }
             return Err(Error::io(&self.path, e));
@@ -105,11 +105,7 @@ impl LogWriter {
     /// `next_txid`, goes to a new segment). Returns the active segment's id
     /// afterwards: every segment below it is sealed.
     pub(crate) fn seal(&mut self, next_txid: TxId, files: &SegmentFiles) -> Result<SegmentId> {
-        if let Some(reason) = &self.poisoned {
-            return Err(Error::Poisoned {
-                reason: reason.clone(),
-            });
-        }
+        self.poison.check()?;
         if self.len > SEGMENT_HEADER_SIZE as u64 {
             self.roll(next_txid, files)?;
         }
@@ -118,13 +114,7 @@ impl LogWriter {
 
     /// Fsyncs the active segment, creates the next one and makes it active.
     fn roll(&mut self, first_txid: TxId, files: &SegmentFiles) -> Result<()> {
-        if let Err(e) = self.file.sync_data() {
-            self.poisoned = Some(format!(
-                "fsync of {} before a segment roll failed: {e}",
-                self.path.display()
-            ));
-            return Err(Error::io(&self.path, e));
-        }
+        self.poison.sync(self.file.as_ref(), &self.path)?;
         let id = SegmentId(self.segment.0 + 1);
         let file = create_segment(
             self.storage.as_ref(),

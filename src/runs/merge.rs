@@ -1,0 +1,137 @@
+//! `merge`: a k-way merge of adjacent runs into one.
+//!
+//! The inputs cover adjacent txid ranges, so for one key every version of
+//! an earlier input comes before every version of a later one and no two
+//! entries tie. `keep` sees each version with the next version of the same
+//! key (if any): this is where purge, retention and erasure drop versions
+//! physically. A dropped version's change is removed from its tx record;
+//! the tx record itself stays (a txid with no surviving change still has
+//! one). Memory: one entry per input plus the set of dropped versions'
+//! `(txid, table, key)`.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashSet};
+
+use super::reader::Run;
+use super::writer::{RunRange, RunWriter};
+use super::{RunSummary, VersionEntry};
+use crate::error::Result;
+use crate::types::{TableId, TxId};
+
+/// An entry waiting in the merge heap, ordered so the smallest sort key
+/// pops first.
+struct Head {
+    entry: VersionEntry,
+    input: usize,
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Head {}
+
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.entry.sort_key().cmp(&self.entry.sort_key())
+    }
+}
+
+/// Merges `inputs` (sorted by txid, each starting right after the previous
+/// one ends) into `out`, which must have been created for their union, and
+/// finishes it. Panics if the inputs are not adjacent or `out` has another
+/// range: the caller picks the runs.
+pub(crate) fn merge(
+    inputs: &[&Run],
+    mut out: RunWriter,
+    mut keep: impl FnMut(&VersionEntry, Option<&VersionEntry>) -> bool,
+) -> Result<RunSummary> {
+    let (first, last) = match (inputs.first(), inputs.last()) {
+        (Some(first), Some(last)) => (first.summary(), last.summary()),
+        _ => panic!("merge needs at least one input"),
+    };
+    assert!(
+        inputs
+            .windows(2)
+            .all(|w| w[0].summary().last_txid.next() == w[1].summary().first_txid),
+        "merged runs are adjacent and in txid order"
+    );
+    assert_eq!(
+        out.range(),
+        RunRange {
+            first_txid: first.first_txid,
+            last_txid: last.last_txid,
+            first_commit_time: first.first_commit_time,
+        },
+        "the output covers exactly the inputs"
+    );
+    let mut iters: Vec<_> = inputs.iter().map(|r| r.iter()).collect();
+    let mut heap = BinaryHeap::with_capacity(inputs.len());
+    for (input, it) in iters.iter_mut().enumerate() {
+        if let Some(entry) = it.next() {
+            heap.push(Head {
+                entry: entry?,
+                input,
+            });
+        }
+    }
+    let mut dropped: HashSet<(TxId, TableId, Vec<u8>)> = HashSet::new();
+    let mut pending: Option<VersionEntry> = None;
+    while let Some(Head { entry, input }) = heap.pop() {
+        if let Some(next) = iters[input].next() {
+            heap.push(Head {
+                entry: next?,
+                input,
+            });
+        }
+        if let Some(p) = pending.take() {
+            let same_key = p.table == entry.table && p.key == entry.key;
+            emit(
+                &mut out,
+                &mut keep,
+                &mut dropped,
+                p,
+                same_key.then_some(&entry),
+            )?;
+        }
+        pending = Some(entry);
+    }
+    if let Some(p) = pending {
+        emit(&mut out, &mut keep, &mut dropped, p, None)?;
+    }
+    for run in inputs {
+        for tx in run.tx_iter() {
+            let mut tx = tx?;
+            if !dropped.is_empty() {
+                let txid = tx.txid;
+                tx.changes
+                    .retain(|c| !dropped.contains(&(txid, c.table, c.key.clone())));
+            }
+            out.add_tx(&tx)?;
+        }
+    }
+    out.finish()
+}
+
+fn emit(
+    out: &mut RunWriter,
+    keep: &mut impl FnMut(&VersionEntry, Option<&VersionEntry>) -> bool,
+    dropped: &mut HashSet<(TxId, TableId, Vec<u8>)>,
+    entry: VersionEntry,
+    next_of_same_key: Option<&VersionEntry>,
+) -> Result<()> {
+    if keep(&entry, next_of_same_key) {
+        out.add_version(&entry)
+    } else {
+        dropped.insert((entry.txid, entry.table, entry.key));
+        Ok(())
+    }
+}

@@ -1,0 +1,495 @@
+//! `Run`: an open run file. Open reads and checks the header, the footer,
+//! both block indexes and the bloom filter (the run's in-memory summary);
+//! every later read is one block (or, at a key's block boundary, two),
+//! served from the [`BlockCache`] or read from disk and checked.
+
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::block::{BLOCK_HEADER_SIZE, Base, VersionCursor, open_block};
+use super::bloom::{Bloom, key_hash};
+use super::cache::BlockCache;
+use super::footer::{
+    BlockHandle, FOOTER_SIZE, Footer, HEADER_SIZE, RUN_FORMAT_VERSION, Refusal, Section,
+    TxIndexEntry, VersionIndexEntry, check_header, decode_tx_index, decode_version_index,
+};
+use super::txblock::decode_tx_block;
+use super::{
+    BLOCK_STORED_SIZE_MAX, Direction, RunSummary, SECTION_SIZE_MAX, TxEntry, VersionEntry,
+};
+use crate::error::{Error, Result};
+use crate::storage::{Storage, StorageFile};
+use crate::types::{TableId, Timestamp, TxId};
+
+/// An open, checked run file.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub(super) path: PathBuf,
+    file: Arc<dyn StorageFile>,
+    uid: u64,
+    pub(super) footer: Footer,
+    pub(super) vindex: Vec<VersionIndexEntry>,
+    pub(super) tindex: Vec<TxIndexEntry>,
+    bloom: Bloom,
+    cache: Arc<BlockCache>,
+    file_len: u64,
+}
+
+impl Run {
+    /// Opens `path` read-only and checks everything but the blocks. `uid`
+    /// names this open run in `cache` and must never be reused by another.
+    pub(crate) fn open(
+        storage: &dyn Storage,
+        path: &Path,
+        uid: u64,
+        cache: Arc<BlockCache>,
+    ) -> Result<Run> {
+        let file = storage
+            .open_read_only(path)
+            .map_err(|e| Error::io(path, e))?;
+        let corrupt = |offset: u64, reason: String| Error::corrupt(path, offset, reason);
+        let refused = |offset: u64, refusal: Refusal| match refusal {
+            Refusal::Corrupt(reason) => corrupt(offset, reason),
+            Refusal::Newer(found) => Error::UnsupportedFormat {
+                path: path.to_path_buf(),
+                found,
+                supported: RUN_FORMAT_VERSION,
+            },
+        };
+        let file_len = file.len().map_err(|e| Error::io(path, e))?;
+        if file_len < (HEADER_SIZE + FOOTER_SIZE) as u64 {
+            return Err(corrupt(
+                0,
+                format!("run file of {file_len} bytes has no room for header and footer"),
+            ));
+        }
+        let mut header = [0; HEADER_SIZE];
+        read_at(&*file, path, &mut header, 0)?;
+        check_header(&header).map_err(|r| refused(0, r))?;
+        let footer_at = file_len - FOOTER_SIZE as u64;
+        let mut footer = [0; FOOTER_SIZE];
+        read_at(&*file, path, &mut footer, footer_at)?;
+        let footer = Footer::decode(&footer).map_err(|r| refused(footer_at, r))?;
+        check_footer(&footer, footer_at).map_err(|reason| corrupt(footer_at, reason))?;
+        let vbytes = read_section(&*file, path, footer.version_index)?;
+        let vindex = decode_version_index(&vbytes, footer.n_version_blocks)
+            .map_err(|r| corrupt(footer.version_index.offset, r))?;
+        let tbytes = read_section(&*file, path, footer.tx_index)?;
+        let tindex = decode_tx_index(&tbytes, footer.n_tx_blocks)
+            .map_err(|r| corrupt(footer.tx_index.offset, r))?;
+        check_indexes(&footer, &vindex, &tindex)
+            .map_err(|r| corrupt(footer.version_index.offset, r))?;
+        let bbytes = read_section(&*file, path, footer.bloom)?;
+        let bloom = Bloom::decode(&bbytes).map_err(|r| corrupt(footer.bloom.offset, r))?;
+        Ok(Run {
+            path: path.to_path_buf(),
+            file,
+            uid,
+            footer,
+            vindex,
+            tindex,
+            bloom,
+            cache,
+            file_len,
+        })
+    }
+
+    /// What the run holds.
+    pub(crate) fn summary(&self) -> RunSummary {
+        let f = &self.footer;
+        RunSummary {
+            first_txid: f.first_txid,
+            last_txid: f.last_txid,
+            first_commit_time: f.first_commit_time,
+            last_commit_time: f.last_commit_time,
+            n_versions: f.n_versions,
+            n_keys: f.n_keys,
+            n_txs: f.n_txs,
+            n_version_blocks: f.n_version_blocks,
+            n_tx_blocks: f.n_tx_blocks,
+            file_bytes: self.file_len,
+        }
+    }
+
+    /// Bytes this open run keeps in memory (indexes, filter, itself).
+    pub(crate) fn summary_bytes(&self) -> usize {
+        std::mem::size_of::<Run>()
+            + self.path.as_os_str().len()
+            + self
+                .vindex
+                .iter()
+                .map(|e| std::mem::size_of::<VersionIndexEntry>() + e.last_key.len())
+                .sum::<usize>()
+            + self.tindex.len() * std::mem::size_of::<TxIndexEntry>()
+            + self.bloom.heap_bytes()
+    }
+
+    /// The file this run was opened from.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(super) fn base(&self) -> Base {
+        Base {
+            first_txid: self.footer.first_txid,
+            last_txid: self.footer.last_txid,
+            first_commit_time: self.footer.first_commit_time,
+        }
+    }
+
+    /// Reads a block, checks its CRC and decompresses it; through the cache
+    /// when `cached` (a hit is not checked again: it was when read).
+    pub(super) fn read_block(&self, handle: BlockHandle, cached: bool) -> Result<Arc<[u8]>> {
+        if cached && let Some(block) = self.cache.get(self.uid, handle.offset) {
+            return Ok(block);
+        }
+        let mut stored = vec![0; handle.len as usize];
+        read_at(&*self.file, &self.path, &mut stored, handle.offset)?;
+        let raw: Arc<[u8]> = open_block(&stored)
+            .map_err(|r| self.corrupt(handle.offset, r))?
+            .into();
+        if cached {
+            self.cache.insert(self.uid, handle.offset, Arc::clone(&raw));
+        }
+        Ok(raw)
+    }
+
+    pub(super) fn corrupt(&self, offset: u64, reason: impl Into<String>) -> Error {
+        Error::corrupt(&self.path, offset, reason)
+    }
+
+    /// Calls `f` on each entry of version block `i` in order until it
+    /// returns false.
+    /// Decodes version block `i` from its start, or from the restart point
+    /// `seek` finds for a target (see `VersionCursor::seek`).
+    pub(super) fn scan_block(
+        &self,
+        i: usize,
+        cached: bool,
+        seek: Option<(TableId, &[u8], TxId)>,
+        mut f: impl FnMut(super::block::EntryView<'_>) -> bool,
+    ) -> Result<()> {
+        let handle = self.vindex[i].handle;
+        let raw = self.read_block(handle, cached)?;
+        let err =
+            |pos: usize, r: String| self.corrupt(handle.offset, format!("{r} (block byte {pos})"));
+        let mut cursor = VersionCursor::new(&raw, self.base()).map_err(|r| err(0, r))?;
+        if let Some(target) = seek {
+            cursor.seek(target).map_err(|r| err(0, r))?;
+        }
+        loop {
+            let pos = cursor.pos();
+            match cursor.next_entry().map_err(|r| err(pos, r))? {
+                Some(e) => {
+                    if !f(e) {
+                        return Ok(());
+                    }
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+
+    fn block_last_is_key(&self, i: usize, table: TableId, key: &[u8]) -> bool {
+        let e = &self.vindex[i];
+        e.last_table == table && *e.last_key == *key
+    }
+
+    /// The last version of `(table, key)` with a txid at most `txid`.
+    /// A key the filter rules out costs no block read.
+    pub(crate) fn get_at(
+        &self,
+        table: TableId,
+        key: &[u8],
+        txid: TxId,
+    ) -> Result<Option<VersionEntry>> {
+        if txid < self.footer.first_txid || self.vindex.is_empty() {
+            return Ok(None);
+        }
+        if !self.bloom.may_contain(key_hash(table, key)) {
+            return Ok(None);
+        }
+        let target = (table, key, txid);
+        let i = self.vindex.partition_point(|e| e.last() < target);
+        if i < self.vindex.len() {
+            // The greatest entry <= target, if block i holds one.
+            let (mut best, mut any, mut of_key) = (None, false, false);
+            self.scan_block(i, true, Some(target), |e| {
+                if e.sort_key() > target {
+                    return false;
+                }
+                any = true;
+                of_key = e.table == table && e.key == key;
+                if of_key {
+                    e.copy_into(&mut best);
+                }
+                true
+            })?;
+            if any {
+                return Ok(if of_key { best } else { None });
+            }
+        }
+        // Every entry of block i is after the target: the greatest entry
+        // before it is the last of block i - 1, known from the index.
+        if i == 0 || !self.block_last_is_key(i - 1, table, key) {
+            return Ok(None);
+        }
+        self.last_entry_of_block(i - 1).map(Some)
+    }
+
+    fn last_entry_of_block(&self, i: usize) -> Result<VersionEntry> {
+        let mut last = None;
+        self.scan_block(i, true, Some(self.vindex[i].last()), |e| {
+            if e.sort_key() == self.vindex[i].last() {
+                last = Some(e.to_entry());
+            }
+            true
+        })?;
+        last.ok_or_else(|| {
+            self.corrupt(
+                self.vindex[i].handle.offset,
+                "block does not end with its index entry",
+            )
+        })
+    }
+
+    /// The versions of `(table, key)` valid at some point of `window` as
+    /// far as this run knows: those with a txid in the window and the last
+    /// one before it (whose successor, if in this run, is in the window),
+    /// at most `limit`, oldest or newest first.
+    pub(crate) fn history(
+        &self,
+        table: TableId,
+        key: &[u8],
+        window: RangeInclusive<TxId>,
+        limit: usize,
+        direction: Direction,
+    ) -> Result<Vec<VersionEntry>> {
+        let (from, to) = (*window.start(), *window.end());
+        let mut out = Vec::new();
+        if from > to || limit == 0 || to < self.footer.first_txid || self.vindex.is_empty() {
+            return Ok(out);
+        }
+        if !self.bloom.may_contain(key_hash(table, key)) {
+            return Ok(out);
+        }
+        let n = self.vindex.len();
+        let lo = self
+            .vindex
+            .partition_point(|e| e.last() < (table, key, from));
+        let lo = if lo > 0 && self.block_last_is_key(lo - 1, table, key) {
+            lo - 1
+        } else {
+            lo
+        };
+        let hi = self
+            .vindex
+            .partition_point(|e| e.last() < (table, key, to))
+            .min(n - 1);
+        if lo > hi {
+            return Ok(out);
+        }
+        let of_key = |e: &super::block::EntryView<'_>| e.table == table && e.key == key;
+        match direction {
+            Direction::Forward => {
+                let mut before: Option<VersionEntry> = None;
+                let mut done = false;
+                for i in lo..=hi {
+                    self.scan_block(i, true, Some((table, key, from)), |e| {
+                        if e.sort_key() > (table, key, to) {
+                            done = true;
+                            return false;
+                        }
+                        if !of_key(&e) {
+                            return true;
+                        }
+                        if e.txid <= from {
+                            before = Some(e.to_entry());
+                        } else {
+                            out.extend(before.take());
+                            out.push(e.to_entry());
+                        }
+                        done = out.len() >= limit;
+                        !done
+                    })?;
+                    if done {
+                        break;
+                    }
+                }
+                out.extend(before.take());
+                out.truncate(limit);
+            }
+            Direction::Reverse => {
+                for i in (lo..=hi).rev() {
+                    let mut block = Vec::new();
+                    self.scan_block(i, true, Some((table, key, TxId::ZERO)), |e| {
+                        if e.sort_key() > (table, key, to) {
+                            return false;
+                        }
+                        if of_key(&e) {
+                            block.push(e.to_entry());
+                        }
+                        true
+                    })?;
+                    for e in block.into_iter().rev() {
+                        let last = e.txid <= from;
+                        out.push(e);
+                        if last || out.len() == limit {
+                            return Ok(out);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decodes tx block `j` (its records are `first_txid` up to the next
+    /// block's first txid).
+    pub(super) fn tx_block(&self, j: usize, cached: bool) -> Result<Vec<TxEntry>> {
+        let e = self.tindex[j];
+        let end = self
+            .tindex
+            .get(j + 1)
+            .map_or(self.footer.last_txid.next(), |next| next.first_txid);
+        let raw = self.read_block(e.handle, cached)?;
+        let records = decode_tx_block(&raw, e.first_txid, end.0 - e.first_txid.0, self.base())
+            .map_err(|r| self.corrupt(e.handle.offset, r))?;
+        if records[0].commit_time != e.first_commit_time {
+            return Err(self.corrupt(
+                e.handle.offset,
+                "tx block's first time differs from its index entry",
+            ));
+        }
+        Ok(records)
+    }
+
+    /// The record of `txid`, `None` outside the run's range.
+    pub(crate) fn tx(&self, txid: TxId) -> Result<Option<TxEntry>> {
+        if txid < self.footer.first_txid || txid > self.footer.last_txid {
+            return Ok(None);
+        }
+        let j = self.tindex.partition_point(|e| e.first_txid <= txid) - 1;
+        let first = self.tindex[j].first_txid;
+        let mut records = self.tx_block(j, true)?;
+        Ok(Some(records.swap_remove((txid.0 - first.0) as usize)))
+    }
+
+    /// The last txid of the run committed at or before `time`; `None` if
+    /// the run's first commit is later.
+    pub(crate) fn txid_at_time(&self, time: Timestamp) -> Result<Option<TxId>> {
+        if time < self.footer.first_commit_time {
+            return Ok(None);
+        }
+        if time >= self.footer.last_commit_time {
+            return Ok(Some(self.footer.last_txid));
+        }
+        let j = self.tindex.partition_point(|e| e.first_commit_time <= time) - 1;
+        let records = self.tx_block(j, true)?;
+        let k = records.partition_point(|r| r.commit_time <= time);
+        Ok(Some(records[k - 1].txid))
+    }
+}
+
+fn read_at(file: &dyn StorageFile, path: &Path, buf: &mut [u8], offset: u64) -> Result<()> {
+    file.read_exact_at(buf, offset).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::corrupt(path, offset, "run file ends inside a block or section")
+        } else {
+            Error::io(path, e)
+        }
+    })
+}
+
+fn read_section(file: &dyn StorageFile, path: &Path, s: Section) -> Result<Vec<u8>> {
+    // `check_footer` bounded the section by the file and SECTION_SIZE_MAX.
+    let mut bytes = vec![0; s.len as usize];
+    read_at(file, path, &mut bytes, s.offset)?;
+    if crc32fast::hash(&bytes) != s.crc {
+        return Err(Error::corrupt(
+            path,
+            s.offset,
+            "run section checksum mismatch",
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The footer's fields against each other and the file: sections are
+/// contiguous and end where the footer starts.
+fn check_footer(f: &Footer, footer_at: u64) -> Result<(), String> {
+    let txs = f
+        .last_txid
+        .0
+        .checked_sub(f.first_txid.0)
+        .and_then(|d| d.checked_add(1));
+    if f.first_txid == TxId::ZERO || txs != Some(f.n_txs) {
+        return Err("footer txid range and tx count disagree".into());
+    }
+    if f.first_commit_time > f.last_commit_time
+        || f.n_keys > f.n_versions
+        || (f.n_keys == 0) != (f.n_versions == 0)
+        || (f.n_version_blocks == 0) != (f.n_versions == 0)
+        || u64::from(f.n_version_blocks) > f.n_versions
+        || f.n_tx_blocks == 0
+        || u64::from(f.n_tx_blocks) > f.n_txs
+    {
+        return Err("footer counts are inconsistent".into());
+    }
+    let mut at = f.version_index.offset;
+    if at < HEADER_SIZE as u64 {
+        return Err("version index starts inside the header".into());
+    }
+    for s in [f.version_index, f.tx_index, f.bloom] {
+        if s.offset != at || s.len > SECTION_SIZE_MAX {
+            return Err("footer sections are not contiguous".into());
+        }
+        at = at.checked_add(s.len).ok_or("footer section overflows")?;
+    }
+    if at != footer_at {
+        return Err("footer sections do not end at the footer".into());
+    }
+    Ok(())
+}
+
+/// Both indexes: blocks tile the file from the header to the version
+/// index, version blocks first; last keys strictly increase; tx blocks
+/// start at the run's first txid and strictly increase.
+fn check_indexes(f: &Footer, v: &[VersionIndexEntry], t: &[TxIndexEntry]) -> Result<(), String> {
+    let mut at = HEADER_SIZE as u64;
+    let handles = v.iter().map(|e| e.handle).chain(t.iter().map(|e| e.handle));
+    for h in handles {
+        let len = h.len as usize;
+        if h.offset != at || !(BLOCK_HEADER_SIZE..=BLOCK_STORED_SIZE_MAX).contains(&len) {
+            return Err(format!(
+                "block at {} is not where the previous one ends",
+                h.offset
+            ));
+        }
+        at += u64::from(h.len);
+    }
+    if at != f.version_index.offset {
+        return Err("blocks do not end where the version index starts".into());
+    }
+    let in_range = |txid: TxId| f.first_txid <= txid && txid <= f.last_txid;
+    if !v.windows(2).all(|w| w[0].last() < w[1].last()) || !v.iter().all(|e| in_range(e.last_txid))
+    {
+        return Err("version index entries are out of order".into());
+    }
+    let first = t.first().ok_or("a run has at least one tx block")?;
+    if first.first_txid != f.first_txid || first.first_commit_time != f.first_commit_time {
+        return Err("tx index does not start at the run's first txid".into());
+    }
+    let ordered = t.windows(2).all(|w| {
+        w[0].first_txid < w[1].first_txid && w[0].first_commit_time <= w[1].first_commit_time
+    });
+    if !ordered
+        || !t
+            .iter()
+            .all(|e| in_range(e.first_txid) && e.first_commit_time <= f.last_commit_time)
+    {
+        return Err("tx index entries are out of order".into());
+    }
+    Ok(())
+}
