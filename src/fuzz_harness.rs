@@ -489,7 +489,7 @@ pub fn decode_values(data: &[u8]) {
 
 /// Whether `e` is a typed refusal to open a damaged directory (what open may
 /// answer instead of data): corruption found, not a database, a format it
-/// does not read, nothing there.
+/// does not read, nothing there, acknowledged commits missing.
 pub fn is_typed_refusal(e: &Error) -> bool {
     matches!(
         e,
@@ -497,6 +497,7 @@ pub fn is_typed_refusal(e: &Error) -> bool {
             | Error::NotADatabase { .. }
             | Error::UnsupportedFormat { .. }
             | Error::NotFound { .. }
+            | Error::CommitsLost { .. }
     )
 }
 
