@@ -483,3 +483,482 @@ pub fn decode_values(data: &[u8]) {
         _ => panic!("borrowed {ours:?}, owned {owned:?} on {data:02x?}"),
     }
 }
+
+// ---------------------------------------------------------------------------
+// Directory mutations: a small real database, damaged file by file.
+
+/// Whether `e` is a typed refusal to open a damaged directory (what open may
+/// answer instead of data): corruption found, not a database, a format it
+/// does not read, nothing there, acknowledged commits missing.
+pub fn is_typed_refusal(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Corrupt { .. }
+            | Error::NotADatabase { .. }
+            | Error::UnsupportedFormat { .. }
+            | Error::NotFound { .. }
+            | Error::CommitsLost { .. }
+    )
+}
+
+/// The files of a database besides its segments that mutations target.
+pub const DIR_MUTATION_SPECIAL_FILES: [&str; 3] = ["index.tccp", "LOCK", "COMMIT"];
+
+/// Bytes per encoded mutation (see [`DirMutation::decode`]).
+pub const DIR_MUTATION_SIZE: usize = 5;
+
+/// What a mutation does to its target file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirMutationKind {
+    /// Remove the file.
+    Delete,
+    /// Copy it to the segment name `number(arg)` (replacing that file).
+    Duplicate,
+    /// Swap its bytes with the segment `number(arg)`.
+    Swap,
+    /// Rename it to the segment name `number(arg)` (replacing that file).
+    Rename,
+    /// Zero `arg + 1` bytes from `offset`.
+    ZeroFill,
+    /// Cut the file at `offset`.
+    Truncate,
+    /// XOR the byte at `offset` with `arg` (0: no change).
+    FlipBits,
+    /// Append `arg + 1` zero bytes.
+    AppendZeros,
+    /// Append `arg + 1` bytes of garbage (a pattern from `arg`).
+    AppendGarbage,
+}
+
+const DIR_MUTATION_KINDS: [DirMutationKind; 9] = [
+    DirMutationKind::Delete,
+    DirMutationKind::Duplicate,
+    DirMutationKind::Swap,
+    DirMutationKind::Rename,
+    DirMutationKind::ZeroFill,
+    DirMutationKind::Truncate,
+    DirMutationKind::FlipBits,
+    DirMutationKind::AppendZeros,
+    DirMutationKind::AppendGarbage,
+];
+
+/// One mutation of one file of the directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DirMutation {
+    /// What it does.
+    pub kind: DirMutationKind,
+    /// `0..0x80`: segment `target % n + 1` of the `n` there are; from
+    /// `0x80`: [`DIR_MUTATION_SPECIAL_FILES`]`[(target & 0x7f) % 3]`.
+    pub target: u8,
+    /// Where in the file, as a fraction of its length: byte
+    /// `offset * len / 65536`.
+    pub offset: u16,
+    /// The kind's argument.
+    pub arg: u8,
+}
+
+impl DirMutation {
+    /// Decodes `[kind, target, offset lo, offset hi, arg]`.
+    pub fn decode(bytes: &[u8]) -> Option<DirMutation> {
+        let [kind, target, lo, hi, arg] = *bytes else {
+            return None;
+        };
+        Some(DirMutation {
+            kind: DIR_MUTATION_KINDS[usize::from(kind) % DIR_MUTATION_KINDS.len()],
+            target,
+            offset: u16::from_le_bytes([lo, hi]),
+            arg,
+        })
+    }
+
+    /// The inverse of [`DirMutation::decode`].
+    pub fn encode(&self) -> [u8; DIR_MUTATION_SIZE] {
+        let kind = DIR_MUTATION_KINDS
+            .iter()
+            .position(|k| *k == self.kind)
+            .unwrap_or(0) as u8;
+        let [lo, hi] = self.offset.to_le_bytes();
+        [kind, self.target, lo, hi, self.arg]
+    }
+}
+
+/// Whether mutating `before` into `after` removed or changed bytes of a
+/// segment (every byte of the template's segments is acknowledged data).
+fn destroys_acknowledged(before: &Files, after: &Files) -> bool {
+    before
+        .iter()
+        .filter(|(name, _)| name.ends_with(".tcseg"))
+        .any(|(name, bytes)| after.get(name) != Some(bytes))
+}
+
+/// A database directory in memory: file name → bytes.
+type Files = BTreeMap<String, Vec<u8>>;
+
+fn segment_name(number: u32) -> String {
+    format!("{number:010}.tcseg")
+}
+
+fn segment_names(files: &Files) -> Vec<String> {
+    files
+        .keys()
+        .filter(|n| n.ends_with(".tcseg"))
+        .cloned()
+        .collect()
+}
+
+fn apply_mutation(files: &mut Files, m: &DirMutation) {
+    let segments = segment_names(files);
+    let target = if m.target < 0x80 {
+        match segments.len() {
+            0 => return,
+            n => segments[usize::from(m.target) % n].clone(),
+        }
+    } else {
+        DIR_MUTATION_SPECIAL_FILES[usize::from(m.target & 0x7f) % 3].to_string()
+    };
+    let other = segment_name(u32::from(m.arg) % (segments.len() as u32 + 2) + 1);
+    let Some(bytes) = files.get(&target).cloned() else {
+        return;
+    };
+    let at = (usize::from(m.offset) * bytes.len()) >> 16;
+    let mut edit = |f: &mut dyn FnMut(&mut Vec<u8>)| {
+        if let Some(file) = files.get_mut(&target) {
+            f(file);
+        }
+    };
+    match m.kind {
+        DirMutationKind::Delete => {
+            files.remove(&target);
+        }
+        DirMutationKind::Duplicate => {
+            files.insert(other, bytes);
+        }
+        DirMutationKind::Swap => {
+            if let Some(theirs) = files.insert(other.clone(), bytes) {
+                files.insert(target, theirs);
+            } else {
+                files.remove(&other);
+            }
+        }
+        DirMutationKind::Rename => {
+            if other != target {
+                files.remove(&target);
+                files.insert(other, bytes);
+            }
+        }
+        DirMutationKind::ZeroFill => edit(&mut |file| {
+            let end = (at + usize::from(m.arg) + 1).min(file.len());
+            file[at..end].fill(0);
+        }),
+        DirMutationKind::Truncate => edit(&mut |file| file.truncate(at)),
+        DirMutationKind::FlipBits => edit(&mut |file| {
+            if let Some(b) = file.get_mut(at) {
+                *b ^= m.arg;
+            }
+        }),
+        DirMutationKind::AppendZeros => {
+            edit(&mut |file| file.resize(file.len() + usize::from(m.arg) + 1, 0));
+        }
+        DirMutationKind::AppendGarbage => edit(&mut |file| {
+            file.extend((0..=m.arg).map(|i| i.wrapping_mul(151).wrapping_add(m.arg) | 1));
+        }),
+    }
+}
+
+/// A database built once per process for each variant, and what it holds.
+struct DirTemplate {
+    files: Files,
+    model: Model,
+}
+
+const DIR_TEMPLATE_TXS: u64 = 24;
+
+/// Variant bit 0: a checkpoint after half the commits; bit 1: one at the end.
+fn build_dir_template(variant: u8) -> DirTemplate {
+    let dir = ScratchDir::new();
+    let config = Config {
+        segment_roll_bytes: 4096,
+        checkpoint_on_close: false,
+        ..Config::default()
+    };
+    let db = Db::open_with(&dir.0, config).expect("template: open");
+    let mut model = Model::default();
+    for i in 0..DIR_TEMPLATE_TXS {
+        let mut writes = BTreeMap::new();
+        for j in 0..=(i % 3) {
+            let key = ((i * 5 + j * 3) % 6) as u8;
+            let value = (i % 7 != 6).then(|| vec![i as u8 ^ 0x5A; 150 + (i as usize * 97) % 450]);
+            writes.insert(key, value);
+        }
+        let changes = model.plan(&writes);
+        let mut tx = db.begin();
+        for (k, v) in &writes {
+            match v {
+                Some(v) => tx.put("t", [*k], v).expect("template: put"),
+                None => {
+                    tx.delete("t", [*k]).expect("template: delete");
+                }
+            }
+        }
+        let committed = tx.commit().expect("template: commit");
+        assert_eq!(committed.is_some(), !changes.is_empty());
+        if !changes.is_empty() {
+            model.apply(&changes);
+        }
+        if (variant & 1 == 1 && i == DIR_TEMPLATE_TXS / 2)
+            || (variant & 2 == 2 && i == DIR_TEMPLATE_TXS - 1)
+        {
+            db.checkpoint().expect("template: checkpoint");
+        }
+    }
+    drop(db);
+    let mut files = Files::new();
+    for entry in std::fs::read_dir(&dir.0).expect("template: read dir") {
+        let path = entry.expect("template: entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("template: file name")
+            .to_string();
+        files.insert(name, std::fs::read(&path).expect("template: read"));
+    }
+    assert!(
+        segment_names(&files).len() >= 3,
+        "template has several segments"
+    );
+    DirTemplate { files, model }
+}
+
+fn dir_template(variant: u8) -> &'static DirTemplate {
+    static TEMPLATES: [std::sync::OnceLock<DirTemplate>; 4] =
+        [const { std::sync::OnceLock::new() }; 4];
+    let variant = variant % 4;
+    TEMPLATES[usize::from(variant)].get_or_init(|| build_dir_template(variant))
+}
+
+/// What one open of a mutated directory did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DirOpenOutcome {
+    /// Refused with a typed error (its `Display`).
+    Refused(String),
+    /// Opened, holding txids `1..=latest`, every answer the model's.
+    Opened {
+        /// The latest txid it has.
+        latest: u64,
+    },
+}
+
+/// The outcomes of the read-only open and the writer open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirMutationOutcome {
+    /// `Db::open_read_only`.
+    pub read_only: DirOpenOutcome,
+    /// `Db::open` (a writer, which may repair a torn tail).
+    pub writer: DirOpenOutcome,
+    /// The mutations decoded from the input.
+    pub mutations: Vec<DirMutation>,
+    /// Txids the database had acknowledged before the damage.
+    pub acknowledged: u64,
+    /// Whether the mutations changed any file at all.
+    pub changed: bool,
+}
+
+/// Whether `verify` reports the damage as a typed error.
+fn verify_finds_damage(db: &Db) -> bool {
+    matches!(db.verify(), Err(ref e) if is_typed_refusal(e))
+}
+
+/// Checks an opened database against the model for every txid it has.
+fn check_against_model(db: &Db, model: &Model) -> Result<u64, String> {
+    let latest = db.latest_txid().0;
+    if latest > model.latest {
+        return Err(format!(
+            "has txid {latest}, only {} were committed",
+            model.latest
+        ));
+    }
+    for at in 1..=latest {
+        let view = match db.as_of(TxId(at)) {
+            Ok(view) => view,
+            Err(e) => return Err(format!("as_of({at}) of a present txid: {e}")),
+        };
+        for key in 0..6u8 {
+            match view.get("t", [key]) {
+                Ok(got) if got == model.get(key, at) => {}
+                // Known gap (issue 12): a value read after an open from the
+                // checkpoint trusts the bytes on disk; only `verify`
+                // re-reads every frame. Damage `verify` names is not a
+                // silent wrong answer.
+                Ok(_) if verify_finds_damage(db) => return Ok(latest),
+                Ok(_) => return Err(format!("key {key} as of {at} differs from the model")),
+                // Damage found when a value is read is not a wrong answer.
+                Err(e) if is_typed_refusal(&e) => {}
+                Err(e) => return Err(format!("get key {key} as of {at}: {e}")),
+            }
+        }
+    }
+    let log = db.log(..).map_err(|e| format!("log: {e}"))?;
+    for (next, record) in (1u64..).zip(log) {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) if is_typed_refusal(&e) => break,
+            Err(e) => return Err(format!("log record {next}: {e}")),
+        };
+        if record.txid.0 != next {
+            return Err(format!("log gave txid {} for {next}", record.txid));
+        }
+        let got: Vec<(u8, Option<Vec<u8>>)> = record
+            .changes
+            .iter()
+            .map(|c| (c.key.first().copied().unwrap_or(u8::MAX), c.value.clone()))
+            .collect();
+        let want: Vec<(u8, Option<Vec<u8>>)> = model
+            .versions
+            .iter()
+            .filter_map(|(k, versions)| versions.get(&next).map(|v| (*k, v.clone())))
+            .collect();
+        if got != want {
+            return Err(format!("log record of txid {next} differs from the model"));
+        }
+    }
+    Ok(latest)
+}
+
+fn write_files(dir: &Path, files: &Files) {
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).expect("write mutated file");
+    }
+}
+
+fn read_segments(dir: &Path) -> Files {
+    let mut files = Files::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tcseg")
+                && let Ok(bytes) = std::fs::read(entry.path())
+            {
+                files.insert(name, bytes);
+            }
+        }
+    }
+    files
+}
+
+fn open_outcome(
+    opened: crate::Result<Db>,
+    model: &Model,
+    what: &str,
+) -> Result<(DirOpenOutcome, Option<Db>), String> {
+    match opened {
+        Err(e) if is_typed_refusal(&e) => Ok((DirOpenOutcome::Refused(e.to_string()), None)),
+        Err(e) => Err(format!("{what}: refused with an untyped error: {e}")),
+        Ok(db) => {
+            let latest = check_against_model(&db, model).map_err(|e| format!("{what}: {e}"))?;
+            Ok((DirOpenOutcome::Opened { latest }, Some(db)))
+        }
+    }
+}
+
+/// Builds the template database `data[0]` picks, applies the mutations
+/// decoded from the rest (`DIR_MUTATION_SIZE` bytes each), opens the result
+/// read-only and as a writer, and checks: answers equal the model for every
+/// txid present; a refusal is a typed error; a failed writer open changed no
+/// segment; a writer that opened accepts a commit and reopens with it; and a
+/// single mutation that changed acknowledged segment bytes is refused, not
+/// opened with fewer txids than were acknowledged. `Err` says which check
+/// failed. A panic inside is a finding too.
+pub fn check_dir_mutations(data: &[u8]) -> std::result::Result<DirMutationOutcome, String> {
+    let Some((&variant, rest)) = data.split_first() else {
+        return Err("empty input".into());
+    };
+    let template = dir_template(variant);
+    let mutations: Vec<DirMutation> = rest
+        .chunks_exact(DIR_MUTATION_SIZE)
+        .filter_map(DirMutation::decode)
+        .collect();
+    let mut files = template.files.clone();
+    for m in &mutations {
+        apply_mutation(&mut files, m);
+    }
+    let acknowledged = template.model.latest;
+    let single_destructive = match mutations.as_slice() {
+        [_] => destroys_acknowledged(&template.files, &files),
+        _ => false,
+    };
+    let dir = ScratchDir::new();
+    write_files(&dir.0, &files);
+
+    let (read_only, _) = open_outcome(
+        Db::open_read_only(&dir.0),
+        &template.model,
+        "read-only open",
+    )?;
+    let before = read_segments(&dir.0);
+    let (writer, db) = open_outcome(Db::open(&dir.0), &template.model, "writer open")?;
+    match db {
+        None => {
+            if read_segments(&dir.0) != before {
+                return Err("a refused writer open changed a segment file".into());
+            }
+        }
+        Some(db) => {
+            let latest = db.latest_txid().0;
+            let mut tx = db.begin();
+            tx.set_durability(Durability::Buffered);
+            tx.put("after", b"k", b"v")
+                .map_err(|e| format!("put after open: {e}"))?;
+            match tx.commit() {
+                Ok(Some(TxId(t))) if t == latest + 1 => {}
+                other => return Err(format!("commit after open: {other:?}")),
+            }
+            drop(db);
+            match Db::open_read_only(&dir.0) {
+                Ok(db) if db.latest_txid().0 == latest + 1 => {}
+                Ok(db) => {
+                    return Err(format!(
+                        "reopen after a commit has txid {}, want {}",
+                        db.latest_txid(),
+                        latest + 1
+                    ));
+                }
+                Err(e) => return Err(format!("reopen after a commit: {e}")),
+            }
+        }
+    }
+    if single_destructive {
+        for (what, outcome) in [("read-only open", &read_only), ("writer open", &writer)] {
+            if let DirOpenOutcome::Opened { latest } = outcome
+                && *latest < acknowledged
+            {
+                return Err(format!(
+                    "{what} lost acknowledged txids {}..={acknowledged} without an error",
+                    latest + 1
+                ));
+            }
+        }
+    }
+    Ok(DirMutationOutcome {
+        read_only,
+        writer,
+        mutations,
+        acknowledged,
+        changed: files != template.files,
+    })
+}
+
+/// The fuzz target: [`check_dir_mutations`], panicking on a failed check.
+pub fn open_dir_mutations(data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    if let Err(what) = check_dir_mutations(data) {
+        panic!("{what} (input {data:02x?})");
+    }
+}
+
+/// How many segments the template database of `variant` has (for tests
+/// that aim mutations at each one).
+pub fn dir_template_segments(variant: u8) -> usize {
+    segment_names(&dir_template(variant).files).len()
+}

@@ -2,8 +2,11 @@
 //! files goes through these traits, so tests can inject I/O errors after N
 //! calls and build post-crash images (only fsynced bytes kept).
 //!
-//! Directory listing, the lock file and directory creation use `std::fs`
-//! directly; they are not on the commit path.
+//! Renames and removals of files in the database directory have seam
+//! methods too ([`Storage::rename`], [`Storage::remove_file`]), so a test
+//! double can follow a file across a rename and model which directory
+//! entries a crash keeps. Directory listing, the lock file and directory
+//! creation use `std::fs` directly; they are not on the commit path.
 
 use std::fmt;
 use std::fs::File;
@@ -54,8 +57,19 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn open_read_only(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
         self.open(path, false)
     }
-    /// Makes the creation or removal of files in `dir` durable.
+    /// Makes the creation, renaming or removal of files in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Renames `from` to `to`, replacing `to` if it exists (`rename(2)`:
+    /// atomic, but durable only after [`Storage::sync_dir`]). The default
+    /// is [`std::fs::rename`].
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    /// Removes the file `path` (durable only after [`Storage::sync_dir`]).
+    /// The default is [`std::fs::remove_file`].
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
 }
 
 /// The real file system (the default).
@@ -156,5 +170,20 @@ mod tests {
         file.read_exact_at(&mut buf, 0).expect("read");
         assert_eq!(&buf, b"abc");
         assert_eq!(std::fs::read(&path).expect("read"), b"abc");
+    }
+
+    #[test]
+    fn default_rename_and_remove_act_on_the_file_system() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, b"one").expect("write");
+        std::fs::write(&b, b"two").expect("write");
+        FileStorage.rename(&a, &b).expect("rename");
+        assert!(!a.exists());
+        assert_eq!(std::fs::read(&b).expect("read"), b"one");
+        FileStorage.remove_file(&b).expect("remove");
+        assert!(!b.exists());
+        let err = FileStorage.remove_file(&b).expect_err("already gone");
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 }

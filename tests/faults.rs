@@ -241,3 +241,377 @@ fn crash_images_after_buffered_commits_keep_what_was_flushed() {
         assert_has(&recovered, latest);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Crash images in every mode, at every point the engine touches the disk.
+//
+// A scenario runs with `FaultyStorage::capture_before_every_call`, so there is
+// a crash state just before every creating open, write, truncation, fsync,
+// rename and removal: inside commits, rolls, checkpoints and compactions.
+// Every state is written as an image under every `CrashMode` with durable and
+// live directory entries; each distinct image is opened read-only and as a
+// writer and must (1) open, (2) hold every commit acknowledged as durable
+// before the crash point, (3) answer like the model for every txid it has,
+// (4) verify clean. Nothing panics.
+
+/// One step of a crash scenario.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    /// Commit `key = [value; len]`.
+    Put { key: u8, value: u8, len: usize },
+    /// Commit a delete of `key`.
+    Delete(u8),
+    /// `Db::flush`.
+    Flush,
+    /// `Db::checkpoint`.
+    Checkpoint,
+    /// `Db::purge_history(TxId(n))`.
+    Purge(u64),
+    /// `Db::erase("t", [key])`.
+    Erase(u8),
+    /// `Db::compact`.
+    Compact,
+}
+
+/// What each txid did (index `txid - 1`).
+#[derive(Clone, Debug)]
+enum Committed {
+    Write(u8, Option<Vec<u8>>),
+    Purge(u64),
+    Erase(u8),
+}
+
+const CRASH_KEYS: u8 = 6;
+
+/// The reference model of a scenario's commits.
+#[derive(Default)]
+struct CrashModel {
+    txs: Vec<Committed>,
+}
+
+impl CrashModel {
+    /// The purge horizon of a database holding txids `1..=latest`.
+    fn horizon(&self, latest: u64) -> u64 {
+        self.txs[..latest as usize]
+            .iter()
+            .filter_map(|c| match c {
+                Committed::Purge(h) => Some(*h),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// `key` as of `at` in a database holding txids `1..=latest`.
+    fn get(&self, key: u8, at: u64, latest: u64) -> Option<Vec<u8>> {
+        let (written, value) =
+            self.txs[..at as usize]
+                .iter()
+                .enumerate()
+                .rev()
+                .find_map(|(i, c)| match c {
+                    Committed::Write(k, v) if *k == key => Some((i as u64 + 1, v.clone())),
+                    _ => None,
+                })?;
+        let erased = self.txs[..latest as usize]
+            .iter()
+            .enumerate()
+            .any(|(i, c)| matches!(c, Committed::Erase(k) if *k == key && i as u64 + 1 >= written));
+        if erased { None } else { value }
+    }
+
+    /// Whether `key`'s change at `txid` is erased in a database holding
+    /// `1..=latest`.
+    fn erased_at(&self, key: u8, txid: u64, latest: u64) -> bool {
+        self.txs[txid as usize..latest as usize]
+            .iter()
+            .any(|c| matches!(c, Committed::Erase(k) if *k == key))
+    }
+}
+
+/// A scenario's crash states and what was acknowledged when.
+struct CrashRun {
+    model: CrashModel,
+    /// `(calls, txid)`: once `calls` seam calls were made, every txid up to
+    /// `txid` had been acknowledged as durable.
+    acks: Vec<(u64, u64)>,
+    states: Vec<timecask::testing::CrashState>,
+    dir: tempfile::TempDir,
+}
+
+impl CrashRun {
+    fn required(&self, state: &timecask::testing::CrashState) -> u64 {
+        self.acks
+            .iter()
+            .filter(|(calls, _)| *calls <= state.calls())
+            .map(|(_, txid)| *txid)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+fn crash_config(storage: &FaultyStorage, durability: Durability) -> Config {
+    Config {
+        durability,
+        segment_roll_bytes: 4096,
+        storage: Arc::new(storage.clone()),
+        ..Config::default()
+    }
+}
+
+#[track_caller]
+fn run_crash_scenario(durability: Durability, steps: &[Step]) -> CrashRun {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = FaultyStorage::default();
+    let db = Db::open_with(dir.path(), crash_config(&storage, durability)).expect("open");
+    storage.capture_before_every_call(true);
+    let mut model = CrashModel::default();
+    let mut acks = Vec::new();
+    let immediate = durability == Durability::Immediate;
+    for step in steps {
+        let txid = match *step {
+            Step::Put { key, value, len } => {
+                let mut tx = db.begin();
+                tx.put("t", [key], vec![value; len]).expect("put");
+                let txid = tx.commit().expect("commit").expect("a change");
+                model
+                    .txs
+                    .push(Committed::Write(key, Some(vec![value; len])));
+                immediate.then_some(txid)
+            }
+            Step::Delete(key) => {
+                let mut tx = db.begin();
+                tx.delete("t", [key]).expect("delete");
+                let txid = tx.commit().expect("commit");
+                if txid.is_some() {
+                    model.txs.push(Committed::Write(key, None));
+                }
+                txid.filter(|_| immediate)
+            }
+            Step::Flush => {
+                db.flush().expect("flush");
+                Some(db.latest_txid())
+            }
+            Step::Checkpoint => {
+                db.checkpoint().expect("checkpoint");
+                None
+            }
+            Step::Purge(before) => {
+                let txid = db.purge_history(TxId(before)).expect("purge");
+                if txid.is_some() {
+                    model.txs.push(Committed::Purge(before));
+                }
+                txid
+            }
+            Step::Erase(key) => {
+                let txid = db.erase("t", [key]).expect("erase");
+                model.txs.push(Committed::Erase(key));
+                Some(txid)
+            }
+            Step::Compact => {
+                db.compact().expect("compact");
+                None
+            }
+        };
+        assert_eq!(db.latest_txid().0, model.txs.len() as u64, "{step:?}");
+        if let Some(txid) = txid {
+            acks.push((storage.calls(), txid.0));
+        }
+    }
+    drop(db);
+    let mut states = storage.take_captures();
+    states.push(storage.capture());
+    CrashRun {
+        model,
+        acks,
+        states,
+        dir,
+    }
+}
+
+/// Opens a database directory one way (read-only or as the writer).
+type Opener = fn(&Path) -> timecask::Result<Db>;
+
+/// Opens an image with `open` and checks it; `Err` says what was wrong.
+fn check_crash_image(
+    image: &Path,
+    open: Opener,
+    model: &CrashModel,
+    required: u64,
+) -> Result<(), String> {
+    let db = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open(image))) {
+        Err(_) => return Err("open panicked".into()),
+        Ok(Err(e)) => return Err(format!("open failed: {e}")),
+        Ok(Ok(db)) => db,
+    };
+    let latest = db.latest_txid().0;
+    if latest < required {
+        return Err(format!(
+            "acknowledged txids lost: has {latest}, acknowledged {required}"
+        ));
+    }
+    if latest > model.txs.len() as u64 {
+        return Err(format!("has txid {latest}, never committed"));
+    }
+    let horizon = model.horizon(latest);
+    for at in 1..=latest {
+        match db.as_of(TxId(at)) {
+            Err(Error::HistoryPurged { .. }) if at < horizon => {}
+            Err(e) => return Err(format!("as_of({at}): {e}")),
+            Ok(view) => {
+                for key in 0..CRASH_KEYS {
+                    let got = view.get("t", [key]).map_err(|e| format!("get: {e}"))?;
+                    if got != model.get(key, at, latest) {
+                        return Err(format!("key {key} as of {at} differs from the model"));
+                    }
+                }
+            }
+        }
+    }
+    let log = db.log(..).map_err(|e| format!("log: {e}"))?;
+    for record in log {
+        let record = record.map_err(|e| format!("log record: {e}"))?;
+        let txid = record.txid.0;
+        let user: Vec<_> = record.changes.iter().filter(|c| c.table == "t").collect();
+        match &model.txs[txid as usize - 1] {
+            Committed::Write(key, value) => {
+                let erased = model.erased_at(*key, txid, latest);
+                let fits = match user.as_slice() {
+                    [] => erased,
+                    [c] => c.key == [*key] && c.value == *value,
+                    _ => false,
+                };
+                if !fits {
+                    return Err(format!("log record of txid {txid} differs from the model"));
+                }
+            }
+            Committed::Purge(_) | Committed::Erase(_) if user.is_empty() => {}
+            _ => return Err(format!("log record of txid {txid} has user changes")),
+        }
+    }
+    db.verify().map_err(|e| format!("verify: {e}"))?;
+    Ok(())
+}
+
+#[track_caller]
+fn check_crash_run(name: &str, run: &CrashRun) {
+    use std::collections::{BTreeMap, HashSet};
+    use timecask::testing::{CrashMode, DirState};
+
+    let modes = CrashMode::all(3);
+    let openers: [(&str, Opener); 2] = [
+        ("read-only", |p| Db::open_read_only(p)),
+        ("writer", |p| Db::open(p)),
+    ];
+    let mut seen = HashSet::new();
+    // (mode, dir, opener, what) -> (count, first crash point)
+    let mut failures: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+    for state in &run.states {
+        let required = run.required(state);
+        for mode in &modes {
+            for dir_state in [DirState::Durable, DirState::Live] {
+                let files = state.image(run.dir.path(), mode, dir_state);
+                if !seen.insert((files.clone(), required)) {
+                    continue;
+                }
+                for (opener, open) in openers {
+                    let image = tempfile::tempdir().expect("tempdir");
+                    state.write_image(run.dir.path(), image.path(), mode, dir_state);
+                    if let Err(what) = check_crash_image(image.path(), open, &run.model, required) {
+                        let mode = format!("{mode:?}");
+                        let mode = mode.split([' ', '{']).next().unwrap_or_default();
+                        let what = what.replace(&*image.path().to_string_lossy(), "<image>");
+                        let key =
+                            format!("{mode} / {dir_state:?} / {opener}: {}", digits_as_n(&what));
+                        failures.entry(key).or_insert((0, state.calls())).0 += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        seen.len() > run.states.len(),
+        "{name}: modes made no difference"
+    );
+    let report: Vec<String> = failures
+        .iter()
+        .map(|(k, (n, at))| format!("  {n:4} x {k} (first before seam call {})", at + 1))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{name}: {} crash images of {} distinct failed:\n{}",
+        failures.values().map(|(n, _)| n).sum::<usize>(),
+        seen.len(),
+        report.join("\n")
+    );
+}
+
+/// `what` with every run of digits replaced by `N`, so failures group by kind.
+fn digits_as_n(what: &str) -> String {
+    let mut out = String::new();
+    for c in what.chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('N') {
+            out.push('N');
+        }
+    }
+    out
+}
+
+fn puts(keys: std::ops::Range<u64>) -> impl Iterator<Item = Step> {
+    keys.map(|i| Step::Put {
+        key: (i % u64::from(CRASH_KEYS)) as u8,
+        value: i as u8,
+        len: 300 + (i as usize * 53) % 600,
+    })
+}
+
+#[test]
+fn crash_images_in_every_mode_keep_every_acknowledged_immediate_commit() {
+    let mut steps: Vec<Step> = puts(0..14).collect();
+    steps.push(Step::Delete(3));
+    steps.extend(puts(14..20));
+    let run = run_crash_scenario(Durability::Immediate, &steps);
+    check_crash_run("immediate commits and rolls", &run);
+}
+
+#[test]
+fn crash_images_in_every_mode_keep_what_buffered_commits_flushed() {
+    let mut steps = Vec::new();
+    for i in 0..24 {
+        steps.extend(puts(i..i + 1));
+        if i % 5 == 4 {
+            steps.push(Step::Flush);
+        }
+    }
+    let run = run_crash_scenario(Durability::Buffered, &steps);
+    check_crash_run("buffered commits, flushes and rolls", &run);
+}
+
+fn maintenance_steps() -> Vec<Step> {
+    let mut steps: Vec<Step> = puts(0..10).collect();
+    steps.push(Step::Checkpoint);
+    steps.extend(puts(10..16));
+    steps.push(Step::Purge(8));
+    steps.push(Step::Erase(1));
+    steps.extend(puts(16..19));
+    steps.push(Step::Flush);
+    steps.push(Step::Compact);
+    steps.extend(puts(19..22));
+    steps.push(Step::Checkpoint);
+    steps.extend(puts(22..24));
+    steps
+}
+
+#[test]
+fn crash_images_in_every_mode_around_checkpoint_purge_erase_compaction_immediate() {
+    let run = run_crash_scenario(Durability::Immediate, &maintenance_steps());
+    check_crash_run("immediate maintenance", &run);
+}
+
+#[test]
+fn crash_images_in_every_mode_around_checkpoint_purge_erase_compaction_buffered() {
+    let run = run_crash_scenario(Durability::Buffered, &maintenance_steps());
+    check_crash_run("buffered maintenance", &run);
+}

@@ -17,14 +17,27 @@ fn replay(target: &str, harness: fn(&[u8])) {
         return;
     }
     let dir = fuzz.join("corpus").join(target);
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).expect("corpus directory exists") {
-        let path = entry.expect("entry").path();
-        let data = std::fs::read(&path).expect("read corpus file");
-        harness(&data);
-        n += 1;
-    }
-    assert!(n > 0, "{target} has a seed corpus");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .expect("corpus directory exists")
+        .map(|entry| entry.expect("entry").path())
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty(), "{target} has a seed corpus");
+    // Every seed runs; the failing ones are named together.
+    let failed: Vec<String> = paths
+        .iter()
+        .filter(|path| {
+            let data = std::fs::read(path).expect("read corpus file");
+            std::panic::catch_unwind(|| harness(&data)).is_err()
+        })
+        .map(|path| path.display().to_string())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{target}: {} of {} seeds failed: {failed:#?}",
+        failed.len(),
+        paths.len()
+    );
 }
 
 #[test]
@@ -45,4 +58,9 @@ fn run_ops_corpus() {
 #[test]
 fn decode_values_corpus() {
     replay("decode_values", fuzz_harness::decode_values);
+}
+
+#[test]
+fn open_dir_mutations_corpus() {
+    replay("open_dir_mutations", fuzz_harness::open_dir_mutations);
 }

@@ -249,6 +249,17 @@ pub(crate) fn replay(
             file.read_exact_at(&mut bytes, 0)
                 .map_err(|e| Error::io(&path, e))?;
             if bytes[..] != header.encode()[..bytes.len()] {
+                if can_set_aside(is_last, active.is_some(), next_txid, expected) {
+                    if read_only {
+                        torn_bytes += size;
+                        break;
+                    }
+                    let file = replace_unrecognised(storage, dir, &path, header)?;
+                    torn_bytes += size;
+                    files.insert(id, Arc::clone(&file));
+                    active = Some((id, file, SEGMENT_HEADER_SIZE as u64));
+                    continue;
+                }
                 return Err(Error::corrupt(
                     &path,
                     0,
@@ -286,7 +297,29 @@ pub(crate) fn replay(
         let mut header_bytes = [0; SEGMENT_HEADER_SIZE];
         file.read_exact_at(&mut header_bytes, 0)
             .map_err(|e| Error::io(&path, e))?;
-        let mut header = SegmentHeader::decode(&header_bytes, &path)?;
+        let mut header = match SegmentHeader::decode(&header_bytes, &path) {
+            Ok(header) => header,
+            Err(Error::Corrupt { .. })
+                if can_set_aside(is_last, active.is_some(), next_txid, expected) =>
+            {
+                // A power cut while rolling: the new segment's header never
+                // reached the disk (zeros or garbage in its place).
+                if read_only {
+                    torn_bytes += size;
+                    break;
+                }
+                let fresh = SegmentHeader {
+                    id,
+                    first_txid: next_txid.unwrap_or(TxId(1)),
+                };
+                let file = replace_unrecognised(storage, dir, &path, fresh)?;
+                torn_bytes += size;
+                files.insert(id, Arc::clone(&file));
+                active = Some((id, file, SEGMENT_HEADER_SIZE as u64));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(next) = next_txid
             && is_last
             && active.is_some()
@@ -457,6 +490,51 @@ pub(crate) fn replay(
         lost,
     })
 }
+
+/// Whether an unrecognised newest segment may be set aside: the commit
+/// witness shows every acknowledged commit is in the segments before it, so
+/// it can only be a segment whose creation a power cut interrupted.
+fn can_set_aside(
+    is_last: bool,
+    has_previous: bool,
+    next: Option<TxId>,
+    expected: Expected,
+) -> bool {
+    match (expected.acknowledged, next) {
+        (Some(acknowledged), Some(next)) => is_last && has_previous && next > acknowledged,
+        _ => false,
+    }
+}
+
+/// Renames an unrecognised newest segment to `<name>.unrecognised` (its
+/// bytes are kept, never overwritten) and creates the segment afresh.
+fn replace_unrecognised(
+    storage: &Arc<dyn Storage>,
+    dir: &Path,
+    path: &Path,
+    header: SegmentHeader,
+) -> Result<Arc<dyn StorageFile>> {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(UNRECOGNISED_SUFFIX);
+    let aside = PathBuf::from(aside);
+    if aside.exists() {
+        return Err(Error::corrupt(
+            path,
+            0,
+            format!(
+                "not a segment header, and {} is taken: move one of them away",
+                aside.display()
+            ),
+        ));
+    }
+    storage
+        .rename(path, &aside)
+        .map_err(|e| Error::io(path, e))?;
+    create_segment(storage.as_ref(), dir, header)
+}
+
+/// Suffix of a newest segment that recovery set aside, unread.
+pub(crate) const UNRECOGNISED_SUFFIX: &str = ".unrecognised";
 
 /// A read-only replay ignores a half-made newest segment, unless the
 /// checkpoint it resumes from claims to cover it: then that checkpoint is
