@@ -178,8 +178,10 @@ impl PyView {
     }
 
     /// The versions of ``key`` up to this view's txid, oldest first (or
-    /// ``newest_first``); only those written by txids ``first`` through
-    /// ``last`` (inclusive) when given; at most ``limit``.
+    /// ``newest_first``); only those valid at some txid ``first`` through
+    /// ``last`` (inclusive) when given, as SQL:2011 ``FOR SYSTEM_TIME``
+    /// means (the version current at ``first`` is included); at most
+    /// ``limit``.
     #[pyo3(signature = (table, key, *, first = None, last = None, newest_first = false, limit = None))]
     #[expect(clippy::too_many_arguments, reason = "Python keyword arguments")]
     fn history(
