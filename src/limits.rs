@@ -1,7 +1,7 @@
 //! Size limits, checked with typed errors before anything is allocated.
 //!
 //! Every length that comes from a caller or from disk is compared against one
-//! of these constants first (SPEC.md design rule 5).
+//! of these constants first; FORMAT.md lists which limit guards which field.
 
 /// Largest key, in bytes.
 pub const KEY_SIZE_MAX: usize = 64 * 1024;
