@@ -51,6 +51,7 @@ pub mod fuzz_harness;
 mod index;
 pub mod limits;
 mod log;
+mod manifest;
 mod pins;
 mod read;
 mod record;
