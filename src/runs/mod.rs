@@ -17,6 +17,7 @@
 //! - `writer`: [`RunWriter`], which builds a run through the storage seam.
 //! - `reader`: [`Run`], an open run: point reads, histories, tx records.
 //! - `iter`: whole-run iterators over versions and tx records.
+//! - `scan`: [`Run::scan_visible`], batched range scans at a txid.
 //! - `verify`: [`Run::verify`], a full re-read of every byte.
 //! - `merge`: [`merge`], the k-way merge of adjacent runs.
 //! - `cache`: [`BlockCache`], decompressed blocks shared by every run.
@@ -43,6 +44,7 @@ mod footer;
 mod iter;
 mod merge;
 mod reader;
+mod scan;
 mod txblock;
 mod verify;
 mod writer;
@@ -59,6 +61,7 @@ mod testutil;
 pub(crate) use cache::BlockCache;
 pub(crate) use merge::merge;
 pub(crate) use reader::Run;
+pub(crate) use scan::ScanBatch;
 pub(crate) use writer::{RunRange, RunWriter};
 
 use crate::limits::{KEY_SIZE_MAX, META_SIZE_MAX, TX_SIZE_MAX, VALUE_SIZE_MAX};
