@@ -103,13 +103,19 @@ impl Db {
         let _one_at_a_time = shared.lock_maintenance();
         shared.check_writable()?;
         self.apply_retention_policies()?;
-        let active = {
+        let (active, next) = {
             let mut writer = shared.lock_writer();
             let next = shared.durable.written().next();
-            writer.log.seal(next, &shared.files)?
+            (writer.log.seal(next, &shared.files)?, next)
         };
         // The checkpoint points into segments about to move.
         crate::checkpoint::remove(shared.config.storage.as_ref(), &shared.dir)?;
+        if shared.config.history_runs {
+            let mut report = CompactReport::default();
+            self.seal_history(active, TxId(next.0 - 1), &mut report)?;
+            progress(1, 1);
+            return Ok(report);
+        }
         let sealed: Vec<SegmentId> = list_segments(&shared.dir)?
             .into_iter()
             .filter(|id| *id < active)
@@ -149,14 +155,40 @@ impl Db {
                 .oldest()
                 .unwrap_or(TxId(u64::MAX))
                 .min(index.last_txid());
-            index
-                .retention_policies()
-                .into_iter()
-                .filter_map(|(name, policy, current)| {
-                    let horizon = index.retention_horizon(&name, policy, now).min(limit);
-                    (horizon > current).then_some((name, horizon))
-                })
-                .collect()
+            let runs = index.runs().cloned();
+            let mut trims = Vec::new();
+            for (name, policy, current) in index.retention_policies() {
+                let sealed_needed = match (&runs, policy.keep_last) {
+                    (Some(runs), Some(n)) => keep_last_needed(&index, runs, &name, n)?,
+                    _ => TxId::ZERO,
+                };
+                let at_time = |time| {
+                    runs.as_ref()
+                        .map_or(Ok(TxId::ZERO), |r| r.txid_at_time(time))
+                };
+                let mut failed = None;
+                let horizon = index
+                    .retention_horizon(
+                        &name,
+                        policy,
+                        now,
+                        |time| {
+                            at_time(time).unwrap_or_else(|e| {
+                                failed = Some(e);
+                                TxId::ZERO
+                            })
+                        },
+                        sealed_needed,
+                    )
+                    .min(limit);
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                if horizon > current {
+                    trims.push((name, horizon));
+                }
+            }
+            trims
         };
         if trims.is_empty() {
             return Ok(());
@@ -322,4 +354,45 @@ pub(crate) fn remove_stray_rewrites(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The keep-last horizon the versions of the runs ask for in table `name`:
+/// over every key the runs hold, the txid of its `n`th newest version,
+/// counting its tail versions too (the tail alone is the index's to
+/// count). Erased versions do not count.
+fn keep_last_needed(
+    index: &crate::index::Index,
+    runs: &crate::sealed::RunSet,
+    name: &str,
+    n: u32,
+) -> Result<TxId> {
+    let Some(id) = index.table_id(name) else {
+        return Ok(TxId::ZERO);
+    };
+    let table = index.table(id);
+    let erased = index.erased_in(name);
+    let n = n.max(1) as usize;
+    let mut needed = TxId::ZERO;
+    // Per key, the txids from every run (runs are adjacent, oldest first,
+    // so one key's versions come out in order once grouped).
+    let mut per_key: std::collections::BTreeMap<Vec<u8>, Vec<TxId>> =
+        std::collections::BTreeMap::new();
+    for run in runs.runs() {
+        for v in run.iter() {
+            let v = v?;
+            if v.table != id || erased.get(&v.key).is_some_and(|at| v.txid < *at) {
+                continue;
+            }
+            per_key.entry(v.key).or_default().push(v.txid);
+        }
+    }
+    for (key, mut txids) in per_key {
+        if let Some(chain) = table.keys.get(key.as_slice()) {
+            txids.extend(chain.iter().map(|v| v.txid()));
+        }
+        if txids.len() > n {
+            needed = needed.max(txids[txids.len() - n]);
+        }
+    }
+    Ok(needed)
 }

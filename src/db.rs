@@ -17,15 +17,20 @@ use crate::log::files::SegmentFiles;
 use crate::log::frame::{FRAME_HEADER_SIZE, FrameHeader, META_OFFSET, decode_meta, decode_payload};
 use crate::log::poison::Poison;
 use crate::log::recovery::{
-    Expected, LogFiles, OpenSegments, Recovered, ReplayMode, ResumePoint, open_segments, replay,
+    Expected, LogFiles, LogStart, OpenSegments, Recovered, ReplayMode, ResumePoint, open_segments,
+    replay,
 };
 use crate::log::segment::list_segments;
 use crate::log::value_cache::{ValueBytes, ValueCache};
 use crate::log::witness::{WITNESS_FILE, Witness, WitnessState, read_witness};
 use crate::log::writer::LogWriter;
+use crate::manifest::{self, Manifest};
 use crate::pins::Pins;
 use crate::read::Snapshot;
 use crate::record::{Change, TxRecord};
+use crate::runs::BlockCache;
+use crate::sealed::RunSet;
+use crate::storage::Storage;
 use crate::storage::StorageFile;
 use crate::tx::WriteTx;
 use crate::types::{Config, SegmentId, Timestamp, TxId};
@@ -73,6 +78,10 @@ pub(crate) struct Shared {
     pub dir: PathBuf,
     pub config: Config,
     pub index: RwLock<Index>,
+    /// The manifest on disk (changed only by compaction).
+    manifest: Mutex<Manifest>,
+    /// Decompressed run blocks, shared by every run.
+    pub block_cache: Arc<BlockCache>,
     pub files: SegmentFiles,
     pub writer: Mutex<WriterState>,
     /// Group commit and the visible txid: views are taken at or below it.
@@ -169,8 +178,12 @@ impl Db {
         // The witness is read before the log: it never runs ahead of it.
         let witness = read_witness(config.storage.as_ref(), &dir)?;
         crate::compact::remove_stray_rewrites(&dir)?;
-        let segments = open_segments(config.storage.as_ref(), &dir, ReplayMode::Repair)?;
-        Db::from_log(dir, config, &segments, witness, Some(lock))
+        let storage = config.storage.as_ref();
+        manifest::remove_stray_tmp(storage, &dir)?;
+        let manifest = manifest::load(storage, &dir)?.unwrap_or_else(Manifest::empty);
+        remove_unlisted_runs(storage, &dir, &manifest)?;
+        let segments = open_segments(storage, &dir, ReplayMode::Repair, log_start(&manifest))?;
+        Db::from_log(dir, config, &segments, witness, Some(lock), manifest)
     }
 
     /// Opens the database in `path` read-only, beside a writer that may
@@ -261,8 +274,34 @@ impl Db {
         // frames it covers are in the segment, so the log seen afterwards
         // reaches at least as far.
         let witness = read_witness(config.storage.as_ref(), &dir)?;
-        let segments = open_segments(config.storage.as_ref(), &dir, ReplayMode::ReadOnly)?;
-        Db::from_log(dir, config, &segments, witness, None)
+        // A writer's compaction may switch the manifest and delete what
+        // the old one named while this opens: then open again.
+        let mut attempts = 0;
+        loop {
+            let storage = config.storage.as_ref();
+            let manifest = manifest::load(storage, &dir)?.unwrap_or_else(Manifest::empty);
+            let opened = open_segments(storage, &dir, ReplayMode::ReadOnly, log_start(&manifest))
+                .and_then(|segments| {
+                    Db::from_log(
+                        dir.clone(),
+                        config.clone(),
+                        &segments,
+                        witness,
+                        None,
+                        manifest.clone(),
+                    )
+                });
+            match opened {
+                Err(e) if attempts < 3 => {
+                    let now = manifest::load(storage, &dir)?.unwrap_or_else(Manifest::empty);
+                    if now.seq == manifest.seq {
+                        return Err(e);
+                    }
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Builds the database from its opened segments (after the lock, if
@@ -273,18 +312,27 @@ impl Db {
         segments: &OpenSegments,
         witness: WitnessState,
         lock: Option<File>,
+        manifest: Manifest,
     ) -> Result<Db> {
         let poison = Arc::new(Poison::default());
         let expected = Expected {
             acknowledged: witness.acknowledged(),
             recovery: config.recovery,
         };
+        let block_cache = Arc::new(BlockCache::new(config.block_cache_bytes));
+        let runs = Arc::new(RunSet::open(
+            config.storage.as_ref(),
+            &dir,
+            &manifest,
+            Arc::clone(&block_cache),
+        )?);
+        let base = Index::from_manifest(&manifest, runs);
         let (files, index, recovered, checkpoint_used) =
-            load_and_replay(&dir, &config, segments, expected, &poison)?;
+            load_and_replay(&dir, &config, segments, expected, &poison, base)?;
         assert_eq!(index.last_txid(), recovered.last_txid);
         let last_commit_time = index
             .tx(recovered.last_txid)
-            .map_or(Timestamp::default(), |t| t.commit_time);
+            .map_or(manifest.runs_through_time, |t| t.commit_time);
         let horizon = index.horizon();
         let cache = ValueCache::new(config.value_cache_bytes);
         // Recovery made the whole log it kept durable; from now on the
@@ -320,6 +368,8 @@ impl Db {
                 checkpoint_used,
                 frames_since_checkpoint: AtomicU64::new(recovered.frames_replayed),
                 index: RwLock::new(index),
+                manifest: Mutex::new(manifest),
+                block_cache,
                 files,
                 writer: Mutex::new(WriterState {
                     log: recovered.writer,
@@ -379,8 +429,16 @@ impl Db {
     pub fn as_of_time(&self, time: impl Into<Timestamp>) -> Result<Snapshot> {
         let time = time.into();
         let latest = self.latest_txid();
-        let txid = self.shared.read_index().txid_at_time(time).min(latest);
-        self.as_of(txid)
+        let (in_tail, runs) = {
+            let index = self.shared.read_index();
+            (index.txid_at_time(time), index.runs().cloned())
+        };
+        let txid = match (in_tail, runs) {
+            (Some(txid), _) => txid,
+            (None, Some(runs)) => runs.txid_at_time(time)?,
+            (None, None) => TxId::ZERO,
+        };
+        self.as_of(txid.min(latest))
     }
 
     /// Fsyncs everything committed so far (needed only for
@@ -523,7 +581,7 @@ impl Db {
         let index = self.shared.read_index();
         Stats {
             latest_txid: index.last_txid(),
-            n_versions: index.n_versions(),
+            n_versions: index.n_versions() + index.runs().map_or(0, |r| r.n_versions()),
             n_tables: index.table_names_at(index.last_txid()).len(),
             horizon: index.horizon(),
             torn_tail_bytes: self.shared.torn_tail_bytes,
@@ -598,6 +656,7 @@ fn load_and_replay(
     segments: &OpenSegments,
     expected: Expected,
     poison: &Arc<Poison>,
+    base: Index,
 ) -> Result<(SegmentFiles, Index, Recovered, bool)> {
     let attempt = |index: Index, resume: Option<ResumePoint>| {
         let files = SegmentFiles::new(dir);
@@ -617,13 +676,15 @@ fn load_and_replay(
         })?;
         Ok::<_, Error>((files, index, recovered))
     };
-    if let Ok((index, resume)) = crate::checkpoint::load(dir, segments)
+    // The checkpoint covers a log that starts at txid 1 only.
+    if base.base() == TxId::ZERO
+        && let Ok((index, resume)) = crate::checkpoint::load(dir, segments)
         && let Ok((files, mut index, recovered)) = attempt(index, Some(resume))
     {
         index.shrink_after_replay();
         return Ok((files, index, recovered, true));
     }
-    let (files, mut index, recovered) = attempt(Index::default(), None)?;
+    let (files, mut index, recovered) = attempt(base, None)?;
     index.shrink_after_replay();
     Ok((files, index, recovered, false))
 }
@@ -638,10 +699,43 @@ fn value_span(version: &VersionRef) -> Option<(u64, usize)> {
 
 /// A directory that holds files but no segments and no lock file was not
 /// made by timecask; refuse it rather than litter it.
+fn log_start(manifest: &Manifest) -> LogStart {
+    LogStart {
+        segment: manifest.log_first_segment,
+        txid: manifest.log_first_txid,
+    }
+}
+
+/// Deletes run files the manifest does not list: a crash while building
+/// one, or after the manifest replaced it. Only names a run of ours has.
+fn remove_unlisted_runs(storage: &dyn Storage, dir: &Path, manifest: &Manifest) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut removed = false;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(number) = name.to_str().and_then(manifest::parse_run_file_name) else {
+            continue;
+        };
+        if manifest.runs.iter().any(|r| r.file_number == number) {
+            continue;
+        }
+        let path = entry.path();
+        storage
+            .remove_file(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        removed = true;
+    }
+    if removed {
+        storage.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}
+
 fn refuse_foreign_directory(dir: &Path) -> Result<()> {
     let mut entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let empty = entries.next().is_none();
-    let ours = [LOCK_FILE, WITNESS_FILE]
+    let ours = [LOCK_FILE, WITNESS_FILE, manifest::MANIFEST_FILE]
         .iter()
         .any(|name| dir.join(name).exists());
     if empty || ours || !list_segments(dir)?.is_empty() {
@@ -667,6 +761,11 @@ impl Shared {
 
     pub(crate) fn lock_maintenance(&self) -> MutexGuard<'_, ()> {
         self.maintenance.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The manifest on disk; compaction changes it.
+    pub(crate) fn lock_manifest(&self) -> MutexGuard<'_, Manifest> {
+        self.manifest.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn lock_writer(&self) -> MutexGuard<'_, WriterState> {
@@ -802,8 +901,17 @@ impl Shared {
     pub(crate) fn read_tx(&self, txid: TxId) -> Result<TxRecord> {
         let at = {
             let index = self.read_index();
-            let info = *index.tx(txid).ok_or(Error::NoSuchTransaction { txid })?;
-            self.locate(&index, info.segment, info)?
+            match index.tx(txid) {
+                Some(info) => self.locate(&index, info.segment, *info)?,
+                None => match index.runs() {
+                    Some(runs) if txid > TxId::ZERO && txid <= index.base() => {
+                        let runs = Arc::clone(runs);
+                        drop(index);
+                        return self.read_sealed_tx(&runs, txid);
+                    }
+                    _ => return Err(Error::NoSuchTransaction { txid }),
+                },
+            }
         };
         let info = at.item;
         let path = self.files.path(info.segment);
@@ -855,6 +963,84 @@ impl Shared {
             txid,
             commit_time: tx.commit_time,
             meta: tx.meta,
+            changes,
+        })
+    }
+}
+
+impl Shared {
+    /// The record of a transaction the runs hold: its surviving changes,
+    /// each value read from the run (a version an erasure or a purge
+    /// removed since is left out, as for the log).
+    fn read_sealed_tx(&self, runs: &RunSet, txid: TxId) -> Result<TxRecord> {
+        let Some((tx, run)) = runs.tx(txid)? else {
+            return Err(Error::NoSuchTransaction { txid });
+        };
+        let meta = decode_meta(&tx.meta).map_err(|reason| Error::corrupt(run.path(), 0, reason))?;
+        let mut changes = Vec::with_capacity(tx.changes.len());
+        for c in &tx.changes {
+            let (name, erased, horizon, tail_first) = {
+                let index = self.read_index();
+                let name = index.table_name(c.table).ok_or_else(|| {
+                    Error::corrupt(run.path(), 0, format!("unknown table id {}", c.table.0))
+                })?;
+                let horizon = index.horizon().max(index.table(c.table).horizon);
+                let tail_first = index
+                    .chain(name, &c.key)
+                    .and_then(|chain| chain.first())
+                    .map(|v| v.txid());
+                (
+                    name.to_string(),
+                    index.erased_at(name, &c.key),
+                    horizon,
+                    tail_first,
+                )
+            };
+            let system = name == SYSTEM_TABLE;
+            if !system {
+                if erased.is_some_and(|at| txid < at) {
+                    continue;
+                }
+                if horizon > txid {
+                    let next = match runs.successor(c.table, &c.key, txid, horizon)? {
+                        Some(t) => Some(t),
+                        None => tail_first,
+                    };
+                    if next.is_some_and(|t| t <= horizon) {
+                        continue;
+                    }
+                }
+            }
+            let value = if c.op == crate::Op::Delete {
+                None
+            } else {
+                match run.get_at(c.table, &c.key, txid)? {
+                    Some(v) if v.txid == txid => v.value,
+                    _ => {
+                        return Err(Error::corrupt(
+                            run.path(),
+                            0,
+                            format!("txid {txid} lists a change the run has no version of"),
+                        ));
+                    }
+                }
+            };
+            let key = if system {
+                crate::seal::system_log_key(&c.key).to_vec()
+            } else {
+                c.key.clone()
+            };
+            changes.push(Change {
+                table: name,
+                key,
+                op: c.op,
+                value,
+            });
+        }
+        Ok(TxRecord {
+            txid,
+            commit_time: tx.commit_time,
+            meta,
             changes,
         })
     }

@@ -56,6 +56,8 @@ mod pins;
 mod read;
 mod record;
 mod runs;
+mod seal;
+mod sealed;
 pub mod storage;
 mod temporal;
 #[cfg(test)]

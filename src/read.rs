@@ -9,13 +9,99 @@ use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
+use crate::Metadata;
 use crate::db::{Located, Shared};
 use crate::error::{Error, Result};
 use crate::index::chain::{VersionRef, visible_at, visible_position};
-use crate::index::{Index, TxInfo};
+use crate::index::{Index, SYSTEM_TABLE, TxInfo};
+use crate::log::frame::decode_meta;
 use crate::log::value_cache::ValueBytes;
 use crate::record::{HistoryQuery, Version, Window};
-use crate::types::TxId;
+use crate::runs::{MetaRef, VersionEntry};
+use crate::sealed::RunSet;
+use crate::types::{Op, TableId, TxId};
+
+/// A version a read found: in the tail (its value still in the log) or in
+/// a run (its value read and checked already).
+pub(crate) enum Found {
+    Tail(Located<VersionRef>),
+    Sealed(VersionEntry),
+}
+
+impl Found {
+    pub(crate) fn txid(&self) -> TxId {
+        match self {
+            Found::Tail(at) => at.item.txid(),
+            Found::Sealed(e) => e.txid,
+        }
+    }
+
+    fn is_live(&self) -> bool {
+        match self {
+            Found::Tail(at) => at.item.is_live(),
+            Found::Sealed(e) => e.op != Op::Delete,
+        }
+    }
+
+    /// The value (`None` for a delete).
+    pub(crate) fn read(&self, shared: &Shared) -> Result<Option<Vec<u8>>> {
+        match self {
+            Found::Tail(at) => shared.read_value(at),
+            Found::Sealed(e) => Ok(e.value.clone()),
+        }
+    }
+
+    /// The value, moved out where it is owned already.
+    fn into_value(self, shared: &Shared) -> Result<Option<Vec<u8>>> {
+        match self {
+            Found::Tail(at) => shared.read_value(&at),
+            Found::Sealed(e) => Ok(e.value),
+        }
+    }
+}
+
+/// What a read needs of the runs, taken under the same index lock as the
+/// tail it complements.
+struct SealedPart {
+    runs: Arc<RunSet>,
+    table: TableId,
+}
+
+/// The runs behind `table` in `index`, if any (the system table is never
+/// read from runs).
+fn sealed_part(index: &Index, table: &str) -> Option<SealedPart> {
+    if table == SYSTEM_TABLE {
+        return None;
+    }
+    Some(SealedPart {
+        runs: Arc::clone(index.runs()?),
+        table: index.table_id(table)?,
+    })
+}
+
+/// Whether a version from a run is hidden by an erasure of its key.
+fn erased_entry(erased: Option<TxId>, e: &VersionEntry) -> bool {
+    erased.is_some_and(|at| e.txid < at)
+}
+
+/// The metadata of a version from a run.
+fn sealed_meta(runs: &RunSet, e: &VersionEntry) -> Result<Metadata> {
+    let bytes = match &e.meta {
+        MetaRef::None => return Ok(Metadata::new()),
+        MetaRef::Inline(bytes) => bytes.clone(),
+        MetaRef::InTx => match runs.tx(e.txid)? {
+            Some((tx, _)) => tx.meta,
+            None => {
+                return Err(Error::corrupt(
+                    std::path::Path::new(""),
+                    0,
+                    format!("no run holds the record of txid {}", e.txid),
+                ));
+            }
+        },
+    };
+    decode_meta(&bytes).map_err(|reason| Error::corrupt(std::path::Path::new(""), 0, reason))
+}
 
 /// Entries copied out of the index per lock acquisition during a scan.
 const SCAN_BATCH: usize = 256;
@@ -64,7 +150,7 @@ impl Snapshot {
     /// The value of `key` in `table`, or `None` if it has none at this txid.
     pub fn get(&self, table: &str, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         match self.visible(table, key.as_ref())? {
-            Some(at) => self.shared.read_value(&at),
+            Some(found) => found.into_value(&self.shared),
             None => Ok(None),
         }
     }
@@ -73,7 +159,8 @@ impl Snapshot {
     /// cache instead of copied (see `Shared::read_value_bytes`).
     pub(crate) fn get_bytes(&self, table: &str, key: &[u8]) -> Result<Option<ValueBytes>> {
         match self.visible(table, key)? {
-            Some(at) => self.shared.read_value_bytes(&at),
+            Some(Found::Tail(at)) => self.shared.read_value_bytes(&at),
+            Some(Found::Sealed(e)) => Ok(e.value.map(ValueBytes::Read)),
             None => Ok(None),
         }
     }
@@ -87,7 +174,8 @@ impl Snapshot {
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<Option<R>> {
         match self.visible(table, key)? {
-            Some(at) => self.shared.with_value(&at, f),
+            Some(Found::Tail(at)) => self.shared.with_value(&at, f),
+            Some(Found::Sealed(e)) => Ok(e.value.as_deref().map(f)),
             None => Ok(None),
         }
     }
@@ -95,12 +183,9 @@ impl Snapshot {
     /// Whether `key` has a live value at this txid (no value read).
     /// Fails like `get` below the table's retention horizon.
     pub fn contains(&self, table: &str, key: impl AsRef<[u8]>) -> Result<bool> {
-        let index = self.shared.read_index();
-        Ok(index
-            .readable_table_at(table, self.txid)?
-            .and_then(|t| t.keys.get(key.as_ref()))
-            .and_then(|chain| visible_at(chain, self.txid))
-            .is_some_and(|v| v.is_live()))
+        Ok(self
+            .visible(table, key.as_ref())?
+            .is_some_and(|found| found.is_live()))
     }
 
     /// The version of `key` visible at this txid, including a delete (whose
@@ -119,38 +204,87 @@ impl Snapshot {
     /// ```
     pub fn get_version(&self, table: &str, key: impl AsRef<[u8]>) -> Result<Option<Version>> {
         let key = key.as_ref();
-        let found = {
+        let (sealed, tail_first, erased) = {
             let index = self.shared.read_index();
-            let found = index
-                .readable_table_at(table, self.txid)?
-                .and_then(|t| t.keys.get(key))
-                .and_then(|chain| {
-                    let i = visible_position(chain, self.txid)?;
-                    let end = chain
-                        .get(i + 1)
-                        .map(|v| v.txid())
-                        .filter(|t| *t <= self.txid);
-                    Some((chain[i], end))
-                });
-            match found {
-                Some((v, end)) => Some(self.locate_version(&index, v, end)?),
-                None => None,
+            let Some(t) = index.readable_table_at(table, self.txid)? else {
+                return Ok(None);
+            };
+            let chain = t.keys.get(key);
+            let found = chain.and_then(|chain| {
+                let i = visible_position(chain, self.txid)?;
+                let end = chain
+                    .get(i + 1)
+                    .map(|v| v.txid())
+                    .filter(|t| *t <= self.txid);
+                Some((chain[i], end))
+            });
+            if let Some((v, end)) = found {
+                let found = self.locate_version(&index, v, end)?;
+                drop(index);
+                return self.load_version(&found).map(Some);
             }
+            let Some(sealed) = sealed_part(&index, table) else {
+                return Ok(None);
+            };
+            let tail_first = chain
+                .and_then(|c| c.first())
+                .map(|v| v.txid())
+                .filter(|t| *t <= self.txid);
+            (sealed, tail_first, index.erased_at(table, key))
         };
-        found.map(|found| self.load_version(&found)).transpose()
+        let Some(e) = sealed.runs.get_at(sealed.table, key, self.txid)? else {
+            return Ok(None);
+        };
+        if erased_entry(erased, &e) {
+            return Ok(None);
+        }
+        let end_txid = match sealed
+            .runs
+            .successor(sealed.table, key, e.txid, self.txid)?
+        {
+            Some(t) => Some(t),
+            None => tail_first,
+        };
+        Ok(Some(Version {
+            txid: e.txid,
+            end_txid,
+            op: e.op,
+            commit_time: e.commit_time,
+            meta: sealed_meta(&sealed.runs, &e)?,
+            value: e.value,
+        }))
     }
 
     /// The version of `key` visible here, with its file handle.
-    fn visible(&self, table: &str, key: &[u8]) -> Result<Option<Located<VersionRef>>> {
-        let index = self.shared.read_index();
-        let Some(v) = index
-            .readable_table_at(table, self.txid)?
-            .and_then(|t| t.keys.get(key))
-            .and_then(|chain| visible_at(chain, self.txid))
-        else {
-            return Ok(None);
+    fn visible(&self, table: &str, key: &[u8]) -> Result<Option<Found>> {
+        let (sealed, erased) = {
+            let index = self.shared.read_index();
+            let Some(t) = index.readable_table_at(table, self.txid)? else {
+                return Ok(None);
+            };
+            if let Some(v) = t
+                .keys
+                .get(key)
+                .and_then(|chain| visible_at(chain, self.txid))
+            {
+                return Ok(Some(Found::Tail(self.shared.locate(
+                    &index,
+                    v.segment(),
+                    *v,
+                )?)));
+            }
+            // Not in the tail: the runs that went with this tail, read
+            // after the lock is released.
+            let Some(sealed) = sealed_part(&index, table) else {
+                return Ok(None);
+            };
+            (sealed, index.erased_at(table, key))
         };
-        Ok(Some(self.shared.locate(&index, v.segment(), *v)?))
+        Ok(sealed
+            .runs
+            .get_at(sealed.table, key, self.txid)?
+            .filter(|e| !erased_entry(erased, e))
+            .map(Found::Sealed))
     }
 
     /// Everything needed to load a version, taken under one index lock.
@@ -258,7 +392,7 @@ impl Snapshot {
         let mut n = 0;
         let mut batch = VecDeque::new();
         while !scan.done {
-            scan.fill(self, true, &mut batch, |_, _, _| Ok(()))?;
+            scan.fill(self, true, false, &mut batch)?;
             n += batch.len() as u64;
             batch.clear();
         }
@@ -293,41 +427,101 @@ impl Snapshot {
         query: HistoryQuery,
     ) -> Result<Vec<Version>> {
         let key = key.as_ref();
-        let selected = {
+        let (tail, sealed, erased, horizon) = {
             let index = self.shared.read_index();
-            let Some(chain) = index
-                .readable_table_at(table, self.txid)?
-                .and_then(|t| t.keys.get(key))
-            else {
+            let Some(t) = index.readable_table_at(table, self.txid)? else {
                 return Ok(Vec::new());
             };
+            let chain = t.keys.get(key).map_or(&[][..], |c| &c[..]);
             let upto = visible_position(chain, self.txid).map_or(0, |i| i + 1);
-            let (start, end) = window_positions(&chain[..upto], &query, self.txid);
-            let positions: Box<dyn Iterator<Item = usize>> = if query.newest_first {
-                Box::new((start..end.max(start)).rev())
-            } else {
-                Box::new(start..end.max(start))
-            };
-            let mut selected = Vec::new();
-            for i in positions.take(query.limit.unwrap_or(usize::MAX)) {
-                let end_txid = (i + 1 < upto).then(|| chain[i + 1].txid());
-                selected.push(self.locate_version(&index, chain[i], end_txid)?);
+            let sealed = sealed_part(&index, table);
+            if sealed.is_none() {
+                if chain.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // The whole history is in the tail: locate only what the
+                // query selects.
+                let txids: Vec<TxId> = chain[..upto].iter().map(|v| v.txid()).collect();
+                let mut selected = Vec::new();
+                for (i, end_txid) in select_positions(&txids, &query, self.txid) {
+                    selected.push(self.locate_version(&index, chain[i], end_txid)?);
+                }
+                drop(index);
+                return selected.iter().map(|f| self.load_version(f)).collect();
             }
-            selected
+            let mut tail = Vec::with_capacity(upto);
+            for v in &chain[..upto] {
+                tail.push(self.locate_version(&index, *v, None)?);
+            }
+            let horizon = index.horizon().max(t.horizon);
+            (tail, sealed, index.erased_at(table, key), horizon)
         };
-        selected
-            .iter()
-            .map(|found| self.load_version(found))
-            .collect()
+        let Some(sealed) = sealed else {
+            return Ok(Vec::new());
+        };
+        // The runs' versions (oldest first, all before the tail's), minus
+        // what an erasure removed, then the tail's.
+        let mut items: Vec<(TxId, Option<VersionEntry>)> = sealed
+            .runs
+            .versions_upto(sealed.table, key, self.txid)?
+            .into_iter()
+            .filter(|e| !erased_entry(erased, e))
+            .map(|e| (e.txid, Some(e)))
+            .chain(tail.iter().map(|f| (f.value.item.txid(), None)))
+            .collect();
+        let n_sealed = items.len() - tail.len();
+        // A version superseded at or before the horizon was purged; the
+        // tail never holds one, so only run versions go.
+        let mut positions: Vec<usize> = (0..items.len()).collect();
+        positions.retain(|&i| items.get(i + 1).is_none_or(|next| next.0 > horizon));
+        let txids: Vec<TxId> = positions.iter().map(|&i| items[i].0).collect();
+        let mut out = Vec::new();
+        for (j, end_txid) in select_positions(&txids, &query, self.txid) {
+            let i = positions[j];
+            if i < n_sealed {
+                let Some(e) = items[i].1.take() else { continue };
+                out.push(Version {
+                    txid: e.txid,
+                    end_txid,
+                    op: e.op,
+                    commit_time: e.commit_time,
+                    meta: sealed_meta(&sealed.runs, &e)?,
+                    value: e.value,
+                });
+            } else {
+                let mut v = self.load_version(&tail[i - n_sealed])?;
+                v.end_txid = end_txid;
+                out.push(v);
+            }
+        }
+        Ok(out)
     }
 }
 
-/// The smallest byte string greater than every string starting with
-/// `prefix`, or `None` if there is none (all bytes 0xff).
+/// The positions of `txids` (the versions a view at `view` sees, oldest
+/// first) a history query selects, in the order it asks for, each with the
+/// txid its version ends at (the next one's, if the view sees it).
+fn select_positions(
+    txids: &[TxId],
+    query: &HistoryQuery,
+    view: TxId,
+) -> Vec<(usize, Option<TxId>)> {
+    let (start, end) = window_positions(txids, query, view);
+    let positions: Box<dyn Iterator<Item = usize>> = if query.newest_first {
+        Box::new((start..end).rev())
+    } else {
+        Box::new(start..end)
+    };
+    positions
+        .take(query.limit.unwrap_or(usize::MAX))
+        .map(|i| (i, txids.get(i + 1).copied()))
+        .collect()
+}
+
 /// The positions `start..end` of `chain` (the versions a view at `view`
 /// sees) that a history query's txid window selects; the window ends at
 /// the view.
-fn window_positions(chain: &[VersionRef], query: &HistoryQuery, view: TxId) -> (usize, usize) {
+fn window_positions(chain: &[TxId], query: &HistoryQuery, view: TxId) -> (usize, usize) {
     // The window as an inclusive range of txids [low, high].
     let low = match query.start {
         Bound::Included(t) => Some(t),
@@ -346,16 +540,18 @@ fn window_positions(chain: &[VersionRef], query: &HistoryQuery, view: TxId) -> (
         return (0, 0);
     }
     // Versions written at or before `high`.
-    let end = chain.partition_point(|v| v.txid() <= high);
+    let end = chain.partition_point(|t| *t <= high);
     let start = match query.window {
-        Window::WrittenIn => chain.partition_point(|v| v.txid() < low),
+        Window::WrittenIn => chain.partition_point(|t| *t < low),
         // Also the version current at `low`: the last one written at or
         // before it (its validity runs into the window).
-        Window::ValidIn => chain.partition_point(|v| v.txid() <= low).saturating_sub(1),
+        Window::ValidIn => chain.partition_point(|t| *t <= low).saturating_sub(1),
     };
     (start, end.max(start))
 }
 
+/// The smallest byte string greater than every string starting with
+/// `prefix`, or `None` if there is none (all bytes 0xff).
 fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
@@ -392,62 +588,212 @@ impl Cursor {
         }
     }
 
-    /// Copies up to one batch of visible live entries out of the index,
-    /// from the front (`forward`) or the back, turning each into a `T`
-    /// with `make` under the index lock, and narrows the range past every
-    /// key looked at.
-    fn fill<T>(
+    /// Takes up to one batch of visible live entries, from the front
+    /// (`forward`) or the back, and narrows the range past every key
+    /// decided. The tail's part is located under one index lock, which
+    /// also yields the runs that go with it; the runs are read after it is
+    /// released, only up to where the tail's batch ended, and a key the
+    /// tail has a version of at the view (a delete too) is the tail's.
+    /// Without `locate`, entries of the tail carry no location (counting).
+    fn fill(
         &mut self,
         view: &Snapshot,
         forward: bool,
-        out: &mut VecDeque<T>,
-        mut make: impl FnMut(&Index, &[u8], &VersionRef) -> Result<T>,
+        locate: bool,
+        out: &mut VecDeque<Entry>,
     ) -> Result<()> {
-        let index = view.shared.read_index();
-        let Some(table) = index.readable_table_at(&self.table, view.txid)? else {
-            self.done = true;
+        let (tail, tail_end, sealed) = {
+            let index = view.shared.read_index();
+            let Some(table) = index.readable_table_at(&self.table, view.txid)? else {
+                self.done = true;
+                return Ok(());
+            };
+            let sealed = sealed_part(&index, &self.table);
+            let bounds = (as_slice_bound(&self.lower), as_slice_bound(&self.upper));
+            let mut range = table.keys.range::<[u8], _>(bounds);
+            // `None`: a visible delete, which hides the runs' versions.
+            let mut tail: Vec<(Vec<u8>, Option<Option<Found>>)> = Vec::new();
+            let mut last_key: Option<&[u8]> = None;
+            let mut exhausted = false;
+            let mut looked = 0;
+            let mut taken = 0;
+            loop {
+                let next = if forward {
+                    range.next()
+                } else {
+                    range.next_back()
+                };
+                let Some((key, chain)) = next else {
+                    exhausted = true;
+                    break;
+                };
+                last_key = Some(key);
+                looked += 1;
+                if let Some(v) = visible_at(chain, view.txid) {
+                    if v.is_live() {
+                        let at = if locate {
+                            Some(Found::Tail(view.shared.locate(&index, v.segment(), *v)?))
+                        } else {
+                            None
+                        };
+                        tail.push((key.to_vec(), Some(at)));
+                        taken += 1;
+                    } else if sealed.is_some() {
+                        // A delete: it hides the runs' versions of the key.
+                        tail.push((key.to_vec(), None));
+                    }
+                }
+                if taken == SCAN_BATCH || looked == SCAN_LOOKS_MAX {
+                    break;
+                }
+            }
+            let tail_end = (!exhausted).then(|| last_key.map(<[u8]>::to_vec)).flatten();
+            let sealed = sealed.map(|s| {
+                let erased = index.erased_in(&self.table);
+                (s, erased)
+            });
+            (tail, tail_end, sealed)
+        };
+        let Some((sealed, erased)) = sealed else {
+            for (key, at) in tail {
+                if let Some(at) = at {
+                    out.push_back(Entry { key, at });
+                }
+            }
+            self.narrow(forward, tail_end);
             return Ok(());
         };
-        let bounds = (as_slice_bound(&self.lower), as_slice_bound(&self.upper));
-        let mut range = table.keys.range::<[u8], _>(bounds);
-        let mut last_key: Option<&[u8]> = None;
-        let mut looked = 0;
-        let mut taken = 0;
+        let limit = tail_end.as_deref().map(Bound::Included);
+        let (lower, upper) = match (forward, limit) {
+            (true, Some(l)) => (as_slice_bound(&self.lower), l),
+            (false, Some(l)) => (l, as_slice_bound(&self.upper)),
+            (_, None) => (as_slice_bound(&self.lower), as_slice_bound(&self.upper)),
+        };
+        let (runs_entries, runs_end) = sealed.runs.scan(
+            sealed.table,
+            lower,
+            upper,
+            view.txid,
+            forward,
+            SCAN_LOOKS_MAX,
+        )?;
+        // Every source is decided up to the nearer of the two ends.
+        let end = match (tail_end, runs_end) {
+            (None, e) | (e, None) => e,
+            (Some(a), Some(b)) => Some(if (a <= b) == forward { a } else { b }),
+        };
+        let before_end = |key: &[u8]| match &end {
+            None => true,
+            Some(e) => (forward && key <= e.as_slice()) || (!forward && key >= e.as_slice()),
+        };
+        let mut tail = tail.into_iter().filter(|(k, _)| before_end(k)).peekable();
+        let mut runs = runs_entries
+            .into_iter()
+            .filter(|e| before_end(&e.key))
+            .peekable();
         loop {
-            let next = if forward {
-                range.next()
-            } else {
-                range.next_back()
+            let order = match (tail.peek(), runs.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some((t, _)), Some(r)) => {
+                    let o = t.as_slice().cmp(r.key.as_slice());
+                    if forward { o } else { o.reverse() }
+                }
             };
-            let Some((key, chain)) = next else {
-                self.done = true;
-                break;
-            };
-            last_key = Some(key);
-            looked += 1;
-            if let Some(v) = visible_at(chain, view.txid).filter(|v| v.is_live()) {
-                out.push_back(make(&index, key, v)?);
-                taken += 1;
-            }
-            if taken == SCAN_BATCH || looked == SCAN_LOOKS_MAX {
-                break;
+            match order {
+                std::cmp::Ordering::Greater => {
+                    let Some(e) = runs.next() else { break };
+                    let hidden = erased.get(e.key.as_slice()).is_some_and(|at| e.txid < *at);
+                    if e.op != Op::Delete && !hidden {
+                        let key = e.key.clone();
+                        out.push_back(Entry {
+                            key,
+                            at: Some(Found::Sealed(e)),
+                        });
+                    }
+                }
+                o => {
+                    if o == std::cmp::Ordering::Equal {
+                        runs.next();
+                    }
+                    let Some((key, at)) = tail.next() else { break };
+                    if let Some(at) = at {
+                        out.push_back(Entry { key, at });
+                    }
+                }
             }
         }
-        if let Some(key) = last_key {
-            if forward {
-                self.lower = Bound::Excluded(key.to_vec());
-            } else {
-                self.upper = Bound::Excluded(key.to_vec());
-            }
-        }
+        self.narrow(forward, end);
         Ok(())
+    }
+
+    /// Moves the front (`forward`) or back of the range past `end`, the
+    /// last key decided; `None`: everything is.
+    fn narrow(&mut self, forward: bool, end: Option<Vec<u8>>) {
+        match end {
+            None => self.done = true,
+            Some(key) if forward => self.lower = Bound::Excluded(key),
+            Some(key) => self.upper = Bound::Excluded(key),
+        }
     }
 }
 
-/// One entry of a range batch: its key and its located live version.
+/// A key whose version differs between two views, with each side's.
+pub(crate) type ChangedKey = (Vec<u8>, Option<Found>, Option<Found>);
+
+/// The keys of `table` whose live versions differ between the views
+/// `a` and `b` (both readable), in key order, with each side's version:
+/// for a database with runs, where the index alone cannot say.
+pub(crate) fn changed_keys(a: &Snapshot, b: &Snapshot, table: &str) -> Result<Vec<ChangedKey>> {
+    let mut ca = Cursor::new(table, Bound::Unbounded, Bound::Unbounded);
+    let mut cb = Cursor::new(table, Bound::Unbounded, Bound::Unbounded);
+    let (mut qa, mut qb) = (VecDeque::new(), VecDeque::new());
+    let mut out = Vec::new();
+    loop {
+        while qa.is_empty() && !ca.done {
+            ca.fill(a, true, true, &mut qa)?;
+        }
+        while qb.is_empty() && !cb.done {
+            cb.fill(b, true, true, &mut qb)?;
+        }
+        let order = match (qa.front(), qb.front()) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) => x.key.cmp(&y.key),
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                let Some(x) = qa.pop_front() else { break };
+                out.push((x.key, x.at, None));
+            }
+            std::cmp::Ordering::Greater => {
+                let Some(y) = qb.pop_front() else { break };
+                out.push((y.key, None, y.at));
+            }
+            std::cmp::Ordering::Equal => {
+                let (Some(x), Some(y)) = (qa.pop_front(), qb.pop_front()) else {
+                    break;
+                };
+                let same = match (&x.at, &y.at) {
+                    (Some(p), Some(q)) => p.txid() == q.txid(),
+                    _ => false,
+                };
+                if !same {
+                    out.push((x.key, x.at, y.at));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One entry of a range batch: its key and its live version (no version
+/// when only counting).
 struct Entry {
     key: Vec<u8>,
-    at: Located<VersionRef>,
+    at: Option<Found>,
 }
 
 fn as_slice_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
@@ -481,28 +827,22 @@ impl RangeIter {
     }
 
     fn load(&self, entry: Entry) -> Result<(Vec<u8>, Vec<u8>)> {
-        let value = self
-            .view
-            .shared
-            .read_value(&entry.at)?
+        let value = entry
+            .at
+            .expect("range batches are located")
+            .into_value(&self.view.shared)?
             .expect("range batches hold live versions only");
         Ok((entry.key, value))
     }
 
-    /// Refills the front (`forward`) or back buffer from the index.
+    /// Refills the front (`forward`) or back buffer.
     fn refill(&mut self, forward: bool) -> Result<()> {
-        let shared = Arc::clone(&self.view.shared);
         let out = if forward {
             &mut self.front
         } else {
             &mut self.back
         };
-        self.cursor.fill(&self.view, forward, out, |index, key, v| {
-            Ok(Entry {
-                key: key.to_vec(),
-                at: shared.locate(index, v.segment(), *v)?,
-            })
-        })
+        self.cursor.fill(&self.view, forward, true, out)
     }
 }
 

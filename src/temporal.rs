@@ -59,6 +59,31 @@ impl Db {
         let (low, high) = (from.min(to), from.max(to));
         // Keep a purge from dropping the versions this diff reads.
         let _pin = crate::read::Snapshot::new(std::sync::Arc::clone(&self.shared), low)?;
+        if self.shared.read_index().runs().is_some() {
+            let high_view = crate::read::Snapshot::new(std::sync::Arc::clone(&self.shared), high)?;
+            let (a, b) = if from <= to {
+                (&_pin, &high_view)
+            } else {
+                (&high_view, &_pin)
+            };
+            {
+                let index = self.shared.read_index();
+                index.readable_table_at(table, low)?;
+                index.readable_table_at(table, high)?;
+            }
+            let mut diff = Vec::new();
+            for (key, before, after) in crate::read::changed_keys(a, b, table)? {
+                let read = |v: Option<crate::read::Found>| match v {
+                    Some(v) => v.read(&self.shared),
+                    None => Ok(None),
+                };
+                let (before, after) = (read(before)?, read(after)?);
+                if before != after {
+                    diff.push(DiffEntry { key, before, after });
+                }
+            }
+            return Ok(diff);
+        }
         type Side = Option<Located<VersionRef>>;
         let mut candidates: Vec<(Vec<u8>, Side, Side)> = Vec::new();
         let mut after_key: Option<Vec<u8>> = None;
@@ -177,6 +202,25 @@ impl Db {
                     + u64::from(info.payload_len),
             )
         });
+        // The runs and the manifest that lists them (unchanged while the
+        // maintenance lock is held), through the open run handles.
+        let runs = self.shared.read_index().runs().cloned();
+        if let Some(runs) = runs {
+            for run in runs.runs() {
+                let name = run
+                    .path()
+                    .file_name()
+                    .ok_or_else(|| Error::corrupt(run.path(), 0, "run path has no file name"))?;
+                let len = run.summary().file_bytes;
+                copy_file(run.file().as_ref(), run.path(), len, &dest.join(name))?;
+            }
+            let manifest = self.shared.lock_manifest().clone();
+            let out_path = dest.join(crate::manifest::MANIFEST_FILE);
+            let mut out = fs::File::create_new(&out_path).map_err(|e| Error::io(&out_path, e))?;
+            out.write_all(&manifest.encode())
+                .and_then(|()| out.sync_all())
+                .map_err(|e| Error::io(&out_path, e))?;
+        }
         // The open handles, never a path: a read-only database copies the
         // files it opened, whatever a writer renamed over them since.
         for id in self.shared.files.ids() {
@@ -190,19 +234,7 @@ impl Db {
                 // may have appended frames after a read-only open).
                 None => SEGMENT_HEADER_SIZE as u64,
             };
-            let out_path = segment_path(dest, id);
-            let mut out = fs::File::create_new(&out_path).map_err(|e| Error::io(&out_path, e))?;
-            let mut offset = 0;
-            let mut buf = vec![0; 1 << 20];
-            while offset < len {
-                let n = (len - offset).min(buf.len() as u64) as usize;
-                file.read_exact_at(&mut buf[..n], offset)
-                    .map_err(|e| Error::io(&src, e))?;
-                out.write_all(&buf[..n])
-                    .map_err(|e| Error::io(&out_path, e))?;
-                offset += n as u64;
-            }
-            out.sync_all().map_err(|e| Error::io(&out_path, e))?;
+            copy_file(file.as_ref(), &src, len, &segment_path(dest, id))?;
             if end.is_none() {
                 // An empty database: one segment header is the whole copy.
                 break;
@@ -258,4 +290,26 @@ impl Iterator for ChangeFeed {
     fn next(&mut self) -> Option<Self::Item> {
         self.try_next().transpose()
     }
+}
+
+/// Copies the first `len` bytes of `file` (at `src`) into a new file
+/// `out_path`, fsynced.
+fn copy_file(
+    file: &dyn crate::storage::StorageFile,
+    src: &Path,
+    len: u64,
+    out_path: &Path,
+) -> Result<()> {
+    let mut out = fs::File::create_new(out_path).map_err(|e| Error::io(out_path, e))?;
+    let mut offset = 0;
+    let mut buf = vec![0; (1 << 20).min(len as usize)];
+    while offset < len {
+        let n = (len - offset).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], offset)
+            .map_err(|e| Error::io(src, e))?;
+        out.write_all(&buf[..n])
+            .map_err(|e| Error::io(out_path, e))?;
+        offset += n as u64;
+    }
+    out.sync_all().map_err(|e| Error::io(out_path, e))
 }

@@ -388,7 +388,13 @@ impl WriteTx {
                 let chain = index
                     .chain(&change.table, &change.key)
                     .map_or(&[][..], |c| &c[..]);
-                let later = chain.iter().any(|v| v.txid() > txid && v.txid() <= base);
+                let mut later = chain.iter().any(|v| v.txid() > txid && v.txid() <= base);
+                if !later
+                    && txid < index.base()
+                    && let (Some(runs), Some(id)) = (index.runs(), index.table_id(&change.table))
+                {
+                    later = runs.successor(id, &change.key, txid, base)?.is_some();
+                }
                 if later {
                     return Err(Error::Conflict {
                         table: change.table.clone(),
@@ -660,10 +666,18 @@ impl WriteTx {
         let base = self.view.txid();
         // Erased keys are among the writes (as deletes).
         for (table, key, _) in self.written() {
-            let newest = index
+            let mut newest = index
                 .chain(table, key)
                 .and_then(|c| c.last())
                 .map(|v| v.txid());
+            // A view older than the runs' end: the newest version may be
+            // in a run (rare: a transaction open across a compaction).
+            if newest.is_none()
+                && base < index.base()
+                && let (Some(runs), Some(id)) = (index.runs(), index.table_id(table))
+            {
+                newest = runs.get_at(id, key, TxId(u64::MAX))?.map(|v| v.txid);
+            }
             // An erasure committed meanwhile counts as a write.
             let erased = index.erased_at(table, key);
             if newest.max(erased).is_some_and(|t| t > base) {

@@ -183,6 +183,20 @@ pub struct Config {
     /// Bytes of recently read values and metadata kept in memory, so hot
     /// reads skip the disk read. 64 MiB by default; 0 turns it off.
     pub value_cache_bytes: usize,
+    /// Bytes of decompressed history-run blocks kept in memory (the block
+    /// cache every read of sealed history goes through). 64 MiB by
+    /// default.
+    pub block_cache_bytes: usize,
+    /// [`Db::compact`](crate::Db::compact) moves sealed history out of the
+    /// log into key-clustered history runs (so a key's versions are
+    /// contiguous on disk and the in-memory index holds only the recent
+    /// tail). Off by default for now (issue 12 is not finished: see
+    /// ARCHITECTURE.md); off keeps all history in log segments, and
+    /// compaction rewrites segments instead.
+    pub history_runs: bool,
+    /// Uncompressed bytes per history-run block. 32 KiB by default; tests
+    /// use small blocks so a key spans several.
+    pub run_block_bytes: usize,
     /// Open without the lock and without ever modifying a file, beside a
     /// writer that may hold the database; see
     /// [`Db::open_read_only`](crate::Db::open_read_only). Off by default.
@@ -232,6 +246,9 @@ impl Default for Config {
             lock_timeout: Duration::ZERO,
             checkpoint_on_close: true,
             value_cache_bytes: 64 * 1024 * 1024,
+            block_cache_bytes: 64 * 1024 * 1024,
+            history_runs: false,
+            run_block_bytes: 32 * 1024,
             read_only: false,
             recovery: Recovery::Strict,
         }
@@ -245,6 +262,17 @@ impl Config {
                 reason: format!(
                     "segment_roll_bytes {} is outside {SEGMENT_ROLL_SIZE_MIN}..={SEGMENT_ROLL_SIZE_MAX}",
                     self.segment_roll_bytes
+                ),
+            });
+        }
+        let blocks = crate::runs::BLOCK_TARGET_SIZE_MIN..=crate::runs::BLOCK_TARGET_SIZE_MAX;
+        if !blocks.contains(&self.run_block_bytes) {
+            return Err(Error::InvalidConfig {
+                reason: format!(
+                    "run_block_bytes {} is outside {}..={}",
+                    self.run_block_bytes,
+                    blocks.start(),
+                    blocks.end()
                 ),
             });
         }

@@ -10,6 +10,8 @@ use crate::log::recovery::SegmentScan;
 use crate::log::segment::{SEGMENT_HEADER_SIZE, SegmentHeader, segment_path};
 use crate::types::TxId;
 
+use std::sync::Arc;
+
 /// What [`Db::verify`] checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -48,14 +50,33 @@ impl Db {
     /// ```
     pub fn verify(&self) -> Result<VerifyReport> {
         let shared = &self.shared;
+        // Compaction moves history between the log and the runs.
+        let _no_compaction = shared.lock_maintenance();
         let upto = shared.visible();
         let dir = &shared.dir;
         // The open handles, never a path: a read-only database reads the
         // files it opened (a writer may have renamed others over them).
         let ids = shared.files.ids();
-        let mut fresh = Index::default();
-        // The log starts at txid 1 and each segment continues the last.
-        let mut next_txid = Some(TxId(1));
+        let (mut fresh, runs) = {
+            let manifest = shared.lock_manifest().clone();
+            let index = shared.read_index();
+            match index.run_set() {
+                Some(runs) if index.base() > TxId::ZERO => (
+                    Index::from_manifest(&manifest, Arc::clone(runs)),
+                    Some(Arc::clone(runs)),
+                ),
+                _ => (Index::default(), None),
+            }
+        };
+        let mut n_run_versions = 0;
+        if let Some(runs) = &runs {
+            for run in runs.runs() {
+                let summary = run.verify()?;
+                n_run_versions += summary.n_versions;
+            }
+        }
+        // The log starts after the runs and each segment continues the last.
+        let mut next_txid = Some(fresh.last_txid().next());
         let mut report = VerifyReport {
             txid: upto,
             n_segments: 0,
@@ -125,7 +146,7 @@ impl Db {
                 ),
             ));
         }
-        report.n_versions = compare_indexes(&shared.read_index(), &fresh, upto)?;
+        report.n_versions = compare_indexes(&shared.read_index(), &fresh, upto)? + n_run_versions;
         Ok(report)
     }
 }
@@ -134,7 +155,7 @@ impl Db {
 /// Returns the number of versions compared.
 fn compare_indexes(live: &Index, fresh: &Index, upto: TxId) -> Result<u64> {
     let mismatch = |what: String| Error::IndexMismatch { reason: what };
-    for txid in 1..=upto.0 {
+    for txid in fresh.base().0 + 1..=upto.0 {
         if live.tx(TxId(txid)) != fresh.tx(TxId(txid)) {
             return Err(mismatch(format!("transaction {txid}")));
         }

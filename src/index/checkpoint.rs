@@ -150,6 +150,7 @@ impl Index {
             n_versions,
             horizon,
             erased: HashMap::new(),
+            ..Index::default()
         })
     }
 }

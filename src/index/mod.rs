@@ -9,9 +9,12 @@ pub(crate) mod chain;
 mod checkpoint;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::log::frame::{DecodedTx, FRAME_HEADER_SIZE};
 use crate::log::writer::FrameLocation;
+use crate::manifest::{Manifest, TableEntry};
+use crate::sealed::RunSet;
 use crate::types::{Op, RetentionPolicy, SegmentId, TableId, Timestamp, TxId};
 use chain::{Chain, VersionRef, push_version};
 
@@ -101,13 +104,18 @@ pub(crate) struct Table {
     pub retention: Option<RetentionPolicy>,
 }
 
-/// All tables and all transactions.
+/// All tables, the transactions and versions of the tail (txids after
+/// the runs), and the runs themselves.
 #[derive(Default)]
 pub(crate) struct Index {
     tables: Vec<Table>,
     by_name: HashMap<String, TableId>,
-    /// `txs[txid - 1]`.
+    /// The last txid the runs hold: the tail starts after it.
+    base: TxId,
+    /// `txs[txid - base - 1]`.
     txs: Vec<TxInfo>,
+    /// The sealed history, swapped together with `base`.
+    runs: Option<Arc<RunSet>>,
     /// Number of versions across all chains.
     n_versions: u64,
     /// Reads as of a txid below this are refused: history before it was
@@ -127,7 +135,84 @@ impl Index {
 
     /// The latest txid in the index.
     pub(crate) fn last_txid(&self) -> TxId {
-        TxId(self.txs.len() as u64)
+        TxId(self.base.0 + self.txs.len() as u64)
+    }
+
+    /// The last txid held by the runs (0 if none): the tail starts after.
+    pub(crate) fn base(&self) -> TxId {
+        self.base
+    }
+
+    /// The sealed history, if there are runs.
+    pub(crate) fn runs(&self) -> Option<&Arc<RunSet>> {
+        self.runs.as_ref().filter(|r| !r.is_empty())
+    }
+
+    /// The run set, empty or not (`None` only for an index built without
+    /// one, as verify's).
+    pub(crate) fn run_set(&self) -> Option<&Arc<RunSet>> {
+        self.runs.as_ref()
+    }
+
+    /// An index for a log that starts after the runs `manifest` lists:
+    /// its tables, horizons and policies, no versions yet.
+    pub(crate) fn from_manifest(manifest: &Manifest, runs: Arc<RunSet>) -> Index {
+        let mut index = Index {
+            base: manifest.runs_through,
+            horizon: manifest.purge_horizon,
+            runs: Some(runs),
+            ..Index::default()
+        };
+        for t in &manifest.tables {
+            index.by_name.insert(t.name.clone(), t.id);
+            index.tables.push(Table {
+                name: t.name.clone(),
+                created: t.created,
+                keys: BTreeMap::new(),
+                horizon: t.horizon,
+                retention: t.retention,
+            });
+        }
+        index
+    }
+
+    /// The tables as a manifest lists them.
+    pub(crate) fn manifest_tables(&self) -> Vec<TableEntry> {
+        self.tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| TableEntry {
+                id: TableId(i as u32),
+                name: t.name.clone(),
+                created: t.created,
+                horizon: t.horizon,
+                retention: t.retention,
+            })
+            .collect()
+    }
+
+    /// Hands every version and transaction up to `through` over to `runs`,
+    /// which must hold them: drops them from the tail.
+    pub(crate) fn seal_through(&mut self, through: TxId, runs: Arc<RunSet>) {
+        assert!(through >= self.base && through <= self.last_txid());
+        let mut dropped = 0;
+        for table in &mut self.tables {
+            table.keys.retain(|_, chain| {
+                let n = chain.partition_point(|v| v.txid() <= through);
+                if n > 0 {
+                    chain.drain(..n);
+                    chain.shrink_to_fit();
+                    dropped += n as u64;
+                }
+                !chain.is_empty()
+            });
+        }
+        self.n_versions -= dropped;
+        let n = (through.0 - self.base.0) as usize;
+        self.txs.drain(..n);
+        self.txs.shrink_to_fit();
+        self.base = through;
+        self.runs = Some(runs);
     }
 
     pub(crate) fn n_versions(&self) -> u64 {
@@ -146,7 +231,7 @@ impl Index {
 
     /// Mutable frame location of `txid`, for compaction's relocation.
     pub(crate) fn tx_mut(&mut self, txid: TxId) -> Option<&mut TxInfo> {
-        let i = txid.0.checked_sub(1)?;
+        let i = txid.0.checked_sub(self.base.0 + 1)?;
         self.txs.get_mut(usize::try_from(i).ok()?)
     }
 
@@ -206,12 +291,17 @@ impl Index {
     /// The horizon `policy` asks for in table `name` as of `now`: the
     /// oldest txid from which no key keeps more than `keep_last` versions,
     /// but no newer than what keeps everything committed after
-    /// `now - keep_for`.
+    /// `now - keep_for`. `txid_at_time` answers for times before the
+    /// tail (from the runs); `sealed_needed` is the keep-last horizon the
+    /// versions of the runs ask for (counting each run key's tail versions
+    /// too), 0 without runs.
     pub(crate) fn retention_horizon(
         &self,
         name: &str,
         policy: RetentionPolicy,
         now: Timestamp,
+        txid_at_time: impl FnOnce(Timestamp) -> TxId,
+        sealed_needed: TxId,
     ) -> TxId {
         let Some(table) = self.table_id(name).map(|id| self.table(id)) else {
             return TxId::ZERO;
@@ -222,11 +312,15 @@ impl Index {
                 .as_micros()
                 .saturating_sub(u64::try_from(keep_for.as_micros()).unwrap_or(u64::MAX));
             // Versions committed after the cutoff must stay visible.
-            horizon = horizon.min(self.txid_at_time(Timestamp::from_micros(cutoff)));
+            let cutoff = Timestamp::from_micros(cutoff);
+            let at = self
+                .txid_at_time(cutoff)
+                .unwrap_or_else(|| txid_at_time(cutoff));
+            horizon = horizon.min(at);
         }
         if let Some(keep_last) = policy.keep_last {
             let n = keep_last.max(1) as usize;
-            let mut needed = TxId::ZERO;
+            let mut needed = sealed_needed;
             for chain in table.keys.values() {
                 if chain.len() > n {
                     needed = needed.max(chain[chain.len() - n].txid());
@@ -263,7 +357,25 @@ impl Index {
 
     /// The txid of the latest erasure of `key` in `table` since open.
     pub(crate) fn erased_at(&self, table: &str, key: &[u8]) -> Option<TxId> {
+        if self.erased.is_empty() {
+            return None;
+        }
         self.erased.get(&(table.into(), key.into())).copied()
+    }
+
+    /// The keys of `table` erased since open (or since the runs were last
+    /// merged), with the erasing txids.
+    pub(crate) fn erased_in(&self, table: &str) -> HashMap<Vec<u8>, TxId> {
+        self.erased
+            .iter()
+            .filter(|((t, _), _)| &**t == table)
+            .map(|((_, k), at)| (k.to_vec(), *at))
+            .collect()
+    }
+
+    /// Every erasure since open: (table, key, erasing txid).
+    pub(crate) fn erasures(&self) -> impl Iterator<Item = (&str, &[u8], TxId)> {
+        self.erased.iter().map(|((t, k), at)| (&**t, &**k, *at))
     }
 
     /// Whether the version of `key` in table `id` written by `txid` is
@@ -320,14 +432,18 @@ impl Index {
         self.table(self.table_id(table)?).keys.get(key)
     }
 
+    /// Where the frame of `txid` lies; `None` for a txid of the runs.
     pub(crate) fn tx(&self, txid: TxId) -> Option<&TxInfo> {
-        let i = txid.0.checked_sub(1)?;
+        let i = txid.0.checked_sub(self.base.0 + 1)?;
         self.txs.get(usize::try_from(i).ok()?)
     }
 
-    /// The last txid whose commit time is at or before `time` (0 if none).
-    pub(crate) fn txid_at_time(&self, time: Timestamp) -> TxId {
-        TxId(self.txs.partition_point(|t| t.commit_time <= time) as u64)
+    /// The last txid whose commit time is at or before `time` (0 if
+    /// none); `None` if that txid is in the runs (`time` is before the
+    /// tail's first commit and there are runs).
+    pub(crate) fn txid_at_time(&self, time: Timestamp) -> Option<TxId> {
+        let n = self.txs.partition_point(|t| t.commit_time <= time) as u64;
+        (n > 0 || self.base == TxId::ZERO).then_some(TxId(self.base.0 + n))
     }
 
     /// Adds one transaction. The caller guarantees `tx.txid` is the next

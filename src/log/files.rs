@@ -43,6 +43,15 @@ impl SegmentFiles {
             .insert(id, (uid, file));
     }
 
+    /// Closes (drops) every handle of a segment below `id`: their history
+    /// is in runs now.
+    pub(crate) fn remove_below(&self, id: SegmentId) {
+        self.files
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|seg, _| *seg >= id);
+    }
+
     /// The open handle of segment `id`. Callers that hold an index
     /// location take the handle under the same index lock (see `Located`).
     pub(crate) fn handle(&self, id: SegmentId) -> Result<Arc<dyn StorageFile>> {

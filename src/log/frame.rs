@@ -69,11 +69,7 @@ pub(crate) fn encode_frame(tx: &TxToEncode<'_>) -> (Vec<u8>, Vec<u32>) {
     buf.extend_from_slice(&tx.txid.0.to_le_bytes());
     buf.extend_from_slice(&tx.commit_time.as_micros().to_le_bytes());
     put_u32(&mut buf, meta_size(tx.meta));
-    put_u32(&mut buf, tx.meta.len());
-    for (k, v) in tx.meta {
-        put_bytes(&mut buf, k.as_bytes());
-        put_bytes(&mut buf, v.as_bytes());
-    }
+    put_meta(&mut buf, tx.meta);
     put_u32(&mut buf, tx.table_defs.len());
     for (id, name) in tx.table_defs {
         buf.extend_from_slice(&id.0.to_le_bytes());
@@ -106,6 +102,22 @@ pub(crate) fn encode_frame(tx: &TxToEncode<'_>) -> (Vec<u8>, Vec<u32>) {
 
 fn offset_u32(n: usize) -> u32 {
     u32::try_from(n).expect("frames are smaller than TX_SIZE_MAX + header")
+}
+
+/// The metadata section as a frame stores it at [`META_OFFSET`] (what
+/// [`decode_meta`] reads).
+pub(crate) fn encode_meta(meta: &Metadata) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(meta_size(meta));
+    put_meta(&mut buf, meta);
+    buf
+}
+
+fn put_meta(buf: &mut Vec<u8>, meta: &Metadata) {
+    put_u32(buf, meta.len());
+    for (k, v) in meta {
+        put_bytes(buf, k.as_bytes());
+        put_bytes(buf, v.as_bytes());
+    }
 }
 
 fn put_u32(buf: &mut Vec<u8>, n: usize) {

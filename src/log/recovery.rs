@@ -71,9 +71,29 @@ pub(crate) enum ReplayMode {
 /// The segment files of a database, opened once before replay: replay, the
 /// checkpoint check and every later read use these handles, never a path.
 pub(crate) struct OpenSegments {
-    /// Every segment on disk when opened, ascending by id.
+    /// Every segment of the log on disk when opened, ascending by id.
     pub files: Vec<(SegmentId, Arc<dyn StorageFile>)>,
     pub mode: ReplayMode,
+    /// Where the log starts (the manifest says; segment 1, txid 1 without
+    /// runs).
+    pub start: LogStart,
+}
+
+/// The first segment of the log and the txid of its first frame: what the
+/// history runs do not hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LogStart {
+    pub segment: SegmentId,
+    pub txid: TxId,
+}
+
+impl Default for LogStart {
+    fn default() -> Self {
+        LogStart {
+            segment: SegmentId(1),
+            txid: TxId(1),
+        }
+    }
 }
 
 /// Lists and opens the segments of `dir`. Read-only handles are opened
@@ -83,17 +103,38 @@ pub(crate) struct OpenSegments {
 /// compaction is never paired with the versions it erased.
 ///
 /// A read-only open of a directory with no segments is `Error::NotFound`.
+/// Segments below `start` are covered by history runs: the writer deletes
+/// them (a crash after the manifest switched left them), a reader skips
+/// them.
 pub(crate) fn open_segments(
     storage: &dyn Storage,
     dir: &Path,
     mode: ReplayMode,
+    start: LogStart,
 ) -> Result<OpenSegments> {
-    let ids = list_segments(dir)?;
+    let mut ids = list_segments(dir)?;
+    let covered: Vec<SegmentId> = ids
+        .iter()
+        .copied()
+        .filter(|id| *id < start.segment)
+        .collect();
+    ids.retain(|id| *id >= start.segment);
+    if mode == ReplayMode::Repair {
+        for id in &covered {
+            let path = segment_path(dir, *id);
+            storage
+                .remove_file(&path)
+                .map_err(|e| Error::io(&path, e))?;
+        }
+        if !covered.is_empty() {
+            storage.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+        }
+    }
     if let Some(first) = ids.first()
-        && *first != SegmentId(1)
+        && *first != start.segment
     {
         return Err(Error::corrupt(
-            segment_path(dir, SegmentId(1)),
+            segment_path(dir, start.segment),
             0,
             format!(
                 "the first segment is missing: the log starts at segment {}",
@@ -139,7 +180,7 @@ pub(crate) fn open_segments(
             files.reverse();
         }
     }
-    Ok(OpenSegments { files, mode })
+    Ok(OpenSegments { files, mode, start })
 }
 
 /// The log and where it lives, for [`replay`].
@@ -183,11 +224,12 @@ pub(crate) fn replay(
     let read_only = segments.mode == ReplayMode::ReadOnly;
     let strict = expected.recovery == Recovery::Strict;
     let acknowledged = expected.acknowledged.unwrap_or(TxId::ZERO);
+    let start = segments.start;
     let Some(&(last_id, _)) = segments.files.last() else {
-        if acknowledged > TxId::ZERO && strict {
+        if acknowledged >= start.txid && strict {
             return Err(Error::CommitsLost {
-                path: segment_path(dir, SegmentId(1)),
-                log_end: TxId::ZERO,
+                path: segment_path(dir, start.segment),
+                log_end: TxId(start.txid.0 - 1),
                 acknowledged,
             });
         }
@@ -196,10 +238,10 @@ pub(crate) fn replay(
                 path: dir.to_path_buf(),
             });
         }
-        let id = SegmentId(1);
+        let id = start.segment;
         let header = SegmentHeader {
             id,
-            first_txid: TxId(1),
+            first_txid: start.txid,
         };
         let file = create_segment(storage.as_ref(), dir, header)?;
         files.insert(id, Arc::clone(&file));
@@ -213,15 +255,15 @@ pub(crate) fn replay(
                 roll_bytes,
                 Arc::clone(poison),
             ),
-            last_txid: TxId(0),
+            last_txid: TxId(start.txid.0 - 1),
             torn_bytes: 0,
             frames_replayed: 0,
-            lost: (acknowledged > TxId::ZERO).then_some(TxId(1)..=acknowledged),
+            lost: (acknowledged >= start.txid).then_some(start.txid..=acknowledged),
         });
     };
     // The txid the next frame must have; `None` after segments a
     // checkpoint covers (only their headers are checked).
-    let mut next_txid: Option<TxId> = Some(TxId(1));
+    let mut next_txid: Option<TxId> = Some(start.txid);
     let mut torn_bytes = 0;
     let mut frames_replayed = 0;
     let mut active = None;

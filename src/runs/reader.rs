@@ -125,6 +125,11 @@ impl Run {
             + self.bloom.heap_bytes()
     }
 
+    /// The open handle (a backup copies through it).
+    pub(crate) fn file(&self) -> &Arc<dyn StorageFile> {
+        &self.file
+    }
+
     /// The file this run was opened from.
     pub(crate) fn path(&self) -> &Path {
         &self.path

@@ -1,0 +1,278 @@
+//! The sealed history: the set of live history runs the manifest lists,
+//! as one immutable value readers clone under the index lock.
+//!
+//! A [`RunSet`] answers for txids up to [`RunSet::through`]; the index (the
+//! tail) answers for every later one. It never changes once built:
+//! compaction builds a new one and swaps it in under the index write lock,
+//! together with dropping the sealed versions from the tail, so a reader
+//! that takes both under one read lock sees every version exactly once.
+//! Readers do their run I/O after releasing the lock, on their clone; the
+//! files stay open as long as a clone holds them, even after compaction
+//! deleted them.
+//!
+//! **Invariant:** a `RunSet` knows nothing of purges, trims or erasures:
+//! it returns what its runs hold, and the engine hides what those removed
+//! until compaction drops it physically.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+use crate::manifest::{Manifest, RunEntry, run_file_name};
+use crate::runs::{BlockCache, Direction, Run, ScanBatch, TxEntry, VersionEntry};
+use crate::storage::Storage;
+use crate::types::{TableId, Timestamp, TxId};
+
+/// Never-reused names of open runs in the block cache.
+static NEXT_RUN_UID: AtomicU64 = AtomicU64::new(1);
+
+/// A uid for a newly opened run.
+pub(crate) fn next_run_uid() -> u64 {
+    NEXT_RUN_UID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The live runs, oldest first, adjacent by txid.
+#[derive(Debug)]
+pub(crate) struct RunSet {
+    runs: Vec<Arc<Run>>,
+    cache: Arc<BlockCache>,
+}
+
+impl RunSet {
+    /// No runs.
+    pub(crate) fn empty(cache: Arc<BlockCache>) -> RunSet {
+        RunSet {
+            runs: Vec::new(),
+            cache,
+        }
+    }
+
+    /// Opens the runs `manifest` lists in `dir`, checking each against its
+    /// entry (range and length).
+    pub(crate) fn open(
+        storage: &dyn Storage,
+        dir: &Path,
+        manifest: &Manifest,
+        cache: Arc<BlockCache>,
+    ) -> Result<RunSet> {
+        let mut runs = Vec::with_capacity(manifest.runs.len());
+        for entry in &manifest.runs {
+            runs.push(Arc::new(open_listed(storage, dir, entry, &cache)?));
+        }
+        Ok(RunSet { runs, cache })
+    }
+
+    /// A set with `runs` (oldest first, adjacent) in place of these.
+    pub(crate) fn with_runs(&self, runs: Vec<Arc<Run>>) -> RunSet {
+        RunSet {
+            runs,
+            cache: Arc::clone(&self.cache),
+        }
+    }
+
+    /// The runs, oldest first.
+    pub(crate) fn runs(&self) -> &[Arc<Run>] {
+        &self.runs
+    }
+
+    /// The block cache the runs read through.
+    pub(crate) fn cache(&self) -> &Arc<BlockCache> {
+        &self.cache
+    }
+
+    /// Whether there are no runs.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// Versions held across the runs (before read-time filtering).
+    pub(crate) fn n_versions(&self) -> u64 {
+        self.runs.iter().map(|r| r.summary().n_versions).sum()
+    }
+
+    /// Bytes of the run files.
+    pub(crate) fn file_bytes(&self) -> u64 {
+        self.runs.iter().map(|r| r.summary().file_bytes).sum()
+    }
+
+    /// The last version of `key` with a txid at most `at`, newest run first.
+    pub(crate) fn get_at(
+        &self,
+        table: TableId,
+        key: &[u8],
+        at: TxId,
+    ) -> Result<Option<VersionEntry>> {
+        for run in self.runs.iter().rev() {
+            if run.summary().first_txid > at {
+                continue;
+            }
+            if let Some(v) = run.get_at(table, key, at)? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every version of `key` with a txid at most `upto`, oldest first.
+    pub(crate) fn versions_upto(
+        &self,
+        table: TableId,
+        key: &[u8],
+        upto: TxId,
+    ) -> Result<Vec<VersionEntry>> {
+        let mut out = Vec::new();
+        for run in &self.runs {
+            if run.summary().first_txid > upto {
+                break;
+            }
+            out.extend(run.history(
+                table,
+                key,
+                TxId::ZERO..=upto,
+                usize::MAX,
+                Direction::Forward,
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// The txid of the first version of `key` after `after` and at most
+    /// `upto` in the runs, if any.
+    pub(crate) fn successor(
+        &self,
+        table: TableId,
+        key: &[u8],
+        after: TxId,
+        upto: TxId,
+    ) -> Result<Option<TxId>> {
+        let Some(from) = after.0.checked_add(1).map(TxId) else {
+            return Ok(None);
+        };
+        for run in &self.runs {
+            let s = run.summary();
+            if s.last_txid < from {
+                continue;
+            }
+            if s.first_txid > upto {
+                break;
+            }
+            let found = run.history(table, key, from..=upto, 2, Direction::Forward)?;
+            if let Some(v) = found.iter().find(|v| v.txid >= from) {
+                return Ok(Some(v.txid));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The tx record of `txid` and the run that holds it.
+    pub(crate) fn tx(&self, txid: TxId) -> Result<Option<(TxEntry, &Arc<Run>)>> {
+        let i = self.runs.partition_point(|r| r.summary().last_txid < txid);
+        match self.runs.get(i) {
+            Some(run) => Ok(run.tx(txid)?.map(|tx| (tx, run))),
+            None => Ok(None),
+        }
+    }
+
+    /// The last txid committed at or before `time` among the runs (0 if
+    /// none).
+    pub(crate) fn txid_at_time(&self, time: Timestamp) -> Result<TxId> {
+        for run in self.runs.iter().rev() {
+            if let Some(txid) = run.txid_at_time(time)? {
+                return Ok(txid);
+            }
+        }
+        Ok(TxId::ZERO)
+    }
+
+    /// One batch of a key-range scan at `at` across every run: for each
+    /// key decided, the latest version at most `at` from the newest run
+    /// that has one. Keys are decided up to the returned bound (inclusive,
+    /// in scan direction); `None` means every run is exhausted and all
+    /// keys of the range are in the batch.
+    pub(crate) fn scan(
+        &self,
+        table: TableId,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        at: TxId,
+        forward: bool,
+        max_keys: usize,
+    ) -> Result<(Vec<VersionEntry>, Option<Vec<u8>>)> {
+        let mut batches: Vec<ScanBatch> = Vec::new();
+        for run in self.runs.iter().rev() {
+            if run.summary().first_txid > at {
+                continue;
+            }
+            batches.push(run.scan_visible(table, lower, upper, at, forward, max_keys)?);
+        }
+        // Keys are decided up to the nearest end of any batch that stopped
+        // early: beyond it, that run may hold keys not yet seen.
+        let mut bound: Option<Vec<u8>> = None;
+        for b in batches.iter().filter(|b| !b.exhausted) {
+            let last = b.last_key.as_ref().ok_or_else(|| {
+                Error::corrupt(Path::new(""), 0, "a run scan stopped without naming where")
+            })?;
+            let nearer = match &bound {
+                None => true,
+                Some(cur) => (forward && last < cur) || (!forward && last > cur),
+            };
+            if nearer {
+                bound = Some(last.clone());
+            }
+        }
+        let within = |key: &[u8]| match &bound {
+            None => true,
+            Some(b) => (forward && key <= b.as_slice()) || (!forward && key >= b.as_slice()),
+        };
+        // Newest run first: the first entry seen for a key wins.
+        let mut out: Vec<VersionEntry> = Vec::new();
+        for batch in batches {
+            for e in batch.entries {
+                if within(&e.key) {
+                    out.push(e);
+                }
+            }
+        }
+        // Stable sort keeps the newest run's entry first among equal keys.
+        if forward {
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+        } else {
+            out.sort_by(|a, b| b.key.cmp(&a.key));
+        }
+        out.dedup_by(|later, first| later.key == first.key);
+        Ok((out, bound))
+    }
+}
+
+/// Opens one listed run and checks it is the one the manifest names.
+fn open_listed(
+    storage: &dyn Storage,
+    dir: &Path,
+    entry: &RunEntry,
+    cache: &Arc<BlockCache>,
+) -> Result<Run> {
+    let path = dir.join(run_file_name(entry.file_number));
+    let run = Run::open(storage, &path, next_run_uid(), Arc::clone(cache))?;
+    let s = run.summary();
+    if s.first_txid != entry.first_txid
+        || s.last_txid != entry.last_txid
+        || s.file_bytes != entry.file_bytes
+    {
+        return Err(Error::corrupt(
+            &path,
+            0,
+            format!(
+                "run holds txids {}..={} in {} bytes; the manifest lists {}..={} in {} bytes",
+                s.first_txid,
+                s.last_txid,
+                s.file_bytes,
+                entry.first_txid,
+                entry.last_txid,
+                entry.file_bytes
+            ),
+        ));
+    }
+    Ok(run)
+}
