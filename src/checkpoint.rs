@@ -26,7 +26,7 @@ pub(crate) const CHECKPOINT_FILE: &str = "index.tccp";
 /// Magic bytes of the checkpoint file.
 const CHECKPOINT_MAGIC: [u8; 8] = *b"TCASKIDX";
 /// The checkpoint format version this build writes and reads.
-const CHECKPOINT_VERSION: u32 = 1;
+const CHECKPOINT_VERSION: u32 = 2;
 /// `magic | u32 version | u32 reserved | u64 body_len | u32 body_crc | u32 header_crc`.
 const HEADER_SIZE: usize = 32;
 

@@ -357,9 +357,9 @@ pub(crate) fn remove_stray_rewrites(dir: &Path) -> Result<()> {
 }
 
 /// The keep-last horizon the versions of the runs ask for in table `name`:
-/// over every key the runs hold, the txid of its `n`th newest version,
-/// counting its tail versions too (the tail alone is the index's to
-/// count). Erased versions do not count.
+/// over every key the runs hold, the txid of its `n`th newest visible
+/// version, counting its tail versions too (the tail alone is the index's
+/// to count). Versions a purge, trim or erasure hides do not count.
 fn keep_last_needed(
     index: &crate::index::Index,
     runs: &crate::sealed::RunSet,
@@ -370,29 +370,39 @@ fn keep_last_needed(
         return Ok(TxId::ZERO);
     };
     let table = index.table(id);
-    let erased = index.erased_in(name);
+    let drops = crate::sealed::Drops::of(index);
     let n = n.max(1) as usize;
     let mut needed = TxId::ZERO;
-    // Per key, the txids from every run (runs are adjacent, oldest first,
-    // so one key's versions come out in order once grouped).
-    let mut per_key: std::collections::BTreeMap<Vec<u8>, Vec<TxId>> =
-        std::collections::BTreeMap::new();
-    for run in runs.runs() {
-        for v in run.iter() {
-            let v = v?;
-            if v.table != id || erased.get(&v.key).is_some_and(|at| v.txid < *at) {
-                continue;
-            }
-            per_key.entry(v.key).or_default().push(v.txid);
-        }
-    }
-    for (key, mut txids) in per_key {
-        if let Some(chain) = table.keys.get(key.as_slice()) {
+    // One key's visible txids at a time, in order, then its tail's.
+    let mut current: Option<Vec<u8>> = None;
+    let mut txids: Vec<TxId> = Vec::new();
+    let mut finish = |key: &[u8], txids: &mut Vec<TxId>| {
+        if let Some(chain) = table.keys.get(key) {
             txids.extend(chain.iter().map(|v| v.txid()));
         }
         if txids.len() > n {
             needed = needed.max(txids[txids.len() - n]);
         }
+        txids.clear();
+    };
+    let inputs: Vec<&crate::runs::Run> = runs.runs().iter().map(|r| &**r).collect();
+    crate::runs::for_each_with_next(&inputs, |v, next| {
+        if v.table != id {
+            return Ok(());
+        }
+        if current.as_deref() != Some(v.key.as_slice()) {
+            if let Some(k) = current.take() {
+                finish(&k, &mut txids);
+            }
+            current = Some(v.key.clone());
+        }
+        if drops.keep(&v, next) {
+            txids.push(v.txid);
+        }
+        Ok(())
+    })?;
+    if let Some(k) = current.take() {
+        finish(&k, &mut txids);
     }
     Ok(needed)
 }

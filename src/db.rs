@@ -29,7 +29,7 @@ use crate::pins::Pins;
 use crate::read::Snapshot;
 use crate::record::{Change, TxRecord};
 use crate::runs::BlockCache;
-use crate::sealed::RunSet;
+use crate::sealed::{Drops, RunSet};
 use crate::storage::Storage;
 use crate::storage::StorageFile;
 use crate::tx::WriteTx;
@@ -82,6 +82,8 @@ pub(crate) struct Shared {
     manifest: Mutex<Manifest>,
     /// Decompressed run blocks, shared by every run.
     pub block_cache: Arc<BlockCache>,
+    /// `sealed_versions` of (run set, drop generation).
+    sealed_count: Mutex<Option<((u64, u64), u64)>>,
     pub files: SegmentFiles,
     pub writer: Mutex<WriterState>,
     /// Group commit and the visible txid: views are taken at or below it.
@@ -370,6 +372,7 @@ impl Db {
                 index: RwLock::new(index),
                 manifest: Mutex::new(manifest),
                 block_cache,
+                sealed_count: Mutex::new(None),
                 files,
                 writer: Mutex::new(WriterState {
                     log: recovered.writer,
@@ -578,10 +581,11 @@ impl Db {
 
     /// Counts of what the database holds.
     pub fn stats(&self) -> Stats {
+        let sealed = self.shared.sealed_versions();
         let index = self.shared.read_index();
         Stats {
             latest_txid: index.last_txid(),
-            n_versions: index.n_versions() + index.runs().map_or(0, |r| r.n_versions()),
+            n_versions: index.n_versions() + sealed,
             n_tables: index.table_names_at(index.last_txid()).len(),
             horizon: index.horizon(),
             torn_tail_bytes: self.shared.torn_tail_bytes,
@@ -676,9 +680,13 @@ fn load_and_replay(
         })?;
         Ok::<_, Error>((files, index, recovered))
     };
-    // The checkpoint covers a log that starts at txid 1 only.
-    if base.base() == TxId::ZERO
-        && let Ok((index, resume)) = crate::checkpoint::load(dir, segments)
+    // A checkpoint continues the runs the manifest lists, or is not used.
+    if let Ok((mut index, resume)) = crate::checkpoint::load(dir, segments)
+        && index.base() == base.base()
+        && {
+            index.attach_runs(base.run_set().cloned());
+            true
+        }
         && let Ok((files, mut index, recovered)) = attempt(index, Some(resume))
     {
         index.shrink_after_replay();
@@ -969,6 +977,33 @@ impl Shared {
 }
 
 impl Shared {
+    /// The versions of the runs readers can see: counted once per run set
+    /// and state of purges, trims and erasures (a read of every run), then
+    /// cached. Falls back to what the runs store if counting fails.
+    fn sealed_versions(&self) -> u64 {
+        let (runs, generation, drops) = {
+            let index = self.read_index();
+            let Some(runs) = index.runs() else {
+                return 0;
+            };
+            let key = (runs.id(), index.drop_generation());
+            if let Some((k, n)) = *self.sealed_count.lock().unwrap_or_else(|e| e.into_inner())
+                && k == key
+            {
+                return n;
+            }
+            (Arc::clone(runs), key, Drops::of(&index))
+        };
+        match runs.count_visible(&drops) {
+            Ok(n) => {
+                *self.sealed_count.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((generation, n));
+                n
+            }
+            Err(_) => runs.n_versions(),
+        }
+    }
+
     /// The record of a transaction the runs hold: its surviving changes,
     /// each value read from the run (a version an erasure or a purge
     /// removed since is left out, as for the log).

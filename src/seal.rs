@@ -21,7 +21,6 @@
 //! LE ordinal within the transaction (a transaction may hold several
 //! records with one key); their values are compacted as in the log.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -37,8 +36,8 @@ use crate::runs::{
     Compression, MetaRef, Run, RunConfig, RunRange, RunWriter, TxChange, TxEntry, VersionEntry,
     merge,
 };
-use crate::sealed::{RunSet, next_run_uid};
-use crate::types::{Op, SegmentId, TableId, Timestamp, TxId};
+use crate::sealed::{Drops, RunSet, next_run_uid};
+use crate::types::{Op, SegmentId, Timestamp, TxId};
 
 /// Most runs kept side by side before they are merged into one.
 pub(crate) const RUNS_MAX: usize = 4;
@@ -60,41 +59,6 @@ pub(crate) fn system_log_key(run_key: &[u8]) -> &[u8] {
     &run_key[..run_key.len().saturating_sub(SYSTEM_KEY_SUFFIX)]
 }
 
-/// What must be dropped physically when runs are merged.
-struct Drops {
-    purge: TxId,
-    table_horizons: Vec<TxId>,
-    erased: HashMap<(TableId, Vec<u8>), TxId>,
-    system: Option<TableId>,
-}
-
-impl Drops {
-    /// Whether a merge keeps `v`, given the next version of its key.
-    fn keep(&self, v: &VersionEntry, next: Option<&VersionEntry>) -> bool {
-        if Some(v.table) == self.system {
-            return true;
-        }
-        let horizon = self
-            .table_horizons
-            .get(v.table.0 as usize)
-            .copied()
-            .unwrap_or_default()
-            .max(self.purge);
-        if next.is_some_and(|n| n.txid <= horizon) {
-            return false;
-        }
-        self.erased
-            .get(&(v.table, v.key.clone()))
-            .is_none_or(|at| v.txid >= *at)
-    }
-
-    fn anything(&self) -> bool {
-        self.purge > TxId::ZERO
-            || self.table_horizons.iter().any(|h| *h > TxId::ZERO)
-            || !self.erased.is_empty()
-    }
-}
-
 impl Db {
     /// Seals everything below segment `active` (txids up to `through`)
     /// into runs; see the module docs.
@@ -109,23 +73,19 @@ impl Db {
         let dir = &shared.dir;
         let config = RunConfig {
             block_target_bytes: shared.config.run_block_bytes,
-            compression: Compression::Zstd { level: 3 },
+            compression: if shared.config.compress_runs {
+                Compression::Zstd { level: 3 }
+            } else {
+                Compression::None
+            },
             bloom_bits_per_key: 10,
         };
         let mut manifest = shared.lock_manifest().clone();
         let (old, base, drops) = {
             let index = shared.read_index();
             let system = index.table_id(SYSTEM_TABLE);
-            let erased = index
-                .erasures()
-                .filter_map(|(t, k, at)| Some(((index.table_id(t)?, k.to_vec()), at)))
-                .collect();
-            let drops = Drops {
-                purge: index.horizon(),
-                table_horizons: index.tables().iter().map(|t| t.horizon).collect(),
-                erased,
-                system,
-            };
+            let _ = system;
+            let drops = Drops::of(&index);
             let old = index
                 .run_set()
                 .cloned()
@@ -142,16 +102,19 @@ impl Db {
                 }
                 report.segments_scanned += 1;
                 let path = dir.join(run_file_name(manifest.next_file_number));
-                if let Some(run) =
-                    self.segment_run(id, &path, config, &mut report.versions_dropped)?
-                {
-                    manifest.next_file_number += 1;
-                    created.push(path);
-                    fresh.push(run);
-                    report.segments_rewritten += 1;
+                // Listed before it is written, so a failure removes it.
+                created.push(path.clone());
+                match self.segment_run(id, &path, config, &mut report.versions_dropped)? {
+                    Some(run) => {
+                        manifest.next_file_number += 1;
+                        fresh.push(run);
+                        report.segments_rewritten += 1;
+                    }
+                    None => {
+                        created.pop();
+                    }
                 }
             }
-            let _ = base;
             let mut runs: Vec<Arc<Run>> = old.runs().to_vec();
             let fresh = match fresh.len() {
                 0 => None,
@@ -219,7 +182,7 @@ impl Db {
         manifest.runs_through_time = runs_through_time;
         manifest.log_first_segment = active;
         manifest.log_first_txid = runs_through.next();
-        manifest.purge_horizon = drops.purge;
+        manifest.purge_horizon = drops.purge();
         manifest.tables = index_tables
             .into_iter()
             .filter(|t| t.created <= runs_through)
@@ -236,9 +199,26 @@ impl Db {
                 })
             })
             .collect::<Result<_>>()?;
-        // From here the new manifest may be the one on disk: nothing it
-        // names is removed, even if the install reports a failure.
-        manifest::install(storage, dir, &manifest)?;
+        // A failed install may still have switched the manifest (the
+        // rename done, the directory fsync failed): then the new one is in
+        // force, nothing either names is deleted, and the error returned.
+        let installed = manifest::install(storage, dir, &manifest);
+        if let Err(e) = installed {
+            let on_disk = manifest::load(storage, dir).ok().flatten();
+            if on_disk.is_none_or(|m| m.seq != manifest.seq) {
+                for path in &created {
+                    let _ = storage.remove_file(path);
+                }
+                return Err(e);
+            }
+            let mut index = shared.write_index();
+            index.seal_through(runs_through.max(base), Arc::new(old.with_runs(runs)));
+            shared.files.remove_below(active);
+            drop(index);
+            *shared.lock_manifest() = manifest;
+            shared.clear_cache();
+            return Err(e);
+        }
         let kept: Vec<PathBuf> = runs.iter().map(|r| r.path().to_path_buf()).collect();
         let replaced: Vec<PathBuf> = old
             .runs()

@@ -14,14 +14,18 @@
 //! it returns what its runs hold, and the engine hides what those removed
 //! until compaction drops it physically.
 
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
+use crate::index::{Index, SYSTEM_TABLE};
 use crate::manifest::{Manifest, RunEntry, run_file_name};
-use crate::runs::{BlockCache, Direction, Run, ScanBatch, TxEntry, VersionEntry};
+use crate::runs::{
+    BlockCache, Direction, Run, ScanBatch, TxEntry, VersionEntry, for_each_with_next,
+};
 use crate::storage::Storage;
 use crate::types::{TableId, Timestamp, TxId};
 
@@ -36,6 +40,8 @@ pub(crate) fn next_run_uid() -> u64 {
 /// The live runs, oldest first, adjacent by txid.
 #[derive(Debug)]
 pub(crate) struct RunSet {
+    /// Never reused: names this set in caches of what was computed on it.
+    id: u64,
     runs: Vec<Arc<Run>>,
     cache: Arc<BlockCache>,
 }
@@ -44,6 +50,7 @@ impl RunSet {
     /// No runs.
     pub(crate) fn empty(cache: Arc<BlockCache>) -> RunSet {
         RunSet {
+            id: next_run_uid(),
             runs: Vec::new(),
             cache,
         }
@@ -61,15 +68,25 @@ impl RunSet {
         for entry in &manifest.runs {
             runs.push(Arc::new(open_listed(storage, dir, entry, &cache)?));
         }
-        Ok(RunSet { runs, cache })
+        Ok(RunSet {
+            id: next_run_uid(),
+            runs,
+            cache,
+        })
     }
 
     /// A set with `runs` (oldest first, adjacent) in place of these.
     pub(crate) fn with_runs(&self, runs: Vec<Arc<Run>>) -> RunSet {
         RunSet {
+            id: next_run_uid(),
             runs,
             cache: Arc::clone(&self.cache),
         }
+    }
+
+    /// This set's never-reused id.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// The runs, oldest first.
@@ -275,4 +292,112 @@ fn open_listed(
         ));
     }
     Ok(run)
+}
+
+/// What purges, retention trims and erasures hide of the runs until a
+/// merge drops it: taken from the index under its lock.
+pub(crate) struct Drops {
+    purge: TxId,
+    table_horizons: Vec<TxId>,
+    erased: HashMap<(TableId, Vec<u8>), TxId>,
+    system: Option<TableId>,
+    /// The first tail version of each key, where a horizon is set: the
+    /// successor of a key's last run version.
+    tail_first: HashMap<(TableId, Vec<u8>), TxId>,
+}
+
+impl Drops {
+    /// The drops in force in `index`.
+    pub(crate) fn of(index: &Index) -> Drops {
+        let erased = index
+            .erasures()
+            .filter_map(|(t, k, at)| Some(((index.table_id(t)?, k.to_vec()), at)))
+            .collect();
+        let table_horizons: Vec<TxId> = index.tables().iter().map(|t| t.horizon).collect();
+        let purge = index.horizon();
+        let mut tail_first = HashMap::new();
+        for (id, table) in index.tables().iter().enumerate() {
+            if purge.max(table.horizon) == TxId::ZERO {
+                continue;
+            }
+            for (key, chain) in &table.keys {
+                if let Some(first) = chain.first() {
+                    tail_first.insert((TableId(id as u32), key.to_vec()), first.txid());
+                }
+            }
+        }
+        Drops {
+            purge,
+            table_horizons,
+            erased,
+            system: index.table_id(SYSTEM_TABLE),
+            tail_first,
+        }
+    }
+
+    /// The purge horizon in force.
+    pub(crate) fn purge(&self) -> TxId {
+        self.purge
+    }
+
+    /// Whether anything at all is hidden.
+    pub(crate) fn anything(&self) -> bool {
+        self.purge > TxId::ZERO
+            || self.table_horizons.iter().any(|h| *h > TxId::ZERO)
+            || !self.erased.is_empty()
+    }
+
+    /// Whether `v` stays, given the next version of its key in the runs
+    /// (the tail's first one stands in when there is none). System records
+    /// always stay.
+    pub(crate) fn keep(&self, v: &VersionEntry, next: Option<&VersionEntry>) -> bool {
+        if Some(v.table) == self.system {
+            return true;
+        }
+        let horizon = self
+            .table_horizons
+            .get(v.table.0 as usize)
+            .copied()
+            .unwrap_or_default()
+            .max(self.purge);
+        if horizon > v.txid {
+            let next = match next {
+                Some(n) => Some(n.txid),
+                // Only a later tail version: while sealing, the tail still
+                // holds the versions being sealed (`v` itself, perhaps).
+                None => self
+                    .tail_first
+                    .get(&(v.table, v.key.clone()))
+                    .copied()
+                    .filter(|t| *t > v.txid),
+            };
+            if next.is_some_and(|n| n <= horizon) {
+                return false;
+            }
+        }
+        self.erased
+            .get(&(v.table, v.key.clone()))
+            .is_none_or(|at| v.txid >= *at)
+    }
+
+    /// Whether `v` is a system record (not a version readers count).
+    pub(crate) fn is_system(&self, v: &VersionEntry) -> bool {
+        Some(v.table) == self.system
+    }
+}
+
+impl RunSet {
+    /// The versions of the runs a reader can see under `drops`: every one
+    /// not hidden, system records left out. Reads every run once.
+    pub(crate) fn count_visible(&self, drops: &Drops) -> Result<u64> {
+        let runs: Vec<&Run> = self.runs.iter().map(|r| &**r).collect();
+        let mut n = 0;
+        for_each_with_next(&runs, |v, next| {
+            if !drops.is_system(&v) && drops.keep(&v, next) {
+                n += 1;
+            }
+            Ok(())
+        })?;
+        Ok(n)
+    }
 }

@@ -197,6 +197,9 @@ pub struct Config {
     /// Uncompressed bytes per history-run block. 32 KiB by default; tests
     /// use small blocks so a key spans several.
     pub run_block_bytes: usize,
+    /// Compress history-run blocks with zstd (level 3). On by default;
+    /// a block that does not shrink is stored as is either way.
+    pub compress_runs: bool,
     /// Open without the lock and without ever modifying a file, beside a
     /// writer that may hold the database; see
     /// [`Db::open_read_only`](crate::Db::open_read_only). Off by default.
@@ -247,8 +250,9 @@ impl Default for Config {
             checkpoint_on_close: true,
             value_cache_bytes: 64 * 1024 * 1024,
             block_cache_bytes: 64 * 1024 * 1024,
-            history_runs: false,
+            history_runs: true,
             run_block_bytes: 32 * 1024,
+            compress_runs: true,
             read_only: false,
             recovery: Recovery::Strict,
         }

@@ -116,11 +116,15 @@ fn value_bytes(i: usize) -> Vec<u8> {
     }
 }
 
-fn db_config(record_identical_updates: bool) -> Config {
+fn db_config(record_identical_updates: bool, history_runs: bool) -> Config {
     Config {
         durability: Durability::Buffered,
         segment_roll_bytes: timecask::limits::SEGMENT_ROLL_SIZE_MIN,
         record_identical_updates,
+        // Compaction seals history into runs (tiny blocks, so a key spans
+        // several) or, without, rewrites segments.
+        history_runs,
+        run_block_bytes: 64,
         ..Config::default()
     }
 }
@@ -1074,9 +1078,9 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(record_identical_updates: bool) -> Harness {
+    fn new(record_identical_updates: bool, history_runs: bool) -> Harness {
         let dir = tempfile::tempdir().expect("create temp dir");
-        let config = db_config(record_identical_updates);
+        let config = db_config(record_identical_updates, history_runs);
         let db = Db::open_with(dir.path(), config.clone()).expect("open a new database");
         Harness {
             dir,
@@ -2139,8 +2143,8 @@ impl Harness {
     }
 }
 
-fn run(record_identical_updates: bool, ops: &[TestOp]) {
-    let mut h = Harness::new(record_identical_updates);
+fn run(record_identical_updates: bool, history_runs: bool, ops: &[TestOp]) {
+    let mut h = Harness::new(record_identical_updates, history_runs);
     for op in ops {
         h.step(op);
     }
@@ -2157,9 +2161,10 @@ proptest! {
     #[test]
     fn db_matches_reference_model(
         record_identical_updates in proptest::bool::weighted(0.2),
+        history_runs in proptest::bool::weighted(0.75),
         ops in proptest::collection::vec(op(), 1..96),
     ) {
-        run(record_identical_updates, &ops);
+        run(record_identical_updates, history_runs, &ops);
     }
 }
 
@@ -2183,7 +2188,7 @@ proptest! {
         runs in proptest::collection::vec((any::<bool>(), 0..400usize), 0..6),
     ) {
         let dir = tempfile::tempdir().expect("create temp dir");
-        let db = Db::open_with(dir.path(), db_config(false)).expect("open");
+        let db = Db::open_with(dir.path(), db_config(false, true)).expect("open");
         let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut tx = db.begin();
         for i in 0..n_keys {

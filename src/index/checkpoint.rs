@@ -1,11 +1,13 @@
 //! The index checkpoint's body: the whole index, serialized. Pure
 //! encoding, no I/O (the file around it is `crate::checkpoint`).
 //!
-//! Layout (little-endian): `u64 last_txid | u64 horizon | u64 n_txs |
+//! Layout (little-endian): `u64 last_txid | u64 base (the last txid the
+//! history runs hold) | u64 horizon | u64 n_txs (= last_txid - base) |
 //! n_txs × (u64 time, u32 segment, u32 frame_offset, u32 payload_len,
 //! u32 meta_len) | u32 n_tables | per table: (u8 name_len, name, u64
 //! created, u64 horizon, u8 has_policy, [12-byte policy], u64 n_keys, per key: (u32 key_len, key, u32 n_versions,
-//! n_versions × 5 × u32))`.
+//! n_versions × 5 × u32)) | u64 n_erased | per erasure: (u8 name_len,
+//! name, u32 key_len, key, u64 txid)`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -18,6 +20,7 @@ impl Index {
     /// Appends the encoded index to `out`.
     pub(crate) fn encode_checkpoint(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.last_txid().0.to_le_bytes());
+        out.extend_from_slice(&self.base.0.to_le_bytes());
         out.extend_from_slice(&self.horizon.0.to_le_bytes());
         out.extend_from_slice(&(self.txs.len() as u64).to_le_bytes());
         for tx in &self.txs {
@@ -51,6 +54,17 @@ impl Index {
                 }
             }
         }
+        // Erasures: the runs may still hold what they hid.
+        out.extend_from_slice(&(self.erased.len() as u64).to_le_bytes());
+        let mut erased: Vec<_> = self.erased.iter().collect();
+        erased.sort();
+        for ((table, key), txid) in erased {
+            out.push(u8::try_from(table.len()).expect("table names are at most 255 bytes"));
+            out.extend_from_slice(table.as_bytes());
+            out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            out.extend_from_slice(key);
+            out.extend_from_slice(&txid.0.to_le_bytes());
+        }
     }
 
     /// Decodes an index written by [`Index::encode_checkpoint`], checking
@@ -60,9 +74,10 @@ impl Index {
     pub(crate) fn decode_checkpoint(bytes: &[u8]) -> Result<Index, String> {
         let mut r = Reader { bytes, pos: 0 };
         let last_txid = r.u64()?;
+        let base = r.u64()?;
         let horizon = TxId(r.u64()?);
         let n_txs = r.u64()?;
-        if n_txs != last_txid || n_txs as usize > r.left() / 24 {
+        if Some(n_txs) != last_txid.checked_sub(base) || n_txs as usize > r.left() / 24 {
             return Err("transaction count does not match".into());
         }
         let mut txs = Vec::with_capacity(n_txs as usize);
@@ -140,6 +155,23 @@ impl Index {
                 retention,
             });
         }
+        let n_erased = r.u64()?;
+        let mut erased = HashMap::new();
+        for _ in 0..n_erased {
+            let name_len = usize::from(r.u8()?);
+            let table = std::str::from_utf8(r.take(name_len)?)
+                .map_err(|_| "erased table name is not UTF-8".to_string())?;
+            let key_len = r.u32()? as usize;
+            if key_len > KEY_SIZE_MAX {
+                return Err("erased key too long".into());
+            }
+            let key: Box<[u8]> = r.take(key_len)?.into();
+            let txid = TxId(r.u64()?);
+            if txid.0 > last_txid {
+                return Err("erasure after the last txid".into());
+            }
+            erased.insert((table.into(), key), txid);
+        }
         if r.left() != 0 {
             return Err("trailing bytes".into());
         }
@@ -149,7 +181,8 @@ impl Index {
             txs,
             n_versions,
             horizon,
-            erased: HashMap::new(),
+            base: TxId(base),
+            erased,
             ..Index::default()
         })
     }

@@ -116,6 +116,9 @@ pub(crate) struct Index {
     txs: Vec<TxInfo>,
     /// The sealed history, swapped together with `base`.
     runs: Option<Arc<RunSet>>,
+    /// Counts purges, trims and erasures applied: what the runs hide
+    /// changes only when this does (or the runs do).
+    drop_generation: u64,
     /// Number of versions across all chains.
     n_versions: u64,
     /// Reads as of a txid below this are refused: history before it was
@@ -136,6 +139,11 @@ impl Index {
     /// The latest txid in the index.
     pub(crate) fn last_txid(&self) -> TxId {
         TxId(self.base.0 + self.txs.len() as u64)
+    }
+
+    /// Changes whenever a purge, trim or erasure is applied.
+    pub(crate) fn drop_generation(&self) -> u64 {
+        self.drop_generation
     }
 
     /// The last txid held by the runs (0 if none): the tail starts after.
@@ -174,6 +182,11 @@ impl Index {
             });
         }
         index
+    }
+
+    /// Gives an index decoded from a checkpoint the runs it continues.
+    pub(crate) fn attach_runs(&mut self, runs: Option<Arc<RunSet>>) {
+        self.runs = runs;
     }
 
     /// The tables as a manifest lists them.
@@ -243,6 +256,7 @@ impl Index {
             return;
         }
         self.horizon = horizon;
+        self.drop_generation += 1;
         let mut dropped = 0;
         for table in &mut self.tables {
             dropped += trim_table(table, horizon);
@@ -258,6 +272,7 @@ impl Index {
             .ok_or("trim record names an unknown table")?;
         let table = &mut self.tables[id.0 as usize];
         if horizon > table.horizon {
+            self.drop_generation += 1;
             table.horizon = horizon;
             let dropped = trim_table(table, horizon);
             self.n_versions -= dropped;
@@ -352,6 +367,7 @@ impl Index {
             self.n_versions -= chain.len() as u64;
         }
         self.erased.insert((table.into(), key.into()), txid);
+        self.drop_generation += 1;
         Ok(())
     }
 

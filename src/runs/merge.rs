@@ -45,6 +45,81 @@ impl Ord for Head {
     }
 }
 
+/// Every version of adjacent runs (oldest first) in `(table, key, txid)`
+/// order, read without filling the cache; stops after the first error.
+pub(crate) struct MergedVersions<'a> {
+    iters: Vec<super::iter::VersionIter<'a>>,
+    heap: BinaryHeap<Head>,
+    started: bool,
+    failed: bool,
+}
+
+impl<'a> MergedVersions<'a> {
+    pub(crate) fn new(inputs: &[&'a Run]) -> MergedVersions<'a> {
+        MergedVersions {
+            iters: inputs.iter().map(|r| r.iter()).collect(),
+            heap: BinaryHeap::with_capacity(inputs.len()),
+            started: false,
+            failed: false,
+        }
+    }
+}
+
+impl Iterator for MergedVersions<'_> {
+    type Item = Result<VersionEntry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if !self.started {
+            self.started = true;
+            for input in 0..self.iters.len() {
+                match self.iters[input].next() {
+                    Some(Ok(entry)) => self.heap.push(Head { entry, input }),
+                    Some(Err(e)) => {
+                        self.failed = true;
+                        return Some(Err(e));
+                    }
+                    None => {}
+                }
+            }
+        }
+        let Head { entry, input } = self.heap.pop()?;
+        match self.iters[input].next() {
+            Some(Ok(next)) => self.heap.push(Head { entry: next, input }),
+            Some(Err(e)) => {
+                self.failed = true;
+                return Some(Err(e));
+            }
+            None => {}
+        }
+        Some(Ok(entry))
+    }
+}
+
+/// Calls `f` with every version of `inputs` (adjacent runs, oldest
+/// first) in `(table, key, txid)` order, each with the next version of the
+/// same key if there is one.
+pub(crate) fn for_each_with_next(
+    inputs: &[&Run],
+    mut f: impl FnMut(VersionEntry, Option<&VersionEntry>) -> Result<()>,
+) -> Result<()> {
+    let mut pending: Option<VersionEntry> = None;
+    for entry in MergedVersions::new(inputs) {
+        let entry = entry?;
+        if let Some(p) = pending.take() {
+            let same_key = p.table == entry.table && p.key == entry.key;
+            f(p, same_key.then_some(&entry))?;
+        }
+        pending = Some(entry);
+    }
+    match pending {
+        Some(p) => f(p, None),
+        None => Ok(()),
+    }
+}
+
 /// Merges `inputs` (sorted by txid, each starting right after the previous
 /// one ends) into `out`, which must have been created for their union, and
 /// finishes it. Panics if the inputs are not adjacent or `out` has another
@@ -73,40 +148,10 @@ pub(crate) fn merge(
         },
         "the output covers exactly the inputs"
     );
-    let mut iters: Vec<_> = inputs.iter().map(|r| r.iter()).collect();
-    let mut heap = BinaryHeap::with_capacity(inputs.len());
-    for (input, it) in iters.iter_mut().enumerate() {
-        if let Some(entry) = it.next() {
-            heap.push(Head {
-                entry: entry?,
-                input,
-            });
-        }
-    }
     let mut dropped: HashSet<(TxId, TableId, Vec<u8>)> = HashSet::new();
-    let mut pending: Option<VersionEntry> = None;
-    while let Some(Head { entry, input }) = heap.pop() {
-        if let Some(next) = iters[input].next() {
-            heap.push(Head {
-                entry: next?,
-                input,
-            });
-        }
-        if let Some(p) = pending.take() {
-            let same_key = p.table == entry.table && p.key == entry.key;
-            emit(
-                &mut out,
-                &mut keep,
-                &mut dropped,
-                p,
-                same_key.then_some(&entry),
-            )?;
-        }
-        pending = Some(entry);
-    }
-    if let Some(p) = pending {
-        emit(&mut out, &mut keep, &mut dropped, p, None)?;
-    }
+    for_each_with_next(inputs, |entry, next| {
+        emit(&mut out, &mut keep, &mut dropped, entry, next)
+    })?;
     for run in inputs {
         for tx in run.tx_iter() {
             let mut tx = tx?;

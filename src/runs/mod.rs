@@ -59,7 +59,7 @@ mod tests;
 mod testutil;
 
 pub(crate) use cache::BlockCache;
-pub(crate) use merge::merge;
+pub(crate) use merge::{for_each_with_next, merge};
 pub(crate) use reader::Run;
 pub(crate) use scan::ScanBatch;
 pub(crate) use writer::{RunRange, RunWriter};
