@@ -112,7 +112,7 @@ impl Db {
         crate::checkpoint::remove(shared.config.storage.as_ref(), &shared.dir)?;
         if shared.config.history_runs {
             let mut report = CompactReport::default();
-            self.seal_history(active, TxId(next.0 - 1), &mut report)?;
+            shared.seal_history(active, TxId(next.0 - 1), true, &mut report)?;
             progress(1, 1);
             return Ok(report);
         }

@@ -14,7 +14,9 @@ use crate::error::{Error, Result};
 use crate::index::chain::VersionRef;
 use crate::index::{Index, SYSTEM_TABLE, TxInfo, compacted_system_value};
 use crate::log::files::SegmentFiles;
-use crate::log::frame::{FRAME_HEADER_SIZE, FrameHeader, META_OFFSET, decode_meta, decode_payload};
+use crate::log::frame::{
+    FRAME_HEADER_SIZE, FrameHeader, FrameSpan, META_OFFSET, decode_meta, decode_payload,
+};
 use crate::log::poison::Poison;
 use crate::log::recovery::{
     Expected, LogFiles, LogStart, OpenSegments, Recovered, ReplayMode, ResumePoint, open_segments,
@@ -30,6 +32,7 @@ use crate::read::Snapshot;
 use crate::record::{Change, TxRecord};
 use crate::runs::BlockCache;
 use crate::sealed::{Drops, RunSet};
+use crate::sealer::{Sealer, SealerGuard};
 use crate::storage::Storage;
 use crate::storage::StorageFile;
 use crate::tx::WriteTx;
@@ -70,6 +73,9 @@ const SHARE_VALUES_ABOVE: usize = 256;
 /// ```
 #[derive(Clone)]
 pub struct Db {
+    /// The background sealer, stopped and joined with the last handle
+    /// (before `shared` is released). `None` when read-only or off.
+    _sealer: Option<Arc<SealerGuard>>,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -82,6 +88,8 @@ pub(crate) struct Shared {
     manifest: Mutex<Manifest>,
     /// Decompressed run blocks, shared by every run.
     pub block_cache: Arc<BlockCache>,
+    /// What commits tell the background sealer.
+    pub sealer: Arc<Sealer>,
     /// `sealed_versions` of (run set, drop generation).
     sealed_count: Mutex<Option<((u64, u64), u64)>>,
     pub files: SegmentFiles,
@@ -321,7 +329,7 @@ impl Db {
             acknowledged: witness.acknowledged(),
             recovery: config.recovery,
         };
-        let block_cache = Arc::new(BlockCache::new(config.block_cache_bytes));
+        let block_cache = Arc::new(BlockCache::new(config.block_cache_size()));
         let runs = Arc::new(RunSet::open(
             config.storage.as_ref(),
             &dir,
@@ -336,7 +344,7 @@ impl Db {
             .tx(recovered.last_txid)
             .map_or(manifest.runs_through_time, |t| t.commit_time);
         let horizon = index.horizon();
-        let cache = ValueCache::new(config.value_cache_bytes);
+        let cache = ValueCache::new(config.value_cache_size());
         // Recovery made the whole log it kept durable; from now on the
         // witness says so (and, after an accepted loss, no more than that).
         let witness = match lock {
@@ -357,29 +365,49 @@ impl Db {
             poison,
             witness,
         );
-        Ok(Db {
-            shared: Arc::new(Shared {
-                dir,
-                config,
-                durable,
-                pins: Pins::new(horizon),
-                cache,
-                maintenance: Mutex::new(()),
-                torn_tail_bytes: recovered.torn_bytes,
-                lost_txids: recovered.lost.clone(),
-                checkpoint_used,
-                frames_since_checkpoint: AtomicU64::new(recovered.frames_replayed),
-                index: RwLock::new(index),
-                manifest: Mutex::new(manifest),
-                block_cache,
-                sealed_count: Mutex::new(None),
-                files,
-                writer: Mutex::new(WriterState {
-                    log: recovered.writer,
-                    last_commit_time,
-                }),
-                _lock: lock,
+        let shared = Arc::new(Shared {
+            dir,
+            config,
+            durable,
+            pins: Pins::new(horizon),
+            cache,
+            maintenance: Mutex::new(()),
+            torn_tail_bytes: recovered.torn_bytes,
+            lost_txids: recovered.lost.clone(),
+            checkpoint_used,
+            frames_since_checkpoint: AtomicU64::new(recovered.frames_replayed),
+            index: RwLock::new(index),
+            manifest: Mutex::new(manifest),
+            block_cache,
+            sealed_count: Mutex::new(None),
+            sealer: Arc::new(Sealer::default()),
+            files,
+            writer: Mutex::new(WriterState {
+                log: recovered.writer,
+                last_commit_time,
             }),
+            _lock: lock,
+        });
+        let auto = shared.config.seal_log_bytes.is_some() || shared.config.memory_budget.is_some();
+        let sealer = match (&shared._lock, shared.config.seal_log_bytes) {
+            (Some(_), threshold) if shared.config.history_runs && auto => {
+                // A log already past the threshold is sealed right away.
+                let log_bytes: u64 = shared
+                    .files
+                    .ids()
+                    .into_iter()
+                    .filter_map(|id| shared.files.handle(id).ok()?.len().ok())
+                    .sum();
+                shared.sealer.appended(log_bytes, threshold);
+                let tail = shared.read_index().tail_estimate();
+                shared.sealer.tail(tail, shared.config.tail_budget());
+                Some(Arc::new(crate::sealer::start(&shared)?))
+            }
+            _ => None,
+        };
+        Ok(Db {
+            _sealer: sealer,
+            shared,
         })
     }
 
@@ -591,6 +619,7 @@ impl Db {
             torn_tail_bytes: self.shared.torn_tail_bytes,
             lost_txids: self.shared.lost_txids.clone(),
             opened_from_checkpoint: self.shared.checkpoint_used,
+            background_error: self.shared.sealer.error(),
         }
     }
 }
@@ -602,6 +631,26 @@ pub(crate) struct Located<T> {
     /// The handle's process-unique id (the value cache's key).
     pub uid: u64,
     pub file: Arc<dyn StorageFile>,
+    /// The whole frame the item's bytes lie in, checked on a cache miss.
+    pub frame: Option<FrameSpan>,
+}
+
+/// What an index location's bytes are part of: the frame to check them
+/// against.
+pub(crate) trait InFrame {
+    fn frame(&self, index: &Index) -> Option<FrameSpan>;
+}
+
+impl InFrame for VersionRef {
+    fn frame(&self, index: &Index) -> Option<FrameSpan> {
+        index.tx(self.txid()).map(TxInfo::frame)
+    }
+}
+
+impl InFrame for TxInfo {
+    fn frame(&self, _index: &Index) -> Option<FrameSpan> {
+        Some(TxInfo::frame(self))
+    }
 }
 
 /// Counts of what a database holds, from [`Db::stats`].
@@ -623,6 +672,10 @@ pub struct Stats {
     /// The index was loaded from the checkpoint at open (only the frames
     /// after it were replayed).
     pub opened_from_checkpoint: bool,
+    /// Why the last background job (sealing the log into history runs)
+    /// failed, if it did; it is tried again after more commits, and
+    /// [`Db::compact`] reports the error itself.
+    pub background_error: Option<String>,
     /// Txids that were acknowledged as durable but that the log no longer
     /// held when the database opened with
     /// [`Recovery::AcceptLoss`](crate::Recovery::AcceptLoss); the next
@@ -812,31 +865,78 @@ impl Shared {
     /// Pairs an index location with the file it points into. Takes the
     /// index guard so the handle is taken under the same lock the location
     /// was read under: compaction swaps both together.
-    pub(crate) fn locate<T>(
+    pub(crate) fn locate<T: InFrame>(
         &self,
-        _index: &Index,
+        index: &Index,
         segment: SegmentId,
         item: T,
     ) -> Result<Located<T>> {
         let (uid, file) = self.files.handle_with_uid(segment)?;
+        let frame = item.frame(index);
         Ok(Located {
             item,
             segment,
             uid,
             file,
+            frame,
         })
     }
 
     /// Reads `len` bytes at `offset` of a located file: from the value
-    /// cache, or with one positioned read of exactly those bytes.
+    /// cache, or by reading the whole frame they lie in and checking its
+    /// CRC (every value and the metadata of the frame then go into the
+    /// cache, so neighbours of a large transaction cost no second read).
     fn read_located<T>(&self, at: &Located<T>, offset: u64, len: usize) -> Result<Vec<u8>> {
         if let Some(bytes) = self.cache.get(at.uid, offset, len) {
             return Ok(bytes);
         }
+        let Some(frame) = at
+            .frame
+            .filter(|f| offset >= f.offset && offset + len as u64 <= f.offset + f.len as u64)
+        else {
+            return Err(Error::corrupt(
+                self.files.path(at.segment),
+                offset,
+                "the index points outside the frame of its transaction",
+            ));
+        };
+        let bytes = self.read_frame(at, frame)?;
+        let start = (offset - frame.offset) as usize;
+        let path = self.files.path(at.segment);
+        let payload = &bytes[FRAME_HEADER_SIZE..];
+        if let Ok(tx) = decode_payload(payload) {
+            let payload_at = frame.offset + FRAME_HEADER_SIZE as u64;
+            for c in &tx.changes {
+                if let Some(v) = c.value {
+                    self.cache
+                        .insert(at.uid, payload_at + u64::from(c.value_offset), v);
+                }
+            }
+        } else {
+            return Err(Error::corrupt(&path, frame.offset, "frame does not decode"));
+        }
+        let value = bytes[start..start + len].to_vec();
+        self.cache.insert(at.uid, offset, &value);
+        Ok(value)
+    }
+
+    /// Reads one whole frame and checks its header and CRC.
+    fn read_frame<T>(&self, at: &Located<T>, frame: FrameSpan) -> Result<Vec<u8>> {
+        let path = self.files.path(at.segment);
         let bytes = self
             .files
-            .read_from(at.file.as_ref(), at.segment, offset, len)?;
-        self.cache.insert(at.uid, offset, &bytes);
+            .read_from(at.file.as_ref(), at.segment, frame.offset, frame.len)?;
+        let mut header = [0; FRAME_HEADER_SIZE];
+        header.copy_from_slice(&bytes[..FRAME_HEADER_SIZE]);
+        let header = FrameHeader::parse(header);
+        let payload = &bytes[FRAME_HEADER_SIZE..];
+        if header.payload_len as usize != payload.len() || crc32fast::hash(payload) != header.crc {
+            return Err(Error::corrupt(
+                &path,
+                frame.offset,
+                "frame checksum mismatch",
+            ));
+        }
         Ok(bytes)
     }
 

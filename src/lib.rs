@@ -58,6 +58,7 @@ mod record;
 mod runs;
 mod seal;
 mod sealed;
+mod sealer;
 pub mod storage;
 mod temporal;
 #[cfg(test)]

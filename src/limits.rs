@@ -17,6 +17,8 @@ pub const TX_SIZE_MAX: usize = 1024 * 1024 * 1024;
 pub const SEGMENT_ROLL_SIZE_MAX: u64 = 2 * 1024 * 1024 * 1024;
 /// Smallest segment roll size a [`Config`](crate::Config) may ask for.
 pub const SEGMENT_ROLL_SIZE_MIN: u64 = 4 * 1024;
+/// Smallest [`Config::memory_budget`](crate::Config::memory_budget).
+pub const MEMORY_BUDGET_MIN: usize = 4 * 1024 * 1024;
 
 /// A segment never grows past this: the roll size plus one maximal frame.
 /// Value offsets inside a segment are stored as `u32`, so this must fit.

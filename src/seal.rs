@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::compact::CompactReport;
-use crate::db::Db;
+use crate::db::Shared;
 use crate::error::{Error, Result};
 use crate::index::{SYSTEM_TABLE, compacted_system_value};
 use crate::log::frame::encode_meta;
@@ -40,7 +40,7 @@ use crate::sealed::{Drops, RunSet, next_run_uid};
 use crate::types::{Op, SegmentId, Timestamp, TxId};
 
 /// Most runs kept side by side before they are merged into one.
-pub(crate) const RUNS_MAX: usize = 4;
+pub(crate) const RUNS_MAX: usize = 16;
 
 /// Bytes of the suffix a system record's key gets in a run.
 pub(crate) const SYSTEM_KEY_SUFFIX: usize = 5;
@@ -59,16 +59,20 @@ pub(crate) fn system_log_key(run_key: &[u8]) -> &[u8] {
     &run_key[..run_key.len().saturating_sub(SYSTEM_KEY_SUFFIX)]
 }
 
-impl Db {
+impl Shared {
     /// Seals everything below segment `active` (txids up to `through`)
-    /// into runs; see the module docs.
+    /// into runs; see the module docs. With `merge_all`, every run is
+    /// merged into one when anything must be dropped (compaction);
+    /// otherwise only the newest runs are, by size (background sealing).
+    /// The caller holds the maintenance lock.
     pub(crate) fn seal_history(
         &self,
         active: SegmentId,
         through: TxId,
+        merge_all: bool,
         report: &mut CompactReport,
     ) -> Result<()> {
-        let shared = &self.shared;
+        let shared = self;
         let storage = shared.config.storage.as_ref();
         let dir = &shared.dir;
         let config = RunConfig {
@@ -104,7 +108,7 @@ impl Db {
                 let path = dir.join(run_file_name(manifest.next_file_number));
                 // Listed before it is written, so a failure removes it.
                 created.push(path.clone());
-                match self.segment_run(id, &path, config, &mut report.versions_dropped)? {
+                match shared.segment_run(id, &path, config, &mut report.versions_dropped)? {
                     Some(run) => {
                         manifest.next_file_number += 1;
                         fresh.push(run);
@@ -136,13 +140,25 @@ impl Db {
             if let Some(run) = fresh {
                 runs.push(Arc::new(run));
             }
-            let must_drop = drops.anything() && !old.is_empty();
-            if runs.len() > RUNS_MAX || (must_drop && !runs.is_empty()) {
+            // An erasure newer than the old runs may have versions in them:
+            // they go before its record leaves the log (the manifest does
+            // not keep erasures). Older ones were dropped when sealed.
+            let must_drop =
+                !old.is_empty() && (drops.erases_after(base) || (merge_all && drops.anything()));
+            let from = if must_drop || runs.len() > RUNS_MAX {
+                0
+            } else {
+                merge_from(&runs)
+            };
+            if runs.len() - from > 1 {
+                let runs_all = std::mem::take(&mut runs);
+                let (keep_as_is, to_merge) = runs_all.split_at(from);
+                runs = keep_as_is.to_vec();
                 let path = dir.join(run_file_name(manifest.next_file_number));
                 manifest.next_file_number += 1;
                 created.push(path.clone());
-                let before: u64 = runs.iter().map(|r| r.summary().n_versions).sum();
-                let inputs: Vec<&Run> = runs.iter().map(|r| &**r).collect();
+                let before: u64 = to_merge.iter().map(|r| r.summary().n_versions).sum();
+                let inputs: Vec<&Run> = to_merge.iter().map(|r| &**r).collect();
                 let merged = merge_runs(
                     storage,
                     &path,
@@ -152,7 +168,7 @@ impl Db {
                     &old,
                 )?;
                 report.versions_dropped += before - merged.summary().n_versions;
-                runs = vec![Arc::new(merged)];
+                runs.push(Arc::new(merged));
             }
             Ok(runs)
         })();
@@ -165,6 +181,12 @@ impl Db {
                 return Err(e);
             }
         };
+        // Nothing sealed and nothing merged: the manifest stays as it is.
+        let unchanged = runs.len() == old.runs().len()
+            && runs.iter().zip(old.runs()).all(|(a, b)| Arc::ptr_eq(a, b));
+        if unchanged && through <= base {
+            return Ok(());
+        }
         let (runs_through, runs_through_time) =
             runs.last().map_or((TxId::ZERO, Timestamp::default()), |r| {
                 (r.summary().last_txid, r.summary().last_commit_time)
@@ -274,7 +296,7 @@ impl Db {
         config: RunConfig,
         dropped: &mut u64,
     ) -> Result<Option<Run>> {
-        let shared = &self.shared;
+        let shared = self;
         let seg_path = segment_path(&shared.dir, id);
         let file = shared.files.handle(id)?;
         let size = file.len().map_err(|e| Error::io(&seg_path, e))?;
@@ -360,6 +382,24 @@ impl Db {
         )?;
         Ok(Some(run))
     }
+}
+
+/// Where the newest runs worth merging start: the longest suffix in which
+/// each run is at most twice the size of all the runs after it together
+/// (a binary counter: each byte is rewritten O(log n) times, and at most
+/// O(log n) runs are live).
+fn merge_from(runs: &[Arc<Run>]) -> usize {
+    let mut after = 0u64;
+    let mut from = runs.len();
+    for (i, run) in runs.iter().enumerate().rev() {
+        let bytes = run.summary().file_bytes;
+        if i + 1 < runs.len() && bytes > 2 * after {
+            break;
+        }
+        after += bytes;
+        from = i;
+    }
+    from
 }
 
 /// Merges `inputs` into a new run at `path` and opens it.

@@ -340,6 +340,11 @@ impl Drops {
         self.purge
     }
 
+    /// Whether an erasure committed after `txid` is in force.
+    pub(crate) fn erases_after(&self, txid: TxId) -> bool {
+        self.erased.values().any(|at| *at > txid)
+    }
+
     /// Whether anything at all is hidden.
     pub(crate) fn anything(&self) -> bool {
         self.purge > TxId::ZERO

@@ -632,13 +632,24 @@ impl WriteTx {
             }
         };
         writer.last_commit_time = commit_time;
+        if shared.config.history_runs {
+            shared
+                .sealer
+                .appended(frame.len() as u64, shared.config.seal_log_bytes);
+        }
         let decoded =
             decode_payload(&frame[FRAME_HEADER_SIZE..]).expect("a frame we just encoded decodes");
         let payload_len = (frame.len() - FRAME_HEADER_SIZE) as u32;
-        shared
-            .write_index()
-            .apply(location, payload_len, &decoded)
-            .expect("a frame checked against the index applies to it");
+        let tail = {
+            let mut index = shared.write_index();
+            index
+                .apply(location, payload_len, &decoded)
+                .expect("a frame checked against the index applies to it");
+            index.tail_estimate()
+        };
+        if shared.config.history_runs {
+            shared.sealer.tail(tail, shared.config.tail_budget());
+        }
         drop(hold);
         let immediate = self.durability == Durability::Immediate;
         let (active, active_path) = writer.log.active();

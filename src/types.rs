@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
-use crate::limits::{SEGMENT_ROLL_SIZE_MAX, SEGMENT_ROLL_SIZE_MIN};
+use crate::limits::{MEMORY_BUDGET_MIN, SEGMENT_ROLL_SIZE_MAX, SEGMENT_ROLL_SIZE_MIN};
 use crate::storage::{FileStorage, Storage};
 
 /// A transaction id: assigned at commit, dense and strictly increasing from 1.
@@ -187,13 +187,29 @@ pub struct Config {
     /// cache every read of sealed history goes through). 64 MiB by
     /// default.
     pub block_cache_bytes: usize,
-    /// [`Db::compact`](crate::Db::compact) moves sealed history out of the
-    /// log into key-clustered history runs (so a key's versions are
-    /// contiguous on disk and the in-memory index holds only the recent
-    /// tail). Off by default for now (issue 12 is not finished: see
-    /// ARCHITECTURE.md); off keeps all history in log segments, and
-    /// compaction rewrites segments instead.
+    /// [`Db::compact`](crate::Db::compact) and the background sealer move
+    /// history out of the log into key-clustered history runs, so a key's
+    /// versions are contiguous on disk and the in-memory index holds only
+    /// the recent tail. On by default; off keeps all history in log
+    /// segments (and in the in-memory index), and compaction rewrites
+    /// segments instead.
     pub history_runs: bool,
+    /// With `history_runs`, a background thread seals the log into runs
+    /// each time this many bytes were appended to it, which bounds the
+    /// in-memory index (about 46 bytes per version in the tail) and the
+    /// number of open segment files. 256 MiB by default; `None` seals only
+    /// in [`Db::compact`](crate::Db::compact).
+    pub seal_log_bytes: Option<u64>,
+    /// Caps what the database keeps in memory: a quarter for the value
+    /// cache, a quarter for the block cache (overriding
+    /// `value_cache_bytes` and `block_cache_bytes`) and half for the
+    /// in-memory tail of the index, which the background sealer moves into
+    /// history runs when its estimated size (64 bytes per version, 24 per
+    /// transaction) reaches that half. On top come the run summaries (a
+    /// block-index entry per 32 KiB block and a 10-bit-per-key filter:
+    /// about 0.5% of the run bytes) and what the caller holds. `None` by
+    /// default: each setting as given. Needs `history_runs`.
+    pub memory_budget: Option<usize>,
     /// Uncompressed bytes per history-run block. 32 KiB by default; tests
     /// use small blocks so a key spans several.
     pub run_block_bytes: usize,
@@ -251,6 +267,8 @@ impl Default for Config {
             value_cache_bytes: 64 * 1024 * 1024,
             block_cache_bytes: 64 * 1024 * 1024,
             history_runs: true,
+            seal_log_bytes: Some(256 * 1024 * 1024),
+            memory_budget: None,
             run_block_bytes: 32 * 1024,
             compress_runs: true,
             read_only: false,
@@ -260,12 +278,45 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Bytes of the value cache: `value_cache_bytes`, or a quarter of the
+    /// memory budget.
+    pub(crate) fn value_cache_size(&self) -> usize {
+        self.memory_budget.map_or(self.value_cache_bytes, |b| b / 4)
+    }
+
+    /// Bytes of the block cache: `block_cache_bytes`, or a quarter of the
+    /// memory budget.
+    pub(crate) fn block_cache_size(&self) -> usize {
+        self.memory_budget.map_or(self.block_cache_bytes, |b| b / 4)
+    }
+
+    /// Estimated bytes of in-memory tail at which the sealer runs.
+    pub(crate) fn tail_budget(&self) -> Option<u64> {
+        self.memory_budget.map(|b| (b / 2) as u64)
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         if !(SEGMENT_ROLL_SIZE_MIN..=SEGMENT_ROLL_SIZE_MAX).contains(&self.segment_roll_bytes) {
             return Err(Error::InvalidConfig {
                 reason: format!(
                     "segment_roll_bytes {} is outside {SEGMENT_ROLL_SIZE_MIN}..={SEGMENT_ROLL_SIZE_MAX}",
                     self.segment_roll_bytes
+                ),
+            });
+        }
+        if let Some(bytes) = self.seal_log_bytes
+            && bytes < SEGMENT_ROLL_SIZE_MIN
+        {
+            return Err(Error::InvalidConfig {
+                reason: format!("seal_log_bytes {bytes} is below {SEGMENT_ROLL_SIZE_MIN}"),
+            });
+        }
+        if let Some(budget) = self.memory_budget
+            && (budget < MEMORY_BUDGET_MIN || !self.history_runs)
+        {
+            return Err(Error::InvalidConfig {
+                reason: format!(
+                    "memory_budget {budget} needs history_runs and at least {MEMORY_BUDGET_MIN} bytes"
                 ),
             });
         }

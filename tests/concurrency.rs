@@ -50,6 +50,12 @@ fn open_bank(dir: &std::path::Path, durability: Durability) -> Db {
         dir,
         Config {
             durability,
+            // Small segments and a low sealing threshold: the background
+            // sealer moves history into runs while readers scan, read as
+            // of the past and hold snapshots across the switch.
+            segment_roll_bytes: timecask::limits::SEGMENT_ROLL_SIZE_MIN,
+            seal_log_bytes: Some(16 * 1024),
+            run_block_bytes: 1024,
             ..Config::default()
         },
     )
@@ -193,6 +199,19 @@ fn run_bank(durability: Durability, writers: u64, transfers_each: u64, readers: 
         .iter()
         .map(|t| balances(&db.as_of(*t).expect("view")))
         .collect();
+    assert_eq!(db.stats().background_error, None);
+    let runs = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter(|e| {
+            e.as_ref()
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tcrun")
+        })
+        .count();
+    assert!(runs > 0, "the sealer ran meanwhile");
+    db.verify().expect("verify");
     drop(db);
     let db = Db::open(dir.path()).expect("reopen");
     for (t, state) in sample.iter().zip(&before) {

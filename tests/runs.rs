@@ -365,3 +365,100 @@ fn a_damaged_run_is_corrupt_never_other_data() {
     std::fs::write(&run, &bytes).unwrap();
     open(dir.path()).verify().unwrap();
 }
+
+#[test]
+fn the_background_sealer_keeps_the_log_short_and_changes_no_answer() {
+    let plain = tempfile::tempdir().unwrap();
+    let sealed = tempfile::tempdir().unwrap();
+    let a = Db::open_with(
+        plain.path(),
+        Config {
+            history_runs: false,
+            ..config()
+        },
+    )
+    .unwrap();
+    let b = Db::open_with(
+        sealed.path(),
+        Config {
+            seal_log_bytes: Some(16 * 1024),
+            ..config()
+        },
+    )
+    .unwrap();
+    let txids = write_rounds(&a, 60, 0);
+    assert_eq!(write_rounds(&b, 60, 0), txids);
+    // The sealer runs on its own thread: wait for it to catch up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while run_files(sealed.path()) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(run_files(sealed.path()) >= 1, "the sealer made runs");
+    assert_eq!(b.stats().background_error, None);
+    let picks: Vec<TxId> = [0, 9, 30, 59].iter().map(|i| txids[*i]).collect();
+    assert_eq!(seen(&b, &keys(), &picks), seen(&a, &keys(), &picks));
+    // Dropping the last handle stops the thread: the directory can be
+    // opened again at once.
+    drop(b);
+    let b = open(sealed.path());
+    assert_eq!(seen(&b, &keys(), &picks), seen(&a, &keys(), &picks));
+    b.verify().unwrap();
+    let segments = std::fs::read_dir(sealed.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tcseg")
+        })
+        .count();
+    assert!(segments < 10, "{segments} segments left");
+}
+
+#[test]
+fn a_memory_budget_seals_the_tail_when_its_index_would_outgrow_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_with(
+        dir.path(),
+        Config {
+            seal_log_bytes: None,
+            memory_budget: Some(timecask::limits::MEMORY_BUDGET_MIN),
+            ..config()
+        },
+    )
+    .unwrap();
+    // Tiny versions: the log grows slowly, the index's tail fast.
+    for round in 0..40u32 {
+        let mut tx = db.begin();
+        for k in 0..1_000u32 {
+            tx.put("t", k.to_be_bytes(), round.to_be_bytes()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while run_files(dir.path()) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(run_files(dir.path()) >= 1, "the budget made the sealer run");
+    assert_eq!(db.stats().background_error, None);
+    assert_eq!(db.stats().n_versions, 40_000);
+    let v = db.snapshot();
+    assert_eq!(v.count("t").unwrap(), 1_000);
+    assert_eq!(
+        v.history("t", 7u32.to_be_bytes(), HistoryQuery::all())
+            .unwrap()
+            .len(),
+        40
+    );
+    assert!(matches!(
+        Db::open_with(
+            tempfile::tempdir().unwrap().path(),
+            Config {
+                memory_budget: Some(1024),
+                ..Config::default()
+            }
+        ),
+        Err(timecask::Error::InvalidConfig { .. })
+    ));
+}

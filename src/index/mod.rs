@@ -11,7 +11,7 @@ mod checkpoint;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::log::frame::{DecodedTx, FRAME_HEADER_SIZE};
+use crate::log::frame::{DecodedTx, FRAME_HEADER_SIZE, FrameSpan};
 use crate::log::writer::FrameLocation;
 use crate::manifest::{Manifest, TableEntry};
 use crate::sealed::RunSet;
@@ -89,6 +89,16 @@ pub(crate) struct TxInfo {
     pub payload_len: u32,
     /// Length of the metadata section; 4 means "no metadata".
     pub meta_len: u32,
+}
+
+impl TxInfo {
+    /// Where the frame lies, header included.
+    pub(crate) fn frame(&self) -> FrameSpan {
+        FrameSpan {
+            offset: u64::from(self.frame_offset),
+            len: FRAME_HEADER_SIZE + self.payload_len as usize,
+        }
+    }
 }
 
 /// One table's keys.
@@ -230,6 +240,13 @@ impl Index {
 
     pub(crate) fn n_versions(&self) -> u64 {
         self.n_versions
+    }
+
+    /// Estimated bytes the tail holds: 64 per version (its 20-byte
+    /// reference, chain slack, its share of keys and tree nodes), 24 per
+    /// transaction.
+    pub(crate) fn tail_estimate(&self) -> u64 {
+        self.n_versions * 64 + self.txs.len() as u64 * 24
     }
 
     /// The oldest readable txid (0 if nothing was purged).

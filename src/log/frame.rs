@@ -104,6 +104,13 @@ fn offset_u32(n: usize) -> u32 {
     u32::try_from(n).expect("frames are smaller than TX_SIZE_MAX + header")
 }
 
+/// Where a frame lies in its segment: offset and length, header included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FrameSpan {
+    pub offset: u64,
+    pub len: usize,
+}
+
 /// The metadata section as a frame stores it at [`META_OFFSET`] (what
 /// [`decode_meta`] reads).
 pub(crate) fn encode_meta(meta: &Metadata) -> Vec<u8> {
