@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::db::Shared;
+use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::log::frame::FRAME_HEADER_SIZE;

@@ -22,27 +22,11 @@ use crate::error::{Error, Result};
 use crate::index::{SYSTEM_TABLE, compacted_system_value};
 use crate::log::frame::{ChangeToEncode, FRAME_HEADER_SIZE, TxToEncode, encode_frame};
 use crate::log::recovery::SegmentScan;
-use crate::log::segment::{SEGMENT_HEADER_SIZE, SegmentHeader, list_segments, segment_path};
+use crate::log::segment::{
+    COMPACT_SUFFIX, SEGMENT_HEADER_SIZE, SegmentHeader, list_segments, segment_path,
+};
+use crate::record::CompactReport;
 use crate::types::{SegmentId, TableId, TxId};
-
-/// Suffix of a segment being rewritten.
-pub(crate) const COMPACT_SUFFIX: &str = ".compact";
-
-/// What [`Db::compact`] did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CompactReport {
-    /// Sealed segments looked at.
-    pub segments_scanned: usize,
-    /// Segments rewritten (the others had nothing to drop).
-    pub segments_rewritten: usize,
-    /// Versions (and erased keys) physically removed.
-    pub versions_dropped: u64,
-    /// Size of the rewritten segments before.
-    pub bytes_before: u64,
-    /// Size of the rewritten segments after.
-    pub bytes_after: u64,
-}
 
 /// Where a kept version's value moved to.
 struct MovedValue {
@@ -69,10 +53,14 @@ struct Rewrite {
 }
 
 impl Db {
-    /// Rewrites sealed segments to drop what [`Db::purge_history`] and
-    /// [`WriteTx::erase`](crate::WriteTx::erase) removed, returning disk
-    /// space. Seals the active segment first so everything committed so far
-    /// is covered. Readers and writers continue meanwhile.
+    /// Applies retention policies, then moves everything committed so far
+    /// out of the log into history runs (with
+    /// [`Config::history_runs`](crate::Config::history_runs), the default)
+    /// and merges the runs, dropping for good what
+    /// [`Db::purge_history`], retention and
+    /// [`WriteTx::erase`](crate::WriteTx::erase) removed; without runs it
+    /// rewrites sealed segments instead. Either way disk space comes back.
+    /// Readers and writers continue meanwhile.
     ///
     /// ```
     /// # fn main() -> Result<(), timecask::Error> {
@@ -339,23 +327,6 @@ impl Db {
     }
 }
 
-/// Deletes rewrites left behind by a crash during compaction: only
-/// `NNNNNNNNNN.tcseg.compact` beside an existing segment; no other file is
-/// ever touched.
-pub(crate) fn remove_stray_rewrites(dir: &Path) -> Result<()> {
-    for id in list_segments(dir)? {
-        let mut path = segment_path(dir, id).into_os_string();
-        path.push(COMPACT_SUFFIX);
-        let path = PathBuf::from(path);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&path, e)),
-        }
-    }
-    Ok(())
-}
-
 /// The keep-last horizon the versions of the runs ask for in table `name`:
 /// over every key the runs hold, the txid of its `n`th newest visible
 /// version, counting its tail versions too (the tail alone is the index's
@@ -370,7 +341,7 @@ fn keep_last_needed(
         return Ok(TxId::ZERO);
     };
     let table = index.table(id);
-    let drops = crate::sealed::Drops::of(index);
+    let drops = index.drops();
     let n = n.max(1) as usize;
     let mut needed = TxId::ZERO;
     // One key's visible txids at a time, in order, then its tail's.

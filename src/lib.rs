@@ -40,8 +40,10 @@
 
 mod checkpoint;
 mod compact;
+mod config;
 mod db;
 mod durable;
+mod engine;
 mod error;
 /// Fuzz harnesses for `fuzz/` and the corpus replay: behind the
 /// `test-support` feature, not part of the supported API.
@@ -68,21 +70,23 @@ mod test_support;
 #[cfg(any(test, feature = "test-support"))]
 #[doc(hidden)]
 pub mod testing;
+mod trigger;
 mod tx;
 pub mod typed;
 mod types;
 mod verify;
 
 pub use checkpoint::CheckpointReport;
-pub use compact::CompactReport;
+pub use config::{Config, Recovery, RetentionPolicy};
 pub use db::{Db, LogIter, Stats};
 pub use error::{Error, KeyBytes, Result};
 pub use read::{RangeIter, Snapshot};
+pub use record::CompactReport;
 pub use record::{Change, HistoryQuery, TxRecord, Version};
 pub use temporal::{ChangeFeed, DiffEntry};
 pub use tx::WriteTx;
 pub use typed::{Key, TableDef, TypedError};
-pub use types::{Config, Durability, Op, Recovery, RetentionPolicy, Timestamp, TxId};
+pub use types::{Durability, Op, Timestamp, TxId};
 pub use verify::VerifyReport;
 
 /// The README's example, compiled by `cargo test`.

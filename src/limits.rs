@@ -17,6 +17,11 @@ pub const TX_SIZE_MAX: usize = 1024 * 1024 * 1024;
 pub const SEGMENT_ROLL_SIZE_MAX: u64 = 2 * 1024 * 1024 * 1024;
 /// Smallest segment roll size a [`Config`](crate::Config) may ask for.
 pub const SEGMENT_ROLL_SIZE_MIN: u64 = 4 * 1024;
+/// Smallest history-run block target (`Config::run_block_bytes`; tests use
+/// tiny blocks so that keys span several).
+pub const BLOCK_TARGET_SIZE_MIN: usize = 64;
+/// Largest history-run block target.
+pub const BLOCK_TARGET_SIZE_MAX: usize = 16 * 1024 * 1024;
 /// Smallest [`Config::memory_budget`](crate::Config::memory_budget).
 pub const MEMORY_BUDGET_MIN: usize = 4 * 1024 * 1024;
 

@@ -24,10 +24,11 @@ use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::config::RetentionPolicy;
 use crate::error::{Error, Result};
 use crate::limits::TABLE_NAME_SIZE_MAX;
 use crate::storage::Storage;
-use crate::types::{RetentionPolicy, SegmentId, TableId, Timestamp, TxId};
+use crate::types::{SegmentId, TableId, Timestamp, TxId};
 
 /// File name of the manifest inside the database directory.
 pub(crate) const MANIFEST_FILE: &str = "MANIFEST";

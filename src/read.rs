@@ -10,7 +10,7 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use crate::Metadata;
-use crate::db::{Located, Shared};
+use crate::engine::{Located, Shared};
 use crate::error::{Error, Result};
 use crate::index::chain::{VersionRef, visible_at, visible_position};
 use crate::index::{Index, SYSTEM_TABLE, TxInfo};

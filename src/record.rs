@@ -155,3 +155,19 @@ impl HistoryQuery {
         self
     }
 }
+
+/// What [`Db::compact`](crate::Db::compact) did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactReport {
+    /// Sealed segments looked at.
+    pub segments_scanned: usize,
+    /// Segments rewritten (the others had nothing to drop).
+    pub segments_rewritten: usize,
+    /// Versions (and erased keys) physically removed.
+    pub versions_dropped: u64,
+    /// Size of the rewritten segments before.
+    pub bytes_before: u64,
+    /// Size of the rewritten segments after.
+    pub bytes_after: u64,
+}

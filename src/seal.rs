@@ -24,40 +24,23 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::compact::CompactReport;
-use crate::db::Shared;
+use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::index::{SYSTEM_TABLE, compacted_system_value};
 use crate::log::frame::encode_meta;
 use crate::log::recovery::SegmentScan;
 use crate::log::segment::{SEGMENT_HEADER_SIZE, SegmentHeader, segment_path};
 use crate::manifest::{self, RunEntry, run_file_name};
+use crate::record::CompactReport;
 use crate::runs::{
     Compression, MetaRef, Run, RunConfig, RunRange, RunWriter, TxChange, TxEntry, VersionEntry,
     merge,
 };
-use crate::sealed::{Drops, RunSet, next_run_uid};
+use crate::sealed::{RunSet, next_run_uid, system_run_key};
 use crate::types::{Op, SegmentId, Timestamp, TxId};
 
 /// Most runs kept side by side before they are merged into one.
 pub(crate) const RUNS_MAX: usize = 16;
-
-/// Bytes of the suffix a system record's key gets in a run.
-pub(crate) const SYSTEM_KEY_SUFFIX: usize = 5;
-
-/// The key a system record gets in a run: unique within its transaction.
-fn system_run_key(key: &[u8], ordinal: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(key.len() + SYSTEM_KEY_SUFFIX);
-    out.extend_from_slice(key);
-    out.push(0);
-    out.extend_from_slice(&ordinal.to_le_bytes());
-    out
-}
-
-/// The log's key of a system record stored in a run.
-pub(crate) fn system_log_key(run_key: &[u8]) -> &[u8] {
-    &run_key[..run_key.len().saturating_sub(SYSTEM_KEY_SUFFIX)]
-}
 
 impl Shared {
     /// Seals everything below segment `active` (txids up to `through`)
@@ -89,7 +72,7 @@ impl Shared {
             let index = shared.read_index();
             let system = index.table_id(SYSTEM_TABLE);
             let _ = system;
-            let drops = Drops::of(&index);
+            let drops = index.drops();
             let old = index
                 .run_set()
                 .cloned()

@@ -21,13 +21,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
-use crate::index::{Index, SYSTEM_TABLE};
 use crate::manifest::{Manifest, RunEntry, run_file_name};
 use crate::runs::{
     BlockCache, Direction, Run, ScanBatch, TxEntry, VersionEntry, for_each_with_next,
 };
 use crate::storage::Storage;
 use crate::types::{TableId, Timestamp, TxId};
+
+/// Bytes of the suffix a system record's key gets in a run.
+pub(crate) const SYSTEM_KEY_SUFFIX: usize = 5;
+
+/// The key a system record gets in a run: unique within its transaction.
+pub(crate) fn system_run_key(key: &[u8], ordinal: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + SYSTEM_KEY_SUFFIX);
+    out.extend_from_slice(key);
+    out.push(0);
+    out.extend_from_slice(&ordinal.to_le_bytes());
+    out
+}
+
+/// The log's key of a system record stored in a run.
+pub(crate) fn system_log_key(run_key: &[u8]) -> &[u8] {
+    &run_key[..run_key.len().saturating_sub(SYSTEM_KEY_SUFFIX)]
+}
 
 /// Never-reused names of open runs in the block cache.
 static NEXT_RUN_UID: AtomicU64 = AtomicU64::new(1);
@@ -307,30 +323,21 @@ pub(crate) struct Drops {
 }
 
 impl Drops {
-    /// The drops in force in `index`.
-    pub(crate) fn of(index: &Index) -> Drops {
-        let erased = index
-            .erasures()
-            .filter_map(|(t, k, at)| Some(((index.table_id(t)?, k.to_vec()), at)))
-            .collect();
-        let table_horizons: Vec<TxId> = index.tables().iter().map(|t| t.horizon).collect();
-        let purge = index.horizon();
-        let mut tail_first = HashMap::new();
-        for (id, table) in index.tables().iter().enumerate() {
-            if purge.max(table.horizon) == TxId::ZERO {
-                continue;
-            }
-            for (key, chain) in &table.keys {
-                if let Some(first) = chain.first() {
-                    tail_first.insert((TableId(id as u32), key.to_vec()), first.txid());
-                }
-            }
-        }
+    /// What is hidden: the purge horizon, each table's horizon (by id),
+    /// erasures by `(table, key)`, the system table, and the first tail
+    /// version of each key (needed only where a horizon is set).
+    pub(crate) fn new(
+        purge: TxId,
+        table_horizons: Vec<TxId>,
+        erased: HashMap<(TableId, Vec<u8>), TxId>,
+        system: Option<TableId>,
+        tail_first: HashMap<(TableId, Vec<u8>), TxId>,
+    ) -> Drops {
         Drops {
             purge,
             table_horizons,
             erased,
-            system: index.table_id(SYSTEM_TABLE),
+            system,
             tail_first,
         }
     }

@@ -6,7 +6,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::db::{Db, Located};
+use crate::db::Db;
+use crate::engine::Located;
 use crate::error::{Error, Result};
 use crate::index::chain::{VersionRef, visible_at};
 use crate::log::frame::FRAME_HEADER_SIZE;

@@ -14,7 +14,8 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use crate::Metadata;
-use crate::db::Shared;
+use crate::config::RetentionPolicy;
+use crate::engine::Shared;
 use crate::error::{Error, KeyBytes, Result};
 use crate::index::{
     ERASE_KEY, Index, PURGE_KEY, RETENTION_KEY, SYSTEM_TABLE, TRIM_KEY, table_record,
@@ -28,7 +29,7 @@ use crate::log::frame::{
 };
 use crate::log::value_cache::ValueBytes;
 use crate::read::Snapshot;
-use crate::types::{Durability, Op, RetentionPolicy, TableId, Timestamp, TxId};
+use crate::types::{Durability, Op, TableId, Timestamp, TxId};
 
 /// A write transaction: reads see its begin snapshot plus its own writes;
 /// writes become visible to others only when [`commit`](WriteTx::commit)

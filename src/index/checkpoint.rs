@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::chain::{Chain, VersionRef};
 use super::{Index, Table, TxInfo};
+use crate::config::RetentionPolicy;
 use crate::limits::{KEY_SIZE_MAX, TABLE_NAME_SIZE_MAX};
-use crate::types::{RetentionPolicy, SegmentId, TableId, Timestamp, TxId};
+use crate::types::{SegmentId, TableId, Timestamp, TxId};
 
 impl Index {
     /// Appends the encoded index to `out`.

@@ -11,11 +11,12 @@ mod checkpoint;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::config::RetentionPolicy;
 use crate::log::frame::{DecodedTx, FRAME_HEADER_SIZE, FrameSpan};
 use crate::log::writer::FrameLocation;
 use crate::manifest::{Manifest, TableEntry};
-use crate::sealed::RunSet;
-use crate::types::{Op, RetentionPolicy, SegmentId, TableId, Timestamp, TxId};
+use crate::sealed::{Drops, RunSet};
+use crate::types::{Op, SegmentId, TableId, Timestamp, TxId};
 use chain::{Chain, VersionRef, push_version};
 
 /// The reserved table that holds maintenance records (purge horizons,
@@ -149,6 +150,35 @@ impl Index {
     /// The latest txid in the index.
     pub(crate) fn last_txid(&self) -> TxId {
         TxId(self.base.0 + self.txs.len() as u64)
+    }
+
+    /// What purges, trims and erasures in force hide of the runs.
+    pub(crate) fn drops(&self) -> Drops {
+        let index = self;
+        let erased = index
+            .erasures()
+            .filter_map(|(t, k, at)| Some(((index.table_id(t)?, k.to_vec()), at)))
+            .collect();
+        let table_horizons: Vec<TxId> = index.tables().iter().map(|t| t.horizon).collect();
+        let purge = index.horizon();
+        let mut tail_first = HashMap::new();
+        for (id, table) in index.tables().iter().enumerate() {
+            if purge.max(table.horizon) == TxId::ZERO {
+                continue;
+            }
+            for (key, chain) in &table.keys {
+                if let Some(first) = chain.first() {
+                    tail_first.insert((TableId(id as u32), key.to_vec()), first.txid());
+                }
+            }
+        }
+        Drops::new(
+            purge,
+            table_horizons,
+            erased,
+            index.table_id(SYSTEM_TABLE),
+            tail_first,
+        )
     }
 
     /// Changes whenever a purge, trim or erasure is applied.

@@ -10,6 +10,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::config::Recovery;
 use crate::error::{Error, Result};
 use crate::limits::TX_SIZE_MAX;
 use crate::log::files::SegmentFiles;
@@ -22,7 +23,7 @@ use crate::log::segment::{
 };
 use crate::log::writer::{FrameLocation, LogWriter};
 use crate::storage::{ReadOnlyFile, Storage, StorageFile};
-use crate::types::{Recovery, SegmentId, TxId};
+use crate::types::{SegmentId, TxId};
 
 /// What recovery found, besides what it handed to the visitor.
 pub(crate) struct Recovered {

@@ -140,6 +140,26 @@ pub(crate) fn sync_dir(storage: &dyn Storage, dir: &Path) -> Result<()> {
     storage.sync_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
+/// Suffix of a segment being rewritten by compaction.
+pub(crate) const COMPACT_SUFFIX: &str = ".compact";
+
+/// Deletes rewrites left behind by a crash during compaction: only
+/// `NNNNNNNNNN.tcseg.compact` beside an existing segment; no other file is
+/// ever touched.
+pub(crate) fn remove_stray_rewrites(dir: &Path) -> Result<()> {
+    for id in list_segments(dir)? {
+        let mut path = segment_path(dir, id).into_os_string();
+        path.push(COMPACT_SUFFIX);
+        let path = PathBuf::from(path);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

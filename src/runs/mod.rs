@@ -72,9 +72,7 @@ use crate::types::{Op, TableId, Timestamp, TxId};
 pub(crate) const META_INLINE_SIZE_MAX: usize = 256;
 /// Smallest block target a [`RunConfig`] may ask for (tests use tiny blocks
 /// so that keys span several).
-pub(crate) const BLOCK_TARGET_SIZE_MIN: usize = 64;
-/// Largest block target a [`RunConfig`] may ask for.
-pub(crate) const BLOCK_TARGET_SIZE_MAX: usize = 16 * 1024 * 1024;
+pub(crate) use crate::limits::{BLOCK_TARGET_SIZE_MAX, BLOCK_TARGET_SIZE_MIN};
 /// Largest encoded version entry: a maximal key, value and inline metadata
 /// plus varints and the flags byte.
 pub(crate) const ENTRY_SIZE_MAX: usize = KEY_SIZE_MAX + VALUE_SIZE_MAX + META_INLINE_SIZE_MAX + 64;
