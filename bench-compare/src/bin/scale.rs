@@ -147,10 +147,19 @@ fn tc_config(runs: bool) -> Config {
         .ok()
         .and_then(|m| m.parse::<usize>().ok())
         .map_or(defaults.block_cache_bytes, |m| m << 20);
+    // Also for diagnosis: `SCALE_RUN_BLOCK_BYTES` (block size) and
+    // `SCALE_UNCOMPRESSED=1` (runs stored without zstd).
+    let run_block_bytes = std::env::var("SCALE_RUN_BLOCK_BYTES")
+        .ok()
+        .and_then(|b| b.parse::<usize>().ok())
+        .unwrap_or(defaults.run_block_bytes);
+    let compress_runs = std::env::var("SCALE_UNCOMPRESSED").map_or(true, |v| v != "1");
     Config {
         durability: Durability::Buffered,
         history_runs: runs,
         block_cache_bytes,
+        run_block_bytes,
+        compress_runs,
         ..defaults
     }
 }
