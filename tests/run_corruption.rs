@@ -8,7 +8,7 @@
 //! `0..TIMECASK_RUN_FLIP_BITS`, default 1; 8 flips every bit) of every byte
 //! of `MANIFEST` and of each run's header and footer, every
 //! `TIMECASK_RUN_FLIP_STRIDE / 3`th byte of its sections and every
-//! `TIMECASK_RUN_FLIP_STRIDE`th byte of its blocks (default 6; 1 or 2 for
+//! `TIMECASK_RUN_FLIP_STRIDE`th byte of its blocks (default 12; 1 or 2 for
 //! every byte).
 
 mod run_support;
@@ -165,7 +165,7 @@ impl Tally {
 /// so several bits per byte cover different bytes).
 fn flip_sweep(p: &Pristine, name: &str, tally: &mut Tally) {
     let bits = env_u64("TIMECASK_RUN_FLIP_BITS", 1).clamp(1, 8) as usize;
-    let stride = env_u64("TIMECASK_RUN_FLIP_STRIDE", 6).max(1) as usize;
+    let stride = env_u64("TIMECASK_RUN_FLIP_STRIDE", 12).max(1) as usize;
     let trial = tempfile::tempdir().expect("tempdir");
     let bytes = std::fs::read(p.dir.path().join(name)).expect("read");
     // Blocks: from the header to the version index (footer offset 72).
@@ -241,7 +241,7 @@ fn a_truncated_run_file_is_corrupt() {
     for (_, path) in run_files(p.dir.path()) {
         let name = name_of(&path);
         let bytes = std::fs::read(&path).expect("read");
-        let step = (bytes.len() / 300).max(1);
+        let step = (bytes.len() / 150).max(1);
         let cuts = (0..bytes.len())
             .step_by(step)
             .chain(bytes.len().saturating_sub(160)..bytes.len());

@@ -385,10 +385,7 @@ const CHILD_ENV: &str = "TIMECASK_RUN_CRASH_CHILD";
 const SIG_KEYS: u64 = 13;
 
 fn sig_config() -> Config {
-    Config {
-        lock_timeout: Duration::from_secs(10),
-        ..config(None)
-    }
+    config(None)
 }
 
 fn sig_value(i: u64) -> Vec<u8> {

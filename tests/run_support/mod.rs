@@ -20,6 +20,10 @@ pub fn config(storage: Option<Arc<dyn Storage>>) -> Config {
         segment_roll_bytes: timecask::limits::SEGMENT_ROLL_SIZE_MIN,
         run_block_bytes: 64,
         history_runs: true,
+        // The SIGKILL test forks children from this process: until it execs,
+        // a child holds copies of every descriptor, the `LOCK` of a database
+        // another test just closed among them.
+        lock_timeout: std::time::Duration::from_secs(10),
         ..Config::default()
     };
     if let Some(storage) = storage {
