@@ -384,3 +384,42 @@ fn a_newer_format_version_is_unsupported_format() {
         }
     }
 }
+
+/// Opens `dir` both ways; each must fail with `Corrupt` (never open with
+/// less history).
+#[track_caller]
+fn refuses(p: &Pristine, dir: &Path, what: &str) {
+    for writer in [false, true] {
+        match outcome(dir, writer, &p.want) {
+            Ok(Outcome::AtOpen) => {}
+            other => panic!("{what}, writer {writer}: {other:?}, want Corrupt at open"),
+        }
+    }
+}
+
+#[test]
+fn a_deleted_or_stale_manifest_is_corrupt_never_a_shorter_history() {
+    // A database whose MANIFEST is saved after its first compaction.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open_with(dir.path(), config(None)).expect("open");
+    commit_rounds(&db, 0, 10);
+    db.compact().expect("compact");
+    let first = std::fs::read(dir.path().join("MANIFEST")).expect("manifest");
+    commit_rounds(&db, 10, 10);
+    db.compact().expect("compact");
+    commit_rounds(&db, 20, 2);
+    let want = observe(&db).expect("observe");
+    drop(db);
+    let p = Pristine { dir, want };
+    let trial = tempfile::tempdir().expect("tempdir");
+    // Deleted: the runs are there, the log starts after segment 1.
+    stage(p.dir.path(), trial.path(), "MANIFEST", None);
+    refuses(&p, trial.path(), "MANIFEST deleted");
+    // Stale: the first compaction's manifest, whose log segments the
+    // second compaction deleted.
+    stage(p.dir.path(), trial.path(), "MANIFEST", Some(&first));
+    refuses(&p, trial.path(), "stale MANIFEST");
+    // Empty.
+    stage(p.dir.path(), trial.path(), "MANIFEST", Some(&[]));
+    refuses(&p, trial.path(), "empty MANIFEST");
+}

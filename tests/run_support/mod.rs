@@ -202,6 +202,47 @@ pub fn observe(db: &Db) -> timecask::Result<Vec<String>> {
             ));
         }
     }
+    // Time travel by commit time, at every 5th txid.
+    for t in (1..=latest.0).step_by(5) {
+        let Ok(r) = db.transaction(TxId(t)) else {
+            continue;
+        };
+        match db.as_of_time(r.commit_time) {
+            Ok(view) => out.push(format!("as_of_time {t} -> {:?}", view.txid())),
+            Err(Error::HistoryPurged { .. }) => out.push(format!("as_of_time {t} purged")),
+            Err(e) => return Err(e),
+        }
+    }
+    // Diffs across the runs and the tail, newest-first iteration, a range.
+    let horizon = (1..=latest.0)
+        .find(|t| db.as_of(TxId(*t)).is_ok())
+        .unwrap_or(latest.0);
+    for (from, to) in [(horizon, latest.0), (horizon, (horizon + latest.0) / 2)] {
+        for table in TABLES {
+            for d in db.diff(table, TxId(from), TxId(to))? {
+                out.push(format!(
+                    "diff {table} {from}..{to} {} {} -> {}",
+                    show(&d.key),
+                    show_opt(&d.before),
+                    show_opt(&d.after)
+                ));
+            }
+        }
+    }
+    let view = db.as_of(TxId((horizon + latest.0) / 2))?;
+    for table in TABLES {
+        for kv in view.iter(table)?.rev() {
+            out.push(format!("rev {table} {}", show(&kv?.0)));
+        }
+        for kv in view.range(table, key(2)..key(5))? {
+            out.push(format!("range {table} {}", show(&kv?.0)));
+        }
+    }
+    drop(view);
+    let mut feed = db.changes_since(TxId(horizon));
+    while let Some(r) = feed.try_next()? {
+        out.push(format!("feed {:?} {}", r.txid, r.changes.len()));
+    }
     let mut n = 0;
     for r in db.log(..)? {
         let r = r?;
