@@ -97,11 +97,30 @@ pub enum Scenario {
     MergeForCount,
     /// One compaction without drops: the next adds a run beside it.
     AddRun,
+    /// `gamma` keeps its last 2 versions: the next compaction first
+    /// commits a retention trim (a txid of its own), then seals and merges.
+    Retention,
 }
 
 pub fn build_scenario(db: &Db, scenario: Scenario) {
     match scenario {
         Scenario::MergeWithDrops => build(db),
+        Scenario::Retention => {
+            commit_rounds(db, 0, 8);
+            let mut tx = db.begin();
+            tx.set_retention(
+                "gamma",
+                timecask::RetentionPolicy {
+                    keep_last: Some(2),
+                    keep_for: None,
+                },
+            )
+            .expect("retention");
+            tx.commit().expect("commit");
+            db.compact().expect("compaction");
+            commit_rounds(db, 8, 10);
+            db.flush().expect("flush");
+        }
         Scenario::MergeForCount | Scenario::AddRun => {
             let compactions = if matches!(scenario, Scenario::AddRun) {
                 1
@@ -125,6 +144,22 @@ fn show(v: &[u8]) -> String {
 
 fn show_opt(v: &Option<Vec<u8>>) -> String {
     v.as_deref().map_or_else(|| "-".to_owned(), show)
+}
+
+/// A table's history before its retention horizon is gone: a line saying
+/// so instead of the error.
+fn table_purged(
+    out: &mut Vec<String>,
+    what: &str,
+    r: timecask::Result<()>,
+) -> timecask::Result<()> {
+    match r {
+        Err(Error::HistoryPurged { requested, horizon }) => {
+            out.push(format!("{what} purged {requested:?} {horizon:?}"));
+            Ok(())
+        }
+        r => r,
+    }
 }
 
 /// Everything a reader sees, as lines. Errors other than an expected
@@ -164,18 +199,22 @@ pub fn observe(db: &Db) -> timecask::Result<Vec<String>> {
             Err(e) => return Err(e),
             Ok(view) => {
                 for table in TABLES {
-                    out.push(format!("as_of {at} count {table} {}", view.count(table)?));
-                    for kv in view.iter(table)? {
-                        let (k, v) = kv?;
-                        out.push(format!("as_of {at} {table} {} = {}", show(&k), show(&v)));
-                    }
-                    for k in [0, 3, 5] {
-                        out.push(format!(
-                            "as_of {at} get {table} {k} {:?}",
-                            view.get_version(table, key(k))?
-                                .map(|v| (v.txid, v.end_txid, v.op))
-                        ));
-                    }
+                    let r = (|| {
+                        out.push(format!("as_of {at} count {table} {}", view.count(table)?));
+                        for kv in view.iter(table)? {
+                            let (k, v) = kv?;
+                            out.push(format!("as_of {at} {table} {} = {}", show(&k), show(&v)));
+                        }
+                        for k in [0, 3, 5] {
+                            out.push(format!(
+                                "as_of {at} get {table} {k} {:?}",
+                                view.get_version(table, key(k))?
+                                    .map(|v| (v.txid, v.end_txid, v.op))
+                            ));
+                        }
+                        Ok(())
+                    })();
+                    table_purged(&mut out, &format!("as_of {at} {table}"), r)?;
                 }
             }
         }
@@ -219,24 +258,31 @@ pub fn observe(db: &Db) -> timecask::Result<Vec<String>> {
         .unwrap_or(latest.0);
     for (from, to) in [(horizon, latest.0), (horizon, (horizon + latest.0) / 2)] {
         for table in TABLES {
-            for d in db.diff(table, TxId(from), TxId(to))? {
-                out.push(format!(
-                    "diff {table} {from}..{to} {} {} -> {}",
-                    show(&d.key),
-                    show_opt(&d.before),
-                    show_opt(&d.after)
-                ));
-            }
+            let r = db.diff(table, TxId(from), TxId(to)).map(|diff| {
+                for d in diff {
+                    out.push(format!(
+                        "diff {table} {from}..{to} {} {} -> {}",
+                        show(&d.key),
+                        show_opt(&d.before),
+                        show_opt(&d.after)
+                    ));
+                }
+            });
+            table_purged(&mut out, &format!("diff {table} {from}..{to}"), r)?;
         }
     }
     let view = db.as_of(TxId((horizon + latest.0) / 2))?;
     for table in TABLES {
-        for kv in view.iter(table)?.rev() {
-            out.push(format!("rev {table} {}", show(&kv?.0)));
-        }
-        for kv in view.range(table, key(2)..key(5))? {
-            out.push(format!("range {table} {}", show(&kv?.0)));
-        }
+        let r = (|| {
+            for kv in view.iter(table)?.rev() {
+                out.push(format!("rev {table} {}", show(&kv?.0)));
+            }
+            for kv in view.range(table, key(2)..key(5))? {
+                out.push(format!("range {table} {}", show(&kv?.0)));
+            }
+            Ok(())
+        })();
+        table_purged(&mut out, &format!("rev/range {table}"), r)?;
     }
     drop(view);
     let mut feed = db.changes_since(TxId(horizon));
@@ -251,6 +297,28 @@ pub fn observe(db: &Db) -> timecask::Result<Vec<String>> {
     }
     out.push(format!("log records {n}"));
     Ok(out)
+}
+
+/// `lines` without commit times (`Timestamp(..)` becomes `Timestamp(_)`)
+/// and without `as_of_time` reads: for comparing databases in which one
+/// transaction (a retention trim) was committed at different times.
+pub fn without_times(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| !l.starts_with("as_of_time"))
+        .map(|l| {
+            let mut out = String::new();
+            let mut rest = l.as_str();
+            while let Some(at) = rest.find("Timestamp(") {
+                out.push_str(&rest[..at]);
+                out.push_str("Timestamp(_)");
+                rest = &rest[at..];
+                rest = &rest[rest.find(')').map_or(rest.len(), |e| e + 1)..];
+            }
+            out.push_str(rest);
+            out
+        })
+        .collect()
 }
 
 /// The first line where `got` and `want` differ, for messages.
