@@ -359,6 +359,18 @@ impl Shared {
         // The record shows what the index still holds, so erased data is
         // never read back, whether or not compaction has run yet.
         let index = self.read_index();
+        if index.tx(txid).is_none() {
+            // Sealed into runs while the frame was read: the tail no longer
+            // has its versions, the runs do.
+            return match index.runs() {
+                Some(runs) if txid <= index.base() => {
+                    let runs = Arc::clone(runs);
+                    drop(index);
+                    self.read_sealed_tx(&runs, txid)
+                }
+                _ => Err(Error::NoSuchTransaction { txid }),
+            };
+        }
         let mut changes = Vec::with_capacity(tx.changes.len());
         for c in &tx.changes {
             let table = index.table_name(c.table).ok_or_else(|| {

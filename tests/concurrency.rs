@@ -184,11 +184,14 @@ fn run_bank(durability: Durability, writers: u64, transfers_each: u64, readers: 
         .expect("log")
         .collect::<Result<_, _>>()
         .expect("records");
-    assert!(
-        log.iter()
-            .skip(1)
-            .all(|r| r.changes.len() == 2 && r.meta["kind"] == "transfer")
-    );
+    for r in log.iter().skip(1) {
+        assert!(
+            r.changes.len() == 2 && r.meta.get("kind").map(String::as_str) == Some("transfer"),
+            "record {:?} of {} (latest {latest})",
+            r,
+            log.len()
+        );
+    }
     assert!(
         log.windows(2)
             .all(|w| w[0].txid.next() == w[1].txid && w[0].commit_time <= w[1].commit_time)
