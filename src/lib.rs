@@ -77,7 +77,7 @@ mod types;
 mod verify;
 
 pub use checkpoint::CheckpointReport;
-pub use config::{Config, Recovery, RetentionPolicy};
+pub use config::{Config, Recovery, RetentionPolicy, RunCompression};
 pub use db::{Db, LogIter, Stats};
 pub use error::{Error, KeyBytes, Result};
 pub use read::{RangeIter, Snapshot};

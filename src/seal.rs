@@ -24,6 +24,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::config::RunCompression;
 use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::index::{SYSTEM_TABLE, compacted_system_value};
@@ -60,10 +61,10 @@ impl Shared {
         let dir = &shared.dir;
         let config = RunConfig {
             block_target_bytes: shared.config.run_block_bytes,
-            compression: if shared.config.compress_runs {
-                Compression::Zstd { level: 3 }
-            } else {
-                Compression::None
+            compression: match shared.config.run_compression {
+                RunCompression::None => Compression::None,
+                RunCompression::Lz4 => Compression::Lz4,
+                RunCompression::Zstd => Compression::Zstd { level: 3 },
             },
             bloom_bits_per_key: 10,
         };

@@ -26,7 +26,7 @@ fn config(storage: Option<&FaultyStorage>) -> Config {
 /// the files for erased bytes means something.
 fn uncompressed() -> Config {
     Config {
-        compress_runs: false,
+        run_compression: timecask::RunCompression::None,
         ..config(None)
     }
 }

@@ -8,7 +8,7 @@
 //! unreachable and age out. Erasure clears the cache, so erased bytes do not
 //! linger in memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -35,8 +35,10 @@ impl std::ops::Deref for ValueBytes {
 }
 
 /// A sharded, size-bounded map from file location to bytes. Eviction is
-/// random (whatever the hash map yields first), which is cheap and good
-/// enough for a cache that mostly serves working sets smaller than it.
+/// first in, first out: each shard keeps its keys in insertion order, so
+/// an eviction costs O(1). (Taking "whatever the hash map yields first"
+/// instead scans the empty buckets left by earlier evictions: quadratic
+/// once the cache is full, which made a bulk build crawl.)
 pub(crate) struct ValueCache {
     shards: Vec<Mutex<Shard>>,
     shard_capacity_bytes: usize,
@@ -45,7 +47,22 @@ pub(crate) struct ValueCache {
 #[derive(Default)]
 struct Shard {
     entries: HashMap<(u64, u64), Arc<[u8]>, BuildHasherDefault<LocationHasher>>,
+    /// The keys of `entries` in insertion order, each once.
+    order: VecDeque<(u64, u64)>,
     bytes: usize,
+}
+
+impl Shard {
+    /// Removes the oldest entry; false if there is none.
+    fn evict_oldest(&mut self) -> bool {
+        while let Some(victim) = self.order.pop_front() {
+            if let Some(old) = self.entries.remove(&victim) {
+                self.bytes -= old.len() + ENTRY_OVERHEAD_BYTES;
+                return true;
+            }
+        }
+        false
+    }
 }
 
 /// A multiply-rotate hash for `(uid, offset)` keys. The keys are not
@@ -136,16 +153,11 @@ impl ValueCache {
             return;
         }
         let mut shard = self.shard(uid, offset);
-        while shard.bytes + cost > self.shard_capacity_bytes {
-            let Some(victim) = shard.entries.keys().next().copied() else {
-                break;
-            };
-            if let Some(old) = shard.entries.remove(&victim) {
-                shard.bytes -= old.len() + ENTRY_OVERHEAD_BYTES;
-            }
-        }
-        if let Some(old) = shard.entries.insert((uid, offset), Arc::from(bytes)) {
-            shard.bytes -= old.len() + ENTRY_OVERHEAD_BYTES;
+        while shard.bytes + cost > self.shard_capacity_bytes && shard.evict_oldest() {}
+        match shard.entries.insert((uid, offset), Arc::from(bytes)) {
+            // Replaced: its key is in the order already.
+            Some(old) => shard.bytes -= old.len() + ENTRY_OVERHEAD_BYTES,
+            None => shard.order.push_back((uid, offset)),
         }
         shard.bytes += cost;
     }
@@ -155,6 +167,7 @@ impl ValueCache {
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
             shard.entries.clear();
+            shard.order.clear();
             shard.bytes = 0;
         }
     }
@@ -163,6 +176,37 @@ impl ValueCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evicts_the_oldest_first_and_keeps_order_and_entries_equal() {
+        let cache = ValueCache::new(SHARDS * 10 * (60 + ENTRY_OVERHEAD_BYTES));
+        // Far more inserts than fit: each shard holds its 10 newest.
+        for i in 0..100_000u64 {
+            cache.insert(1, i * 64, &[i as u8; 60]);
+        }
+        assert!(cache.get(1, 0, 60).is_none(), "the first is long gone");
+        assert_eq!(
+            cache.get(1, 99_999 * 64, 60),
+            Some(vec![99_999u64 as u8; 60])
+        );
+        for shard in &cache.shards {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            assert_eq!(shard.order.len(), shard.entries.len());
+            assert!(shard.entries.len() <= 10);
+        }
+        // Replacing an entry keeps one key in the order.
+        cache.insert(1, 99_999 * 64, &[7; 60]);
+        let total: usize = cache
+            .shards
+            .iter()
+            .map(|s| {
+                let s = s.lock().unwrap_or_else(|e| e.into_inner());
+                assert_eq!(s.order.len(), s.entries.len());
+                s.entries.len()
+            })
+            .sum();
+        assert!(total > 0);
+    }
 
     #[test]
     fn stays_within_capacity_and_checks_length() {

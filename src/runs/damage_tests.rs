@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::tests::{config, model_history, model_of, open};
 use super::testutil::{MemStorage, build, medium_history, small_history};
-use super::{Direction, TxEntry, VersionEntry};
+use super::{Direction, RunConfig, TxEntry, VersionEntry};
 use crate::error::Error;
 use crate::types::TxId;
 
@@ -68,16 +68,25 @@ fn every_flipped_bit_and_every_truncation_is_corrupt_never_wrong_data() {
         (medium_history(), 4096, false),
         (medium_history(), 4096, true),
     ];
-    for ((versions, txs), block_target, zstd) in cases {
+    let lz4 = [(medium_history(), 4096, 2)];
+    let cases = cases
+        .into_iter()
+        .map(|(h, b, zstd)| (h, b, u8::from(zstd)))
+        .chain(lz4);
+    for ((versions, txs), block_target, codec_id) in cases {
         let storage = MemStorage::default();
         let path = Path::new("good");
-        build(&storage, path, config(block_target, zstd), &versions, &txs);
+        let cfg = RunConfig {
+            compression: super::tests::codec(codec_id),
+            ..config(block_target, false)
+        };
+        build(&storage, path, cfg, &versions, &txs);
         let good = storage.bytes(path);
         for offset in 0..good.len() {
             let mut bad = good.clone();
             bad[offset] ^= 1 << (offset % 8);
             storage.put(Path::new("bad"), bad);
-            let what = format!("flip at {offset} (block {block_target}, zstd {zstd})");
+            let what = format!("flip at {offset} (block {block_target}, codec {codec_id})");
             check_damaged(&storage, Path::new("bad"), &versions, &txs, &what);
         }
         for len in 0..good.len() {

@@ -105,6 +105,9 @@ pub(crate) enum Compression {
         /// zstd level (3 is zstd's default).
         level: i32,
     },
+    /// LZ4 (its block format); a block whose compressed form is not
+    /// smaller is stored as is.
+    Lz4,
 }
 
 /// How a [`RunWriter`] lays out a run.

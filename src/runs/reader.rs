@@ -201,6 +201,25 @@ impl Run {
         e.last_table == table && *e.last_key == *key
     }
 
+    /// How many versions of `table` the run holds; reads only the blocks
+    /// that hold them (through the cache).
+    pub(crate) fn count_in_table(&self, table: TableId) -> Result<u64> {
+        let first = self.vindex.partition_point(|e| e.last_table < table);
+        let mut n = 0;
+        for i in first..self.vindex.len() {
+            let mut past = false;
+            self.scan_block(i, true, None, |e| {
+                past = e.table > table;
+                n += u64::from(e.table == table);
+                !past
+            })?;
+            if past || self.vindex[i].last_table > table {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
     /// The last version of `(table, key)` with a txid at most `txid`.
     /// A key the filter rules out costs no block read.
     pub(crate) fn get_at(

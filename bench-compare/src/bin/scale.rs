@@ -33,7 +33,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use redb::TableDefinition;
-use timecask::{Config, Db, Durability, HistoryQuery, TxId};
+use timecask::{Config, Db, Durability, HistoryQuery, RunCompression, TxId};
 use timecask_bench_compare::engines::version_key;
 use timecask_bench_compare::{
     Engine, OP_INSERT, OP_UPDATE, Redb, Rng, TABLE, alloc, cache, user_key,
@@ -148,18 +148,22 @@ fn tc_config(runs: bool) -> Config {
         .and_then(|m| m.parse::<usize>().ok())
         .map_or(defaults.block_cache_bytes, |m| m << 20);
     // Also for diagnosis: `SCALE_RUN_BLOCK_BYTES` (block size) and
-    // `SCALE_UNCOMPRESSED=1` (runs stored without zstd).
+    // `SCALE_RUN_COMPRESSION=none|lz4|zstd` (the blocks' codec).
     let run_block_bytes = std::env::var("SCALE_RUN_BLOCK_BYTES")
         .ok()
         .and_then(|b| b.parse::<usize>().ok())
         .unwrap_or(defaults.run_block_bytes);
-    let compress_runs = std::env::var("SCALE_UNCOMPRESSED").map_or(true, |v| v != "1");
+    let run_compression = match std::env::var("SCALE_RUN_COMPRESSION").as_deref() {
+        Ok("none") => RunCompression::None,
+        Ok("lz4") => RunCompression::Lz4,
+        _ => defaults.run_compression,
+    };
     Config {
         durability: Durability::Buffered,
         history_runs: runs,
         block_cache_bytes,
         run_block_bytes,
-        compress_runs,
+        run_compression,
         ..defaults
     }
 }
