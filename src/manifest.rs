@@ -40,7 +40,9 @@ pub(crate) const RUN_SUFFIX: &str = ".tcrun";
 /// Magic bytes at the start of the manifest.
 const MANIFEST_MAGIC: [u8; 8] = *b"TCMANIF\0";
 /// The manifest format version this build writes and reads.
-pub(crate) const MANIFEST_VERSION: u32 = 1;
+pub(crate) const MANIFEST_VERSION: u32 = 2;
+/// The first version, read as version 2 with `drops_applied` 0.
+const MANIFEST_VERSION_1: u32 = 1;
 /// `magic | u32 version | u32 body length`.
 const HEADER_SIZE: usize = 16;
 /// The trailing CRC-32 of everything before it.
@@ -99,6 +101,10 @@ pub(crate) struct Manifest {
     pub purge_horizon: TxId,
     /// The next run file number to use (greater than every number ever used).
     pub next_file_number: u64,
+    /// Fingerprint of the purge and table horizons every run already
+    /// reflects (`Drops::horizons_fingerprint`; 0: none, or unknown), so
+    /// a compaction knows whether merging all runs would drop anything.
+    pub drops_applied: u64,
     /// Every table, by ascending id (ids dense from 0).
     pub tables: Vec<TableEntry>,
     /// Live runs, ascending and adjacent by txid: runs[0].first_txid == 1
@@ -119,6 +125,7 @@ impl Manifest {
             log_first_txid: TxId(1),
             purge_horizon: TxId::ZERO,
             next_file_number: 1,
+            drops_applied: 0,
             tables: Vec::new(),
             runs: Vec::new(),
         }
@@ -141,6 +148,7 @@ impl Manifest {
         body.extend_from_slice(&self.log_first_txid.0.to_le_bytes());
         body.extend_from_slice(&self.purge_horizon.0.to_le_bytes());
         body.extend_from_slice(&self.next_file_number.to_le_bytes());
+        body.extend_from_slice(&self.drops_applied.to_le_bytes());
         body.extend_from_slice(&len_u32(self.tables.len()).to_le_bytes());
         for table in &self.tables {
             body.extend_from_slice(&table.id.0.to_le_bytes());
@@ -233,7 +241,7 @@ impl Manifest {
                 supported: MANIFEST_VERSION,
             });
         }
-        if version != MANIFEST_VERSION {
+        if version != MANIFEST_VERSION && version != MANIFEST_VERSION_1 {
             return Err(corrupt(
                 8,
                 format!("manifest version {version} was never written"),
@@ -254,6 +262,11 @@ impl Manifest {
         let log_first_txid = TxId(r.u64("log_first_txid")?);
         let purge_horizon = TxId(r.u64("purge_horizon")?);
         let next_file_number = r.u64("next_file_number")?;
+        let drops_applied = if version == MANIFEST_VERSION_1 {
+            0
+        } else {
+            r.u64("drops_applied")?
+        };
 
         if runs_through == TxId::ZERO && runs_through_time.as_micros() != 0 {
             return Err(corrupt(
@@ -418,6 +431,7 @@ impl Manifest {
             log_first_txid,
             purge_horizon,
             next_file_number,
+            drops_applied,
             tables,
             runs,
         })
@@ -618,6 +632,7 @@ mod tests {
             log_first_txid: TxId(301),
             purge_horizon: TxId(40),
             next_file_number: 9,
+            drops_applied: 0x1234_5678_9abc_def0,
             tables: vec![
                 table(0, "user", None),
                 table(
@@ -670,7 +685,7 @@ mod tests {
         let bytes = m.encode();
         assert_eq!(
             bytes.len(),
-            HEADER_SIZE + 60 + CRC_SIZE,
+            HEADER_SIZE + 68 + CRC_SIZE,
             "fixed fields, two zero counts"
         );
         assert_eq!(&bytes[..8], b"TCMANIF\0");
@@ -728,10 +743,10 @@ mod tests {
 
     #[test]
     fn a_higher_version_is_unsupported_format_and_version_0_corrupt() {
-        match decode(&with_version(2)) {
+        match decode(&with_version(3)) {
             Err(Error::UnsupportedFormat {
                 found, supported, ..
-            }) => assert_eq!((found, supported), (2, 1)),
+            }) => assert_eq!((found, supported), (3, 2)),
             other => panic!("expected UnsupportedFormat, got {other:?}"),
         }
         assert!(matches!(
@@ -739,10 +754,28 @@ mod tests {
             Err(Error::Corrupt { offset: 8, .. })
         ));
         assert_eq!(
-            decode(&with_version(1)).expect("decode"),
+            decode(&with_version(2)).expect("decode"),
             sample(),
             "the helper itself keeps a valid file valid"
         );
+    }
+
+    #[test]
+    fn a_version_1_manifest_reads_with_no_drops_applied() {
+        // Version 1 is version 2 without `drops_applied` (body bytes 52..60).
+        let mut bytes = sample().encode();
+        bytes.drain(HEADER_SIZE + 52..HEADER_SIZE + 60);
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let body_len = (bytes.len() - HEADER_SIZE - CRC_SIZE) as u32;
+        bytes[12..16].copy_from_slice(&body_len.to_le_bytes());
+        let crc_at = bytes.len() - CRC_SIZE;
+        let crc = crc32fast::hash(&bytes[..crc_at]);
+        bytes[crc_at..].copy_from_slice(&crc.to_le_bytes());
+        let want = Manifest {
+            drops_applied: 0,
+            ..sample()
+        };
+        assert_eq!(decode(&bytes).expect("decode"), want);
     }
 
     #[test]
@@ -836,7 +869,7 @@ mod tests {
             ..Manifest::empty()
         };
         // Fixed fields (52), table count, table id, name length.
-        let name_at = HEADER_SIZE + 52 + 4 + 4 + 4;
+        let name_at = HEADER_SIZE + 60 + 4 + 4 + 4;
         let flag_at = name_at + 2 + 16;
         for (at, byte, reason) in [
             (name_at, 0xff, "not UTF-8"),
@@ -859,7 +892,7 @@ mod tests {
     fn huge_counts_and_lengths_are_corrupt_without_allocating() {
         // A table count of u32::MAX in an otherwise empty manifest.
         let mut bytes = Manifest::empty().encode();
-        let count_at = HEADER_SIZE + 52;
+        let count_at = HEADER_SIZE + 60;
         bytes[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         let crc_at = bytes.len() - CRC_SIZE;
         let crc = crc32fast::hash(&bytes[..crc_at]);
@@ -1188,6 +1221,7 @@ mod tests {
                         log_first_txid: runs_through.next(),
                         purge_horizon: TxId(purge),
                         next_file_number,
+                        drops_applied: purge.rotate_left(7),
                         tables,
                         runs,
                     }

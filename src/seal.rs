@@ -127,14 +127,23 @@ impl Shared {
             // An erasure newer than the old runs may have versions in them:
             // they go before its record leaves the log (the manifest does
             // not keep erasures). Older ones were dropped when sealed.
+            // A horizon that moved since the last merge of every run:
+            // compaction merges them all to drop what it hides.
+            let horizons_moved = drops.horizons_fingerprint() != manifest.drops_applied;
             let must_drop =
-                !old.is_empty() && (drops.erases_after(base) || (merge_all && drops.anything()));
+                !old.is_empty() && (drops.erases_after(base) || (merge_all && horizons_moved));
             let from = if must_drop || runs.len() > RUNS_MAX {
                 0
             } else {
                 merge_from(&runs)
             };
-            if runs.len() - from > 1 {
+            let rewrite = runs.len() - from > 1 || (must_drop && runs.len() == 1);
+            // Every run passed `drops` if there were no old runs (the tail
+            // index had dropped what they hide) or all are merged now.
+            if old.is_empty() || (from == 0 && rewrite) {
+                manifest.drops_applied = drops.horizons_fingerprint();
+            }
+            if rewrite {
                 let runs_all = std::mem::take(&mut runs);
                 let (keep_as_is, to_merge) = runs_all.split_at(from);
                 runs = keep_as_is.to_vec();

@@ -352,6 +352,32 @@ impl Drops {
         self.erased.values().any(|at| *at > txid)
     }
 
+    /// A fingerprint of the purge and table horizons (0 when neither
+    /// hides anything): equal fingerprints mean a merge of every run under
+    /// these drops would remove nothing the last full merge did not. A
+    /// collision only delays the physical drop: reads hide the versions
+    /// either way.
+    pub(crate) fn horizons_fingerprint(&self) -> u64 {
+        if self.purge == TxId::ZERO && self.table_horizons.iter().all(|h| *h == TxId::ZERO) {
+            return 0;
+        }
+        // FNV-1a over the purge horizon and each (table id, horizon) set.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |n: u64| {
+            for b in n.to_le_bytes() {
+                hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        eat(self.purge.0);
+        for (id, h) in self.table_horizons.iter().enumerate() {
+            if *h > TxId::ZERO {
+                eat(id as u64);
+                eat(h.0);
+            }
+        }
+        hash.max(1)
+    }
+
     /// Whether anything at all is hidden.
     pub(crate) fn anything(&self) -> bool {
         self.purge > TxId::ZERO

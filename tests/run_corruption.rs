@@ -342,15 +342,15 @@ fn a_run_replaced_by_another_run_of_the_database_is_corrupt() {
     tally.finish("swapped runs");
 }
 
-/// A version above 1 with its CRC intact is `UnsupportedFormat`, in the
-/// manifest and in a run's header and footer.
+/// A version above the newest with its CRC intact is `UnsupportedFormat`,
+/// in the manifest (3) and in a run's header and footer (2).
 #[test]
 fn a_newer_format_version_is_unsupported_format() {
     let p = pristine(false);
     let trial = tempfile::tempdir().expect("tempdir");
     let manifest = std::fs::read(p.dir.path().join("MANIFEST")).expect("read");
     let mut newer = manifest.clone();
-    newer[8..12].copy_from_slice(&2u32.to_le_bytes());
+    newer[8..12].copy_from_slice(&3u32.to_le_bytes());
     let n = newer.len();
     let crc = crc32fast::hash(&newer[..n - 4]);
     newer[n - 4..].copy_from_slice(&crc.to_le_bytes());
@@ -366,10 +366,10 @@ fn a_newer_format_version_is_unsupported_format() {
     footer[f + 8..f + 12].copy_from_slice(&2u32.to_le_bytes());
     let crc = crc32fast::hash(&footer[f..f + 140]);
     footer[f + 140..].copy_from_slice(&crc.to_le_bytes());
-    for (name, bytes, what) in [
-        ("MANIFEST", &newer, "manifest"),
-        (run_name.as_str(), &header, "run header"),
-        (run_name.as_str(), &footer, "run footer"),
+    for (name, bytes, what, version) in [
+        ("MANIFEST", &newer, "manifest", 3),
+        (run_name.as_str(), &header, "run header", 2),
+        (run_name.as_str(), &footer, "run footer", 2),
     ] {
         for writer in [false, true] {
             stage(p.dir.path(), trial.path(), name, Some(bytes));
@@ -379,8 +379,8 @@ fn a_newer_format_version_is_unsupported_format() {
                 Db::open_read_only(trial.path())
             };
             assert!(
-                matches!(opened, Err(Error::UnsupportedFormat { found: 2, .. })),
-                "{what} version 2, writer {writer}: {:?}",
+                matches!(opened, Err(Error::UnsupportedFormat { found, .. }) if found == version),
+                "{what} version {version}, writer {writer}: {:?}",
                 opened.map(|_| ())
             );
         }
