@@ -208,8 +208,64 @@ pub(super) struct BlockHandle {
 pub(super) struct VersionIndexEntry {
     pub handle: BlockHandle,
     pub last_table: TableId,
-    pub last_key: Box<[u8]>,
+    pub last_key: IndexKey,
     pub last_txid: TxId,
+}
+
+/// Bytes of a key an [`IndexKey`] holds without a heap allocation.
+const INDEX_KEY_INLINE: usize = 22;
+
+/// An index entry's key: inline up to [`INDEX_KEY_INLINE`] bytes (no
+/// allocation per entry when an open decodes a run's index), else boxed.
+#[derive(Clone, PartialEq, Eq)]
+pub(super) enum IndexKey {
+    Inline {
+        len: u8,
+        bytes: [u8; INDEX_KEY_INLINE],
+    },
+    Heap(Box<[u8]>),
+}
+
+impl From<&[u8]> for IndexKey {
+    fn from(key: &[u8]) -> IndexKey {
+        if key.len() <= INDEX_KEY_INLINE {
+            let mut bytes = [0; INDEX_KEY_INLINE];
+            bytes[..key.len()].copy_from_slice(key);
+            IndexKey::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            IndexKey::Heap(key.into())
+        }
+    }
+}
+
+impl std::ops::Deref for IndexKey {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            IndexKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            IndexKey::Heap(key) => key,
+        }
+    }
+}
+
+impl std::fmt::Debug for IndexKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("IndexKey").field(&&**self).finish()
+    }
+}
+
+impl IndexKey {
+    /// Heap bytes beyond the entry itself.
+    pub(super) fn heap_bytes(&self) -> usize {
+        match self {
+            IndexKey::Inline { .. } => 0,
+            IndexKey::Heap(key) => key.len(),
+        }
+    }
 }
 
 impl VersionIndexEntry {
@@ -258,7 +314,7 @@ pub(super) fn decode_version_index(bytes: &[u8], n: u32) -> DecodeResult<Vec<Ver
         if key_len > KEY_SIZE_MAX {
             return Err(format!("index key length {key_len} exceeds the limit"));
         }
-        let last_key = r.take(key_len, "key")?.into();
+        let last_key = IndexKey::from(r.take(key_len, "key")?);
         out.push(VersionIndexEntry {
             handle: BlockHandle { offset, len },
             last_table,
@@ -335,6 +391,25 @@ mod tests {
             },
             n_version_blocks: 1,
             n_tx_blocks: 1,
+        }
+    }
+
+    #[test]
+    fn index_keys_are_inline_up_to_the_limit_and_compare_as_bytes() {
+        for len in [0, 1, INDEX_KEY_INLINE, INDEX_KEY_INLINE + 1, 300] {
+            let key: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let k = IndexKey::from(&key[..]);
+            assert_eq!(&*k, &key[..]);
+            assert_eq!(
+                matches!(k, IndexKey::Inline { .. }),
+                len <= INDEX_KEY_INLINE,
+                "{len}"
+            );
+            assert_eq!(
+                k.heap_bytes(),
+                if len <= INDEX_KEY_INLINE { 0 } else { len }
+            );
+            assert_eq!(k, IndexKey::from(&key[..]));
         }
     }
 

@@ -1,11 +1,13 @@
-//! `Run`: an open run file. Open reads and checks the header, the footer,
-//! both block indexes and the bloom filter (the run's in-memory summary);
-//! every later read is one block (or, at a key's block boundary, two),
-//! served from the [`BlockCache`] or read from disk and checked.
+//! `Run`: an open run file. Open reads and checks the header, the footer
+//! and both block indexes (the run's in-memory summary); the bloom filter
+//! is read and checked by the first point read that needs it (histories
+//! and scans use it only once loaded), so an open does not read a filter
+//! per run. Every later read is one block (or, at a key's block boundary,
+//! two), served from the [`BlockCache`] or read from disk and checked.
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::block::{BLOCK_HEADER_SIZE, Base, VersionCursor, open_block};
 use super::bloom::{Bloom, key_hash};
@@ -31,7 +33,8 @@ pub(crate) struct Run {
     pub(super) footer: Footer,
     pub(super) vindex: Vec<VersionIndexEntry>,
     pub(super) tindex: Vec<TxIndexEntry>,
-    bloom: Bloom,
+    /// Loaded by the first point read (`Run::bloom`).
+    bloom: OnceLock<Bloom>,
     cache: Arc<BlockCache>,
     file_len: u64,
 }
@@ -80,8 +83,6 @@ impl Run {
             .map_err(|r| corrupt(footer.tx_index.offset, r))?;
         check_indexes(&footer, &vindex, &tindex)
             .map_err(|r| corrupt(footer.version_index.offset, r))?;
-        let bbytes = read_section(&*file, path, footer.bloom)?;
-        let bloom = Bloom::decode(&bbytes).map_err(|r| corrupt(footer.bloom.offset, r))?;
         Ok(Run {
             path: path.to_path_buf(),
             file,
@@ -89,10 +90,34 @@ impl Run {
             footer,
             vindex,
             tindex,
-            bloom,
+            bloom: OnceLock::new(),
             cache,
             file_len,
         })
+    }
+
+    /// Reads, checks and decodes the bloom filter from disk.
+    pub(super) fn read_bloom(&self) -> Result<Bloom> {
+        let section = self.footer.bloom;
+        let bytes = read_section(&*self.file, &self.path, section)?;
+        Bloom::decode(&bytes).map_err(|r| self.corrupt(section.offset, r))
+    }
+
+    /// The bloom filter, read on first use.
+    fn bloom(&self) -> Result<&Bloom> {
+        if let Some(bloom) = self.bloom.get() {
+            return Ok(bloom);
+        }
+        let bloom = self.read_bloom()?;
+        Ok(self.bloom.get_or_init(|| bloom))
+    }
+
+    /// Whether the filter rules `(table, key)` out; false while it is not
+    /// loaded (for reads that would not load it).
+    fn ruled_out_if_loaded(&self, table: TableId, key: &[u8]) -> bool {
+        self.bloom
+            .get()
+            .is_some_and(|b| !b.may_contain(key_hash(table, key)))
     }
 
     /// What the run holds.
@@ -119,10 +144,10 @@ impl Run {
             + self
                 .vindex
                 .iter()
-                .map(|e| std::mem::size_of::<VersionIndexEntry>() + e.last_key.len())
+                .map(|e| std::mem::size_of::<VersionIndexEntry>() + e.last_key.heap_bytes())
                 .sum::<usize>()
             + self.tindex.len() * std::mem::size_of::<TxIndexEntry>()
-            + self.bloom.heap_bytes()
+            + self.bloom.get().map_or(0, Bloom::heap_bytes)
     }
 
     /// The open handle (a backup copies through it).
@@ -231,7 +256,7 @@ impl Run {
         if txid < self.footer.first_txid || self.vindex.is_empty() {
             return Ok(None);
         }
-        if !self.bloom.may_contain(key_hash(table, key)) {
+        if !self.bloom()?.may_contain(key_hash(table, key)) {
             return Ok(None);
         }
         let target = (table, key, txid);
@@ -295,7 +320,7 @@ impl Run {
         if from > to || limit == 0 || to < self.footer.first_txid || self.vindex.is_empty() {
             return Ok(out);
         }
-        if !self.bloom.may_contain(key_hash(table, key)) {
+        if self.ruled_out_if_loaded(table, key) {
             return Ok(out);
         }
         let n = self.vindex.len();

@@ -36,6 +36,8 @@ impl Run {
         if times.last() != Some(&f.last_commit_time) {
             return Err(self.corrupt(f.tx_index.offset, "last tx time differs from the footer"));
         }
+        // Read again from disk: the one in memory was checked when loaded.
+        let bloom = self.read_bloom()?;
         let mut n_versions = 0u64;
         let mut n_keys = 0u64;
         let mut prev: Option<super::VersionEntry> = None;
@@ -66,6 +68,11 @@ impl Run {
                 .is_none_or(|p| p.table != e.table || p.key != e.key)
             {
                 n_keys += 1;
+                if !bloom.may_contain(super::bloom::key_hash(e.table, &e.key)) {
+                    return Err(
+                        self.corrupt(f.bloom.offset, "bloom filter misses a key of the run")
+                    );
+                }
             }
             prev = Some(e);
         }
