@@ -69,16 +69,18 @@ pub struct Config {
     /// in-memory tail of the index, which the background sealer moves into
     /// history runs when its estimated size (64 bytes per version, 24 per
     /// transaction) reaches that half. On top come the run summaries (a
-    /// block-index entry per 32 KiB block and a 10-bit-per-key filter:
+    /// block-index entry per 16 KiB block and a 10-bit-per-key filter:
     /// about 0.5% of the run bytes) and what the caller holds. `None` by
     /// default: each setting as given. Needs `history_runs`.
     pub memory_budget: Option<usize>,
-    /// Uncompressed bytes per history-run block. 32 KiB by default; tests
+    /// Uncompressed bytes per history-run block. 16 KiB by default
+    /// (chosen by measurement, see BENCHMARKS.md "Scale"): smaller blocks
+    /// make reads of old versions cheaper and run indexes larger. Tests
     /// use small blocks so a key spans several.
     pub run_block_bytes: usize,
-    /// How history-run blocks are compressed: zstd by default; a block
+    /// How history-run blocks are compressed: LZ4 by default; a block
     /// that does not shrink is stored as is either way. Only new runs
-    /// follow a change: every run records its blocks' codec.
+    /// follow a change: every block records its codec.
     pub run_compression: RunCompression,
     /// Open without the lock and without ever modifying a file, beside a
     /// writer that may hold the database; see
@@ -96,10 +98,14 @@ pub struct Config {
 
 /// How [`Config::run_compression`] stores history-run blocks. Each block
 /// records its codec, so runs written with different settings read alike.
+/// Measured at 10M versions of 60-byte values (BENCHMARKS.md "Scale"):
+/// LZ4 29 bytes per version and a warm read of an old version in ~15 µs,
+/// zstd 16–20 bytes and ~12–45 µs (4–32 KiB blocks), none ~76 bytes.
 ///
 /// ```
+/// // History mostly kept rather than read: the fewest bytes.
 /// let config = timecask::Config {
-///     run_compression: timecask::RunCompression::Lz4,
+///     run_compression: timecask::RunCompression::Zstd,
 ///     ..Default::default()
 /// };
 /// assert_ne!(config.run_compression, timecask::RunCompression::default());
@@ -109,10 +115,12 @@ pub struct Config {
 pub enum RunCompression {
     /// Blocks stored as they are: the most disk, the cheapest read.
     None,
-    /// LZ4: about twice zstd's bytes, about a third of its decoding time.
-    Lz4,
-    /// zstd at level 3: the fewest bytes.
+    /// LZ4: the default; decodes a block about three times faster than
+    /// zstd, and compresses faster, for about 1.5–2 times its bytes.
     #[default]
+    Lz4,
+    /// zstd at level 3: the fewest bytes, for history mostly kept rather
+    /// than read.
     Zstd,
 }
 
@@ -155,7 +163,7 @@ impl Default for Config {
             history_runs: true,
             seal_log_bytes: Some(256 * 1024 * 1024),
             memory_budget: None,
-            run_block_bytes: 32 * 1024,
+            run_block_bytes: 16 * 1024,
             run_compression: RunCompression::default(),
             read_only: false,
             recovery: Recovery::Strict,

@@ -124,8 +124,8 @@ pub(crate) struct RunConfig {
 impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
-            block_target_bytes: 32 * 1024,
-            compression: Compression::Zstd { level: 3 },
+            block_target_bytes: 16 * 1024,
+            compression: Compression::Lz4,
             bloom_bits_per_key: 10,
         }
     }

@@ -336,7 +336,8 @@ pub fn manifest_runs(dir: &Path) -> Option<BTreeSet<u64>> {
     let bytes = std::fs::read(dir.join("MANIFEST")).ok()?;
     let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()) as usize;
     let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
-    let mut o = 68;
+    // Version 2 has `drops_applied` (8 bytes) before the tables.
+    let mut o = if u32_at(8) >= 2 { 76 } else { 68 };
     let tables = u32_at(o);
     o += 4;
     for _ in 0..tables {
