@@ -401,7 +401,8 @@ impl Shared {
 
 impl Shared {
     /// The versions of the runs readers can see: counted once per run set
-    /// and state of purges, trims and erasures (a read of every run), then
+    /// and state of purges, trims and erasures (a read of every run when
+    /// something is hidden, else of the system table's blocks), then
     /// cached. Falls back to what the runs store if counting fails.
     pub(crate) fn sealed_versions(&self) -> u64 {
         let (runs, generation, drops) = {
