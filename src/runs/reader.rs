@@ -1,12 +1,13 @@
 //! `Run`: an open run file. Open reads and checks the header, the footer
 //! and both block indexes (the run's in-memory summary); the bloom filter
-//! is read and checked by the first point read that needs it (histories
-//! and scans use it only once loaded), so an open does not read a filter
-//! per run. Every later read is one block (or, at a key's block boundary,
+//! is read and checked once point reads of keys the run lacks have been
+//! frequent enough (histories and scans use it only once loaded), so
+//! neither an open nor a read of a key the run has reads a filter. Every later read is one block (or, at a key's block boundary,
 //! two), served from the [`BlockCache`] or read from disk and checked.
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::block::{BLOCK_HEADER_SIZE, Base, VersionCursor, open_block};
@@ -24,6 +25,12 @@ use crate::error::{Error, Result};
 use crate::storage::{Storage, StorageFile};
 use crate::types::{TableId, Timestamp, TxId};
 
+/// Empty point reads of a run after which its bloom filter is loaded: a
+/// cold filter read costs several block reads (at 200k keys, 250 KB
+/// against a 16 KiB block), so a run that mostly answers reads of keys it
+/// has never needs it.
+const BLOOM_AFTER_MISSES: u32 = 8;
+
 /// An open, checked run file.
 #[derive(Debug)]
 pub(crate) struct Run {
@@ -33,8 +40,11 @@ pub(crate) struct Run {
     pub(super) footer: Footer,
     pub(super) vindex: Vec<VersionIndexEntry>,
     pub(super) tindex: Vec<TxIndexEntry>,
-    /// Loaded by the first point read (`Run::bloom`).
+    /// Loaded once point reads here have found nothing
+    /// [`BLOOM_AFTER_MISSES`] times (`Run::bloom`).
     bloom: OnceLock<Bloom>,
+    /// Point reads that found nothing while `bloom` was not loaded.
+    misses: AtomicU32,
     cache: Arc<BlockCache>,
     file_len: u64,
 }
@@ -91,6 +101,7 @@ impl Run {
             vindex,
             tindex,
             bloom: OnceLock::new(),
+            misses: AtomicU32::new(0),
             cache,
             file_len,
         })
@@ -256,9 +267,26 @@ impl Run {
         if txid < self.footer.first_txid || self.vindex.is_empty() {
             return Ok(None);
         }
-        if !self.bloom()?.may_contain(key_hash(table, key)) {
-            return Ok(None);
+        match self.bloom.get() {
+            Some(bloom) if !bloom.may_contain(key_hash(table, key)) => Ok(None),
+            Some(_) => self.find_at(table, key, txid),
+            None => {
+                // Not loaded yet: a read of a key the run has needs no
+                // filter; the filter is read once lookups here have come
+                // back empty often enough for it to pay.
+                let found = self.find_at(table, key, txid)?;
+                if found.is_none()
+                    && self.misses.fetch_add(1, Ordering::Relaxed) + 1 >= BLOOM_AFTER_MISSES
+                {
+                    self.bloom()?;
+                }
+                Ok(found)
+            }
         }
+    }
+
+    /// `get_at` without the filter.
+    fn find_at(&self, table: TableId, key: &[u8], txid: TxId) -> Result<Option<VersionEntry>> {
         let target = (table, key, txid);
         let i = self.vindex.partition_point(|e| e.last() < target);
         if i < self.vindex.len() {

@@ -359,7 +359,9 @@ fn a_key_the_filter_rules_out_reads_no_block() {
         );
     }
     let absent_reads = storage.reads() - before;
-    // About 1% of absent keys pass a 10-bit filter and cost one block read.
+    // The first 8 cost a block read each, then the filter is read (one
+    // more), after which about 1% of absent keys pass a 10-bit filter and
+    // cost one block read.
     assert!(
         absent_reads <= 30,
         "{absent_reads} reads for 1000 absent keys"
