@@ -156,6 +156,7 @@ fn tc_config(runs: bool) -> Config {
     let run_compression = match std::env::var("SCALE_RUN_COMPRESSION").as_deref() {
         Ok("none") => RunCompression::None,
         Ok("lz4") => RunCompression::Lz4,
+        Ok("zstd") => RunCompression::Zstd,
         _ => defaults.run_compression,
     };
     Config {
