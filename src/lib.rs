@@ -85,7 +85,7 @@ pub use record::CompactReport;
 pub use record::{Change, HistoryQuery, TxRecord, Version};
 pub use temporal::{ChangeFeed, DiffEntry};
 pub use tx::WriteTx;
-pub use typed::{Key, TableDef, TypedError};
+pub use typed::{Key, KeyEncode, TableDef, TypedError};
 pub use types::{Durability, Op, Timestamp, TxId};
 pub use verify::VerifyReport;
 

@@ -184,6 +184,15 @@ impl WriteTx {
         }
     }
 
+    /// The txid of the committed version of `key` this transaction sees:
+    /// `None` if it wrote `key` itself or no version is visible.
+    pub(crate) fn committed_txid(&self, table: &str, key: &[u8]) -> Option<TxId> {
+        if self.pending(table, key).is_some() {
+            return None;
+        }
+        Some(self.view.get_version(table, key).ok()??.txid)
+    }
+
     /// Whether `key` is live as this transaction sees it.
     pub fn contains(&self, table: &str, key: impl AsRef<[u8]>) -> Result<bool> {
         let key = key.as_ref();
