@@ -72,6 +72,7 @@ mod test_support;
 pub mod testing;
 mod trigger;
 mod tx;
+mod tx_range;
 pub mod typed;
 mod types;
 mod verify;

@@ -9,13 +9,14 @@
 //! the writer mutex and wait for group commit (`crate::durable`) to fsync
 //! the frame (`Immediate`) and publish the txid in order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use crate::Metadata;
 use crate::config::RetentionPolicy;
 use crate::engine::Shared;
+use crate::tx_range::TxRangeIter;
 use crate::error::{Error, KeyBytes, Result};
 use crate::index::{
     ERASE_KEY, Index, PURGE_KEY, RETENTION_KEY, SYSTEM_TABLE, TRIM_KEY, table_record,
@@ -234,6 +235,30 @@ impl WriteTx {
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k, v)))
             .collect())
+    }
+
+    /// Like [`range`](Self::range), but lazy: the snapshot is read in
+    /// batches as the iterator advances, in either direction.
+    pub(crate) fn range_iter(
+        &self,
+        table: &str,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+    ) -> Result<TxRangeIter> {
+        let pending = match self.writes.get(table) {
+            Some(keys) if !bounds_are_empty(&start, &end) => {
+                let bounds = (
+                    start.as_ref().map(Vec::as_slice),
+                    end.as_ref().map(Vec::as_slice),
+                );
+                keys.range::<[u8], _>(bounds)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            }
+            _ => VecDeque::new(),
+        };
+        let snapshot = self.view.range(table, (start, end))?;
+        Ok(TxRangeIter::new(snapshot, pending))
     }
 
     /// Writes `value` under `key`, inserting or updating it.

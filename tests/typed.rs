@@ -176,8 +176,7 @@ fn a_transaction_reads_its_own_typed_writes() {
     let keys: Vec<u64> = users
         .range(..)
         .expect("range")
-        .into_iter()
-        .map(|(k, _)| k)
+        .map(|kv| kv.expect("decode").0)
         .collect();
     assert_eq!(keys, [3, 5]);
     assert_eq!(

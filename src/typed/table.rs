@@ -25,6 +25,7 @@ use super::key::{Key, KeyEncode, with_key_bytes};
 use super::schema::{self, SCHEMA_TABLE, SchemaState};
 use super::value_ref::ValueRef;
 use crate::{Error, HistoryQuery, KeyBytes, Metadata, Op, RangeIter, Snapshot, Timestamp, TxId};
+use crate::tx_range::TxRangeIter;
 use crate::{Version, WriteTx};
 
 /// A table name with its key and value types and its value [`Codec`], like
@@ -502,8 +503,10 @@ impl<K: Key, V: Serialize + DeserializeOwned> Table<'_, K, V> {
         Ok(self.tx.contains(self.def.name, key)?)
     }
 
-    /// Key–value pairs with keys in `range` as this transaction sees them,
-    /// in key order.
+    /// Key–value pairs with keys in `range` as this transaction sees them
+    /// (its own writes over its snapshot), in key order; lazy and
+    /// double-ended like [`TableView::range`]. The iterator borrows
+    /// nothing: it sees the transaction's writes made before this call.
     ///
     /// ```
     /// # use timecask::{Db, TableDef};
@@ -520,18 +523,19 @@ impl<K: Key, V: Serialize + DeserializeOwned> Table<'_, K, V> {
     /// assert_eq!(ann, [(("ann".to_string(), 1), 10), (("ann".to_string(), 2), -3)]);
     /// # Ok(()) }
     /// ```
-    pub fn range<Q, R>(&self, range: R) -> Result<Vec<(K, V)>, TypedError>
+    pub fn range<Q, R>(&self, range: R) -> Result<TypedRange<K, V>, TypedError>
     where
         K: Borrow<Q>,
         Q: KeyEncode + ?Sized,
         R: RangeBounds<Q>,
     {
         let codec = self.codec()?;
-        self.tx
-            .range(self.def.name, encode_bounds(&range))?
-            .into_iter()
-            .map(|(k, v)| decode_pair(codec, self.def.name, &k, &v))
-            .collect()
+        let (start, end) = encode_bounds(&range);
+        Ok(TypedRange {
+            inner: Pairs::Tx(self.tx.range_iter(self.def.name, start, end)?),
+            codec,
+            def: self.def,
+        })
     }
 }
 
@@ -800,8 +804,8 @@ impl<K, V> fmt::Debug for TableView<K, V> {
     }
 }
 
-/// Iterator over typed key–value pairs, from [`TableView::range`] and
-/// [`TableView::iter`]. Double-ended: `.rev()` walks backwards.
+/// Iterator over typed key–value pairs, from [`TableView::range`],
+/// [`TableView::iter`] and [`Table::range`]. Double-ended: `.rev()` walks backwards.
 pub struct TypedRange<K, V> {
     inner: Pairs,
     codec: Codec,
@@ -812,18 +816,22 @@ pub struct TypedRange<K, V> {
 enum Pairs {
     /// A view's range.
     View(RangeIter),
+    /// A write transaction's range: its writes over its snapshot.
+    Tx(TxRangeIter),
 }
 
 impl Pairs {
     fn next(&mut self) -> Option<crate::Result<(Vec<u8>, Vec<u8>)>> {
         match self {
             Pairs::View(it) => it.next(),
+            Pairs::Tx(it) => it.next(),
         }
     }
 
     fn next_back(&mut self) -> Option<crate::Result<(Vec<u8>, Vec<u8>)>> {
         match self {
             Pairs::View(it) => it.next_back(),
+            Pairs::Tx(it) => it.next_back(),
         }
     }
 }
