@@ -16,7 +16,6 @@ use std::sync::Arc;
 use crate::Metadata;
 use crate::config::RetentionPolicy;
 use crate::engine::Shared;
-use crate::tx_range::TxRangeIter;
 use crate::error::{Error, KeyBytes, Result};
 use crate::index::{
     ERASE_KEY, Index, PURGE_KEY, RETENTION_KEY, SYSTEM_TABLE, TRIM_KEY, table_record,
@@ -30,6 +29,7 @@ use crate::log::frame::{
 };
 use crate::log::value_cache::ValueBytes;
 use crate::read::Snapshot;
+use crate::tx_range::TxRangeIter;
 use crate::types::{Durability, Op, TableId, Timestamp, TxId};
 
 /// A write transaction: reads see its begin snapshot plus its own writes;

@@ -184,9 +184,19 @@ where
     assert_eq!(newest_first, want.iter().rev().cloned().collect::<Vec<_>>());
     for (txid, value) in [w.t1, w.t2, w.t3, w.t4].into_iter().zip(&want) {
         let as_of = db.as_of(txid).expect("as_of").typed(def);
-        assert_eq!(as_of.get(&1).expect("get").as_ref(), Some(value), "as of {txid}");
-        assert_eq!(view.get_as_of(&1, txid).expect("get_as_of").as_ref(), Some(value));
-        let version = as_of.get_version(&1).expect("get_version").expect("present");
+        assert_eq!(
+            as_of.get(&1).expect("get").as_ref(),
+            Some(value),
+            "as of {txid}"
+        );
+        assert_eq!(
+            view.get_as_of(&1, txid).expect("get_as_of").as_ref(),
+            Some(value)
+        );
+        let version = as_of
+            .get_version(&1)
+            .expect("get_version")
+            .expect("present");
         assert_eq!(version.txid, txid);
     }
     assert_eq!(view.get(&1).expect("get").as_ref(), Some(&want[3]));
@@ -249,10 +259,7 @@ fn the_oldest_struct_reads_every_new_version() {
             v1_user("Alicia", Some("a@x"), None),
             v1_user("Alicia", None, None),
         ],
-        [
-            v1_user("Bob", None, Some(40)),
-            v1_user("Carol", None, None),
-        ],
+        [v1_user("Bob", None, Some(40)), v1_user("Carol", None, None)],
     );
 }
 
@@ -376,7 +383,11 @@ fn a_field_that_changes_type_is_a_typed_error_naming_it() {
     let (_dir, db) = open();
     let w = write_history(&db);
     // Key 1's newest version has nickname "Al": not a number.
-    let err = db.snapshot().typed(V5).get(&1).expect_err("a string is no u64");
+    let err = db
+        .snapshot()
+        .typed(V5)
+        .get(&1)
+        .expect_err("a string is no u64");
     let TypedError::ValueDecode {
         table,
         key,
@@ -389,11 +400,25 @@ fn a_field_that_changes_type_is_a_typed_error_naming_it() {
     };
     assert_eq!(
         (table.as_str(), key.0.as_slice(), *txid, field.as_deref()),
-        ("user", &1u64.to_be_bytes()[..], Some(w.t4), Some("nickname"))
+        (
+            "user",
+            &1u64.to_be_bytes()[..],
+            Some(w.t4),
+            Some("nickname")
+        )
     );
-    assert!(reason.contains("marker"), "the codec says what it found: {reason}");
+    assert!(
+        reason.contains("marker"),
+        "the codec says what it found: {reason}"
+    );
     let message = err.to_string();
-    for part in ["\"user\"", "txid 4", "field nickname", "new field", "new table"] {
+    for part in [
+        "\"user\"",
+        "txid 4",
+        "field nickname",
+        "new field",
+        "new table",
+    ] {
         assert!(message.contains(part), "{part:?} missing from {message}");
     }
     // In a history, the first version with a string nickname is named.
@@ -407,7 +432,13 @@ fn a_field_that_changes_type_is_a_typed_error_naming_it() {
         "{err:?}"
     );
     // Rows without a nickname still read, inside a transaction too.
-    assert!(db.snapshot().typed(V5).get(&3).expect("no nickname").is_some());
+    assert!(
+        db.snapshot()
+            .typed(V5)
+            .get(&3)
+            .expect("no nickname")
+            .is_some()
+    );
     let mut tx = db.begin();
     let err = tx.typed(V5).get(&1).expect_err("a string is no u64");
     assert!(
@@ -435,10 +466,18 @@ fn compact_tables_use_bincode_and_a_mismatch_is_named() {
     tx.typed(COMPACT).put(&1, &sample).expect("put");
     tx.commit().expect("commit");
     let view = db.snapshot();
-    assert_eq!(view.typed(COMPACT).get(&1).expect("get"), Some(sample.clone()));
-    let raw = view.get("samples", 1u64.key_bytes()).expect("get").expect("row");
+    assert_eq!(
+        view.typed(COMPACT).get(&1).expect("get"),
+        Some(sample.clone())
+    );
+    let raw = view
+        .get("samples", 1u64.key_bytes())
+        .expect("get")
+        .expect("row");
     assert_eq!(raw.len(), 9, "a varint and an f64: {raw:02x?}");
-    let schema = TableSchema::read(&view, "samples").expect("schema").expect("typed");
+    let schema = TableSchema::read(&view, "samples")
+        .expect("schema")
+        .expect("typed");
     assert_eq!(schema.codec, Codec::Bincode);
     assert!(matches!(
         schema.decode_value(&raw),
@@ -450,7 +489,10 @@ fn compact_tables_use_bincode_and_a_mismatch_is_named() {
         "{err}"
     );
     let mut tx = db.begin();
-    let err = tx.typed(EVOLVABLE).put(&2, &sample).expect_err("codec differs");
+    let err = tx
+        .typed(EVOLVABLE)
+        .put(&2, &sample)
+        .expect_err("codec differs");
     assert!(matches!(err, TypedError::CodecMismatch { .. }), "{err}");
 }
 
@@ -462,14 +504,17 @@ fn tables_of_older_builds_keep_reading_and_writing_bincode() {
     // format, and bincode rows.
     let legacy_entry = br#"{"codec":"bincode2-serde-standard","key":"u64"}"#;
     let alice = v1_user("Alice", Some("a@x"), Some(30));
-    let bincode_row = bincode::serde::encode_to_vec(&alice, bincode::config::standard())
-        .expect("encode");
+    let bincode_row =
+        bincode::serde::encode_to_vec(&alice, bincode::config::standard()).expect("encode");
     let mut tx = db.begin();
     tx.put(SCHEMA_TABLE, "user", legacy_entry).expect("put");
     tx.put("user", 1u64.key_bytes(), &bincode_row).expect("put");
     tx.commit().expect("commit");
 
-    assert_eq!(db.snapshot().typed(USERS).get(&1).expect("get"), Some(alice));
+    assert_eq!(
+        db.snapshot().typed(USERS).get(&1).expect("get"),
+        Some(alice)
+    );
     let bob = v1_user("Bob", None, None);
     let mut tx = db.begin();
     tx.typed(USERS).put(&2, &bob).expect("put");
@@ -479,7 +524,8 @@ fn tables_of_older_builds_keep_reading_and_writing_bincode() {
         .get("user", 2u64.key_bytes())
         .expect("get")
         .expect("row");
-    let expected = bincode::serde::encode_to_vec(&bob, bincode::config::standard()).expect("encode");
+    let expected =
+        bincode::serde::encode_to_vec(&bob, bincode::config::standard()).expect("encode");
     assert_eq!(raw, expected, "the recorded codec wins");
     let entry = db.snapshot().get(SCHEMA_TABLE, "user").expect("get");
     assert_eq!(entry.as_deref(), Some(&legacy_entry[..]), "the entry stays");

@@ -286,7 +286,10 @@ mod tests {
         assert_eq!(key_type.name(), K::type_name());
         let bytes = key.key_bytes();
         assert_eq!(key_type.encode_json(&json).expect("encode"), bytes);
-        assert_eq!(key_type.decode(&bytes).expect("decode").to_json(), json.to_string());
+        assert_eq!(
+            key_type.decode(&bytes).expect("decode").to_json(),
+            json.to_string()
+        );
     }
 
     #[test]
@@ -302,7 +305,10 @@ mod tests {
         check(("ann".to_string(), 2u32), json!(["ann", 2]));
         check((1u8, "x\0".to_string(), -1i16), json!([1, "x\u{0}", -1]));
         check((vec![0u8], true), json!([[0], true]));
-        check([7u8; 16], json!([7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]));
+        check(
+            [7u8; 16],
+            json!([7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]),
+        );
     }
 
     #[test]

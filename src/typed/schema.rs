@@ -142,9 +142,9 @@ impl TableSchema {
             key: crate::KeyBytes(key.to_vec()),
             reason,
         };
-        let key_type = self
-            .key()
-            .ok_or_else(|| key_error(format!("key type {} is not a built-in one", self.key_type)))?;
+        let key_type = self.key().ok_or_else(|| {
+            key_error(format!("key type {} is not a built-in one", self.key_type))
+        })?;
         key_type.decode(key).map_err(|e| key_error(e.reason))
     }
 
@@ -167,9 +167,11 @@ impl TableSchema {
         })
     }
 
-    /// Encodes a JSON document as a value of this table's codec (what
-    /// `timecask import` writes): only for a self-describing codec.
-    pub fn encode_json(&self, value: &serde_json::Value) -> Result<Vec<u8>, TypedError> {
+    /// Encodes a value without the table's Rust type — a
+    /// `serde_json::Value`, a [`Value`] tree — in this table's codec (what
+    /// `timecask import` writes): only for a self-describing codec, where
+    /// the table's struct then reads it by field name.
+    pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, TypedError> {
         if !self.codec.is_self_describing() {
             return Err(TypedError::NotSelfDescribing {
                 table: self.table.clone(),

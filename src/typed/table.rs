@@ -24,8 +24,8 @@ use super::codec::{self, Codec, DecodeFailure};
 use super::key::{Key, KeyEncode, with_key_bytes};
 use super::schema::{self, SCHEMA_TABLE, SchemaState};
 use super::value_ref::ValueRef;
-use crate::{Error, HistoryQuery, KeyBytes, Metadata, Op, RangeIter, Snapshot, Timestamp, TxId};
 use crate::tx_range::TxRangeIter;
+use crate::{Error, HistoryQuery, KeyBytes, Metadata, Op, RangeIter, Snapshot, Timestamp, TxId};
 use crate::{Version, WriteTx};
 
 /// A table name with its key and value types and its value [`Codec`], like

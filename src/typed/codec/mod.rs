@@ -112,9 +112,7 @@ impl From<String> for DecodeFailure {
 pub(crate) fn encode<V: Serialize + ?Sized>(codec: Codec, value: &V) -> Result<Vec<u8>, String> {
     match codec {
         Codec::MessagePack => rmp_serde::to_vec_named(value).map_err(|e| e.to_string()),
-        Codec::Bincode => {
-            bincode::serde::encode_to_vec(value, config()).map_err(|e| e.to_string())
-        }
+        Codec::Bincode => bincode::serde::encode_to_vec(value, config()).map_err(|e| e.to_string()),
     }
 }
 
@@ -143,7 +141,9 @@ pub(crate) fn decode_borrowed<'a, T: Deserialize<'a>>(
 fn msgpack_failure<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> DecodeFailure {
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(_) => "the value decodes only on a second attempt".to_string().into(),
+        Ok(_) => "the value decodes only on a second attempt"
+            .to_string()
+            .into(),
         Err(e) => {
             let path = e.path().to_string();
             DecodeFailure {
@@ -168,10 +168,15 @@ mod tests {
     fn round_trips_and_refuses_garbage() {
         let value = (String::from("Alice"), 30u32, vec![1u8, 2]);
         let bytes = encode(Codec::Bincode, &value).expect("encode");
-        assert_eq!(decode::<(String, u32, Vec<u8>)>(Codec::Bincode, &bytes).map_err(|e| e.reason), Ok(value));
+        assert_eq!(
+            decode::<(String, u32, Vec<u8>)>(Codec::Bincode, &bytes).map_err(|e| e.reason),
+            Ok(value)
+        );
         let mut longer = bytes.clone();
         longer.push(0);
-        let err = decode::<(String, u32, Vec<u8>)>(Codec::Bincode, &longer).map_err(|e| e.reason).expect_err("trailing byte");
+        let err = decode::<(String, u32, Vec<u8>)>(Codec::Bincode, &longer)
+            .map_err(|e| e.reason)
+            .expect_err("trailing byte");
         assert!(err.contains("trailing"), "{err}");
         // A varint length prefix (253: a u64 follows) of 2^64 - 1 bytes:
         // an error, not an allocation.
