@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::{Result, bail};
-use timecask::{HistoryQuery, Op, TxId, Version};
+use timecask::{HistoryQuery, KeyBytes, Op, TxId, Version};
 
 use crate::common::{AtArgs, Ctx, Need, line, progress, require_table, view};
 use crate::render::{
@@ -46,7 +46,7 @@ pub fn get(ctx: &Ctx, out: &mut dyn Write, table: &str, key: &str, at: &AtArgs) 
     let schemas = Schemas::new(&db);
     let key = schemas.key_arg(ctx, table, key)?;
     let view = view(ctx, &db, at)?;
-    let shown = show_key(&schemas.key_text(table, &key));
+    let shown = KeyBytes(schemas.key_text(table, &key));
     let version = match view.get_version(table, &key)? {
         Some(live) if live.op != Op::Delete => live,
         Some(deleted) => bail!(
@@ -189,7 +189,7 @@ pub fn history(ctx: &Ctx, out: &mut dyn Write, args: HistoryArgs<'_>) -> Result<
     if versions.is_empty() {
         bail!(
             "key {} has no history in table {:?}",
-            show_key(&schemas.key_text(args.table, &key)),
+            KeyBytes(schemas.key_text(args.table, &key)),
             args.table
         );
     }

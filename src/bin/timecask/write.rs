@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::value::RawValue;
-use timecask::{Db, Error, Op, TxId, WriteTx};
+use timecask::{Db, Error, KeyBytes, Op, TxId, WriteTx};
 
 use crate::common::{Ctx, Need, byte_progress, line, require_table, spinner};
 use crate::render::{J, op_json, parse_hex, show_key, with_key};
@@ -141,7 +141,7 @@ pub fn delete(ctx: &Ctx, out: &mut dyn Write, table: &str, key: &str, meta: &Met
     if !tx.delete(table, &key)? {
         bail!(
             "key {} not found in table {table:?}; nothing to delete",
-            show_key(&schemas.key_text(table, &key))
+            KeyBytes(schemas.key_text(table, &key))
         );
     }
     let txid = tx.commit()?;
