@@ -530,3 +530,54 @@ fn tables_of_older_builds_keep_reading_and_writing_bincode() {
     let entry = db.snapshot().get(SCHEMA_TABLE, "user").expect("get");
     assert_eq!(entry.as_deref(), Some(&legacy_entry[..]), "the entry stays");
 }
+
+/// FORMAT.md's examples, byte for byte: the `user` row of
+/// `examples/users.rs` in both codecs, and its schema entry.
+#[test]
+fn the_value_encodings_are_pinned() {
+    #[derive(Serialize, Deserialize)]
+    struct User {
+        name: String,
+        email: String,
+        age: u32,
+    }
+    const EVOLVABLE: TableDef<u64, User> = TableDef::new("user");
+    const COMPACT: TableDef<u64, User> = TableDef::compact("user_compact");
+    let (_dir, db) = open();
+    let alice = User {
+        name: "Alice".into(),
+        email: "alice@example.com".into(),
+        age: 30,
+    };
+    let mut tx = db.begin();
+    tx.typed(EVOLVABLE).put(&1, &alice).expect("put");
+    tx.typed(COMPACT).put(&1, &alice).expect("put");
+    tx.commit().expect("commit");
+    let view = db.snapshot();
+    let raw = |table: &str| view.get(table, 1u64.key_bytes()).expect("get").expect("row");
+    let mut msgpack = vec![0x83, 0xa4];
+    msgpack.extend_from_slice(b"name");
+    msgpack.push(0xa5);
+    msgpack.extend_from_slice(b"Alice");
+    msgpack.push(0xa5);
+    msgpack.extend_from_slice(b"email");
+    msgpack.push(0xb1);
+    msgpack.extend_from_slice(b"alice@example.com");
+    msgpack.push(0xa3);
+    msgpack.extend_from_slice(b"age");
+    msgpack.push(0x1e);
+    assert_eq!(raw("user"), msgpack);
+    assert_eq!(msgpack.len(), 41);
+    let mut bincode = vec![0x05];
+    bincode.extend_from_slice(b"Alice");
+    bincode.push(0x11);
+    bincode.extend_from_slice(b"alice@example.com");
+    bincode.push(0x1e);
+    assert_eq!(raw("user_compact"), bincode);
+    assert_eq!(bincode.len(), 25);
+    let entry = view.get(SCHEMA_TABLE, "user").expect("get").expect("entry");
+    assert_eq!(
+        String::from_utf8(entry).expect("UTF-8"),
+        r#"{"format":1,"codec":"msgpack","key":"u64","value":"typed_evolution::the_value_encodings_are_pinned::User"}"#
+    );
+}

@@ -75,7 +75,55 @@
 //! Each typed table has a schema entry in [`SCHEMA_TABLE`] naming its
 //! codec and key type, written with its first typed write; a handle whose
 //! types do not match fails with [`TypedError::CodecMismatch`] or
-//! [`TypedError::KeyTypeMismatch`] instead of decoding garbage.
+//! [`TypedError::KeyTypeMismatch`] instead of decoding garbage. Tools read
+//! the entry with [`TableSchema`] and decode rows without the Rust types.
+//!
+//! # Evolving a value type
+//!
+//! A history outlives many versions of its struct. With [`TableDef::new`]
+//! values carry their field names, so the struct may gain a field (give it
+//! `#[serde(default)]`, or make it an `Option`), lose one (old rows keep it;
+//! it is ignored) or rename one (`#[serde(alias = "old_name")]`), and every
+//! old version still reads — through `get`, `as_of`, `history`,
+//! changesets and reverts. An old reader also reads new rows if the fields
+//! that may disappear are `Option`s or `#[serde(default)]`.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use timecask::{Db, TableDef, TxId};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct User { name: String, email: String }
+//!
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! struct UserV2 {
+//!     name: String,
+//!     #[serde(alias = "email")]
+//!     mail: String,
+//!     #[serde(default)]
+//!     nickname: Option<String>,
+//! }
+//!
+//! # fn main() -> Result<(), timecask::TypedError> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let db = Db::open(dir.path())?;
+//! let mut tx = db.begin();
+//! let alice = User { name: "Alice".into(), email: "a@x".into() };
+//! tx.typed(TableDef::<u64, User>::new("user")).insert(&1, &alice)?;
+//! tx.commit()?;
+//!
+//! let users = db.as_of(TxId(1))?.typed(TableDef::<u64, UserV2>::new("user"));
+//! let old = users.get(&1)?.expect("written by the old struct");
+//! assert_eq!(old, UserV2 { name: "Alice".into(), mail: "a@x".into(), nickname: None });
+//! # Ok(()) }
+//! ```
+//!
+//! What serde cannot bridge — a field that changes type, a new field
+//! without a default — is [`TypedError::ValueDecode`] naming the table,
+//! key, txid and field. History is never rewritten: store the new shape
+//! under a new field name (keeping or aliasing the old one), or in a new
+//! table. [`TableDef::compact`] tables (bincode) store no field names and
+//! cannot evolve at all; see [`Codec`] for which to pick when.
 
 mod changeset;
 pub(crate) mod codec;
