@@ -554,7 +554,11 @@ fn the_value_encodings_are_pinned() {
     tx.typed(COMPACT).put(&1, &alice).expect("put");
     tx.commit().expect("commit");
     let view = db.snapshot();
-    let raw = |table: &str| view.get(table, 1u64.key_bytes()).expect("get").expect("row");
+    let raw = |table: &str| {
+        view.get(table, 1u64.key_bytes())
+            .expect("get")
+            .expect("row")
+    };
     let mut msgpack = vec![0x83, 0xa4];
     msgpack.extend_from_slice(b"name");
     msgpack.push(0xa5);

@@ -26,9 +26,11 @@ impl Value {
     /// ```
     pub fn from_stored(codec: Codec, bytes: &[u8]) -> Result<Value, ValueError> {
         match codec {
-            Codec::MessagePack => rmp_serde::from_slice(bytes).map_err(|e| ValueError {
-                reason: e.to_string(),
-            }),
+            Codec::MessagePack => {
+                super::codec::msgpack::decode_from(bytes).map_err(|e| ValueError {
+                    reason: e.to_string(),
+                })
+            }
             Codec::Bincode => Err(ValueError {
                 reason: format!("codec {codec} is not self-describing"),
             }),

@@ -5,6 +5,8 @@
 //!   (`to_vec_named`). Self-describing: a struct may gain fields
 //!   (`#[serde(default)]`), lose them or rename them (`#[serde(alias)]`) and
 //!   every old version still decodes; any MessagePack library reads it.
+//!   Values are encoded by rmp-serde and decoded by [`msgpack`], our reader
+//!   of the same format (tested against rmp-serde's decoder).
 //! - [`Codec::Bincode`], from [`TableDef::compact`](super::TableDef::compact):
 //!   bincode 2.0.1 through serde with the `standard` configuration
 //!   (little-endian, variable-length integers), decoded by [`decoder`], our
@@ -18,6 +20,7 @@
 //! formats never depend on it.
 
 mod decoder;
+pub(crate) mod msgpack;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -116,41 +119,23 @@ pub(crate) fn encode<V: Serialize + ?Sized>(codec: Codec, value: &V) -> Result<V
     }
 }
 
-/// Decodes a whole value (bincode: bytes left over are an error).
+/// Decodes a whole value; bytes left over are an error.
 pub(crate) fn decode<V: DeserializeOwned>(codec: Codec, bytes: &[u8]) -> Result<V, DecodeFailure> {
     decode_borrowed(codec, bytes)
 }
 
 /// Decodes a whole value that may borrow strings and byte slices from
-/// `bytes` (bincode: bytes left over are an error).
+/// `bytes`; bytes left over are an error.
 pub(crate) fn decode_borrowed<'a, T: Deserialize<'a>>(
     codec: Codec,
     bytes: &'a [u8],
 ) -> Result<T, DecodeFailure> {
     match codec {
-        // Bytes after the value are not checked: the value's extent is not
-        // known without decoding it, and the frame's CRC already vouches
-        // for the bytes.
-        Codec::MessagePack => rmp_serde::from_slice(bytes).map_err(|_| msgpack_failure::<T>(bytes)),
+        Codec::MessagePack => msgpack::decode_from(bytes).map_err(|_| {
+            let (reason, field) = msgpack::explain_failure::<T>(bytes);
+            DecodeFailure { reason, field }
+        }),
         Codec::Bincode => decoder::decode_from(bytes).map_err(|e| e.to_string().into()),
-    }
-}
-
-/// The error of a failed MessagePack decode, decoded again (only on this
-/// error path) through `serde_path_to_error` to learn the field.
-fn msgpack_failure<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> DecodeFailure {
-    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-    match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(_) => "the value decodes only on a second attempt"
-            .to_string()
-            .into(),
-        Err(e) => {
-            let path = e.path().to_string();
-            DecodeFailure {
-                reason: e.into_inner().to_string(),
-                field: (path != ".").then_some(path),
-            }
-        }
     }
 }
 
@@ -163,6 +148,7 @@ mod tests {
 
     use super::*;
     use crate::fuzz_harness::{Borrowing, ByteBuf, Marker, Meters, Owning, Rich, Shape, agree};
+    use crate::typed::Value;
 
     #[test]
     fn round_trips_and_refuses_garbage() {
@@ -302,6 +288,41 @@ mod tests {
             crate::fuzz_harness::decode_values(&bytes);
         }
 
+        /// What rmp-serde encodes, our MessagePack reader reads back, and
+        /// gives rmp-serde's answer.
+        #[test]
+        fn msgpack_decodes_what_rmp_serde_encodes(value in rich()) {
+            let bytes = encode(Codec::MessagePack, &value).expect("encode");
+            let back: Rich = decode(Codec::MessagePack, &bytes).map_err(|e| TestCaseError::fail(e.reason))?;
+            prop_assert_eq!(format!("{back:?}"), format!("{value:?}"));
+            let theirs: Rich = rmp_serde::from_slice(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(format!("{theirs:?}"), format!("{value:?}"));
+        }
+
+        /// Damaged MessagePack: never a panic; where both readers accept
+        /// the bytes, the same value.
+        #[test]
+        fn damaged_msgpack_agrees_with_rmp_serde(
+            value in rich(),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+            damage in 0..3u8,
+        ) {
+            let mut bytes = encode(Codec::MessagePack, &value).expect("encode");
+            let i = at.index(bytes.len());
+            match damage {
+                0 => bytes[i] = byte,
+                1 => bytes.truncate(i),
+                _ => bytes.insert(i, byte),
+            }
+            let ours = decode::<Rich>(Codec::MessagePack, &bytes).map(|v| format!("{v:?}"));
+            let theirs = rmp_serde::from_slice::<Rich>(&bytes).map(|v| format!("{v:?}"));
+            if let (Ok(a), Ok(b)) = (&ours, &theirs) {
+                prop_assert_eq!(a, b);
+            }
+            let _ = Value::from_stored(Codec::MessagePack, &bytes);
+        }
+
         /// Borrowed fields point into the stored bytes.
         #[test]
         fn borrows_from_the_bytes(name in ".{0,40}", raw in prop::collection::vec(any::<u8>(), 0..40)) {
@@ -312,6 +333,10 @@ mod tests {
             prop_assert_eq!(view.raw, raw.as_slice());
             prop_assert!(matches!(view.tail, Cow::Borrowed("end")));
             prop_assert!(bytes.as_ptr_range().contains(&view.name.as_ptr()) || name.is_empty());
+            let bytes = encode(Codec::MessagePack, &owned).expect("encode");
+            let view: Borrowing<'_> = decode_borrowed(Codec::MessagePack, &bytes).map_err(|e| TestCaseError::fail(e.reason))?;
+            prop_assert_eq!(view.name, name.as_str());
+            prop_assert!(matches!(view.tail, Cow::Borrowed("end")));
         }
     }
 }
