@@ -407,10 +407,7 @@ fn a_field_that_changes_type_is_a_typed_error_naming_it() {
             Some("nickname")
         )
     );
-    assert!(
-        reason.contains("marker"),
-        "the codec says what it found: {reason}"
-    );
+    assert_eq!(reason, "invalid type: string \"Al\", expected u64");
     let message = err.to_string();
     for part in [
         "\"user\"",
