@@ -28,7 +28,9 @@
 //!
 //! - `codec/user/{msgpack,cbor,bincode}`: decoding one `user` row alone,
 //!   with rmp-serde, ciborium and bincode: the measurement behind the
-//!   choice of MessagePack as the evolvable codec (sizes go to stderr).
+//!   choice of MessagePack as the evolvable codec (sizes go to stderr);
+//!   `codec/user/bincode_ours`: the typed layer's own bincode reader
+//!   (MessagePack values are read by rmp-serde itself).
 //!
 //! Run with `cargo bench --bench typed`. Before the criterion runs, an
 //! interleaved best-of-7 timing loop prints the typed/bytes ratios of point
@@ -42,7 +44,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use timecask::typed::TableView;
+use timecask::typed::{Codec, TableView};
 use timecask::{Config, Db, Durability, Snapshot, TableDef};
 
 const N_KEYS: u64 = 10_000;
@@ -339,6 +341,14 @@ fn bench_codecs(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(1));
     group.bench_function("user/msgpack", |b| {
         b.iter(|| black_box(rmp_serde::from_slice::<User>(black_box(&msgpack)).expect("decode")))
+    });
+    group.bench_function("user/bincode_ours", |b| {
+        b.iter(|| {
+            black_box(
+                timecask::fuzz_harness::decode_with::<User>(Codec::Bincode, black_box(&bincode))
+                    .expect("decode"),
+            )
+        })
     });
     group.bench_function("user/cbor", |b| {
         b.iter(|| {

@@ -970,3 +970,9 @@ pub fn open_dir_mutations(data: &[u8]) {
 pub fn dir_template_segments(variant: u8) -> usize {
     segment_names(&dir_template(variant).files).len()
 }
+
+/// The typed layer's own decoders, for `benches/typed.rs` to time them
+/// alone: `None` if the bytes do not decode.
+pub fn decode_with<T: DeserializeOwned>(codec: Codec, bytes: &[u8]) -> Option<T> {
+    codec::decode(codec, bytes).ok()
+}

@@ -5,8 +5,9 @@
 //!   (`to_vec_named`). Self-describing: a struct may gain fields
 //!   (`#[serde(default)]`), lose them or rename them (`#[serde(alias)]`) and
 //!   every old version still decodes; any MessagePack library reads it.
-//!   Values are encoded by rmp-serde and decoded by [`msgpack`], our reader
-//!   of the same format (tested against rmp-serde's decoder).
+//!   Values are encoded and decoded by rmp-serde; [`msgpack`], our reader
+//!   of the same format (tested against rmp-serde's), explains failed
+//!   decodes and reads values without their Rust type.
 //! - [`Codec::Bincode`], from [`TableDef::compact`](super::TableDef::compact):
 //!   bincode 2.0.1 through serde with the `standard` configuration
 //!   (little-endian, variable-length integers), decoded by [`decoder`], our
@@ -131,8 +132,11 @@ pub(crate) fn decode_borrowed<'a, T: Deserialize<'a>>(
     bytes: &'a [u8],
 ) -> Result<T, DecodeFailure> {
     match codec {
-        Codec::MessagePack => msgpack::decode_from(bytes).map_err(|_| {
-            let (reason, field) = msgpack::explain_failure::<T>(bytes);
+        // rmp-serde on the hot path (measured faster than our reader, see
+        // `msgpack`); our reader explains a failure: serde's message
+        // ("invalid type: string, expected u64") and the field's path.
+        Codec::MessagePack => rmp_serde::from_slice(bytes).map_err(|e| {
+            let (reason, field) = msgpack::explain_failure::<T>(bytes, e.to_string());
             DecodeFailure { reason, field }
         }),
         Codec::Bincode => decoder::decode_from(bytes).map_err(|e| e.to_string().into()),
