@@ -218,7 +218,6 @@ where
         .collect::<Result<_, _>>()
         .expect("decode");
     assert_eq!(in_tx, [(1, want[3].clone())]);
-    drop(users);
     tx.abort();
 }
 

@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn wrong_keys_are_errors() {
-        let u8_type = KeyType::U8_FOR_TESTS;
+        let u8_type = KeyType::Unsigned(8);
         assert!(u8_type.encode_json(&json!(256)).is_err());
         assert!(u8_type.encode_json(&json!("1")).is_err());
         assert!(KeyType::Signed(8).encode_json(&json!(-129)).is_err());
@@ -328,9 +328,4 @@ mod tests {
         assert!(KeyType::parse("UserId").is_none());
         assert!(KeyType::parse("(u8)").is_none());
     }
-}
-
-#[cfg(test)]
-impl KeyType {
-    const U8_FOR_TESTS: KeyType = KeyType::Unsigned(8);
 }
