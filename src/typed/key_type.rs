@@ -9,7 +9,7 @@ use super::value::Value;
 /// `bytes`, `str`, `(str,u32)`).
 ///
 /// ```
-/// use timecask::typed::{Key, KeyType};
+/// use timecask::typed::{Key, KeyEncode, KeyType};
 /// let key_type = KeyType::parse(&<(String, u32)>::type_name()).expect("built in");
 /// let bytes = key_type.encode_json(&serde_json::json!(["ann", 2]))?;
 /// assert_eq!(bytes, ("ann".to_string(), 2u32).key_bytes());

@@ -520,7 +520,10 @@ impl<K: Key, V: Serialize + DeserializeOwned> Table<'_, K, V> {
     ///     scores.put(&(player.to_string(), round), &score)?;
     /// }
     /// let ann = scores.range(("ann".to_string(), 0)..=("ann".to_string(), u32::MAX))?;
+    /// let ann: Vec<_> = ann.collect::<Result<_, _>>()?;
     /// assert_eq!(ann, [(("ann".to_string(), 1), 10), (("ann".to_string(), 2), -3)]);
+    /// let last = scores.range::<(String, u32), _>(..)?.next_back().transpose()?;
+    /// assert_eq!(last, Some((("bo".to_string(), 1), 7)));
     /// # Ok(()) }
     /// ```
     pub fn range<Q, R>(&self, range: R) -> Result<TypedRange<K, V>, TypedError>

@@ -18,9 +18,10 @@ use crate::log::value_cache::ValueBytes;
 /// [`Table::get_ref`](super::Table::get_ref).
 ///
 /// [`value`](Self::value) decodes an owned `V`, like `get`.
-/// [`borrow_as`](Self::borrow_as) decodes a type with the same fields in
-/// the same order whose `&str` and `&[u8]` fields point into these bytes,
-/// so the fields allocate nothing. Values over 256 bytes are shared with
+/// [`borrow_as`](Self::borrow_as) decodes a twin type whose `&str` and
+/// `&[u8]` fields point into these bytes, so the fields allocate nothing
+/// (with [`Codec::MessagePack`] the twin may name any subset of the
+/// fields; with [`Codec::Bincode`] it must have all of them, in order). Values over 256 bytes are shared with
 /// the value cache rather than copied, so large rows (documents, blobs)
 /// are read without a copy; a small row costs about what `get` does.
 /// Holding a `ValueRef` pins neither a snapshot nor a file.
