@@ -3,7 +3,9 @@
 //!
 //! Three 10,000-row tables of struct values, written through the
 //! typed API (their `u64` keys encode as 8 big-endian bytes, so the byte
-//! API reads the same rows):
+//! API reads the same rows), each twice: with the evolvable codec
+//! (`TableDef::new`: MessagePack with field names) and with the compact
+//! one (`TableDef::compact`: bincode, table name suffixed `_compact`):
 //!
 //! - `user`: the SPEC.md §5 shape, `{ name, email, age }` (two strings).
 //! - `profile`: six fields, three of them strings.
@@ -24,9 +26,16 @@
 //!   a new handle per read, so the schema check is paid every time.
 //! - `scan_100/user/{bytes,typed}`: a 100-row range scan.
 //!
+//! - `codec/user/{msgpack,cbor,bincode}`: decoding one `user` row alone,
+//!   with rmp-serde, ciborium and bincode: the measurement behind the
+//!   choice of MessagePack as the evolvable codec (sizes go to stderr);
+//!   `codec/user/bincode_ours`: the typed layer's own bincode reader
+//!   (MessagePack values are read by rmp-serde itself).
+//!
 //! Run with `cargo bench --bench typed`. Before the criterion runs, an
 //! interleaved best-of-7 timing loop prints the typed/bytes ratios of point
-//! reads to stderr (the target: typed adds less than 20%).
+//! reads to stderr, each codec against byte reads of its own table (the
+//! targets: evolvable < 1.30x, compact < 1.20x).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -35,7 +44,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use timecask::typed::TableView;
+use timecask::typed::{Codec, TableView};
 use timecask::{Config, Db, Durability, Snapshot, TableDef};
 
 const N_KEYS: u64 = 10_000;
@@ -83,6 +92,8 @@ struct ProfileRef<'a> {
 
 const USERS: TableDef<u64, User> = TableDef::new("user");
 const PROFILES: TableDef<u64, Profile> = TableDef::new("profile");
+const USERS_COMPACT: TableDef<u64, User> = TableDef::compact("user_compact");
+const PROFILES_COMPACT: TableDef<u64, Profile> = TableDef::compact("profile_compact");
 
 /// A record with no strings: what the typed layer costs when decoding
 /// allocates nothing.
@@ -98,6 +109,7 @@ struct Account {
 }
 
 const ACCOUNTS: TableDef<u64, Account> = TableDef::new("account");
+const ACCOUNTS_COMPACT: TableDef<u64, Account> = TableDef::compact("account_compact");
 
 /// A large row: a ~4 KiB document.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -114,6 +126,7 @@ struct DocRef<'a> {
 }
 
 const DOCS: TableDef<u64, Doc> = TableDef::new("doc");
+const DOCS_COMPACT: TableDef<u64, Doc> = TableDef::compact("doc_compact");
 
 fn doc(k: u64) -> Doc {
     Doc {
@@ -192,11 +205,19 @@ fn build() -> Fixture {
     let db = Db::open_with(dir.path(), config).expect("open");
     let mut tx = db.begin();
     for k in 0..N_KEYS {
-        tx.typed(USERS).insert(&k, &user(k)).expect("insert");
-        tx.typed(PROFILES).insert(&k, &profile(k)).expect("insert");
-        tx.typed(ACCOUNTS).insert(&k, &account(k)).expect("insert");
+        for def in [USERS, USERS_COMPACT] {
+            tx.typed(def).insert(&k, &user(k)).expect("insert");
+        }
+        for def in [PROFILES, PROFILES_COMPACT] {
+            tx.typed(def).insert(&k, &profile(k)).expect("insert");
+        }
+        for def in [ACCOUNTS, ACCOUNTS_COMPACT] {
+            tx.typed(def).insert(&k, &account(k)).expect("insert");
+        }
         if k < N_DOCS {
-            tx.typed(DOCS).insert(&k, &doc(k)).expect("insert");
+            for def in [DOCS, DOCS_COMPACT] {
+                tx.typed(def).insert(&k, &doc(k)).expect("insert");
+            }
         }
     }
     tx.commit().expect("commit");
@@ -213,7 +234,16 @@ fn build() -> Fixture {
         view.typed(ACCOUNTS).get(&42).expect("get"),
         Some(account(42))
     );
-    for table in [USERS.name(), PROFILES.name(), ACCOUNTS.name(), DOCS.name()] {
+    for table in [
+        USERS.name(),
+        USERS_COMPACT.name(),
+        PROFILES.name(),
+        PROFILES_COMPACT.name(),
+        ACCOUNTS.name(),
+        ACCOUNTS_COMPACT.name(),
+        DOCS.name(),
+        DOCS_COMPACT.name(),
+    ] {
         let raw = view.get(table, 42u64.to_be_bytes()).expect("get");
         let n_bytes = raw.as_ref().map_or(0, Vec::len);
         eprintln!("{table}: the value of key 42 encodes to {n_bytes} bytes");
@@ -246,41 +276,97 @@ fn profile_borrowed(table: &TableView<u64, Profile>, k: u64) -> usize {
 }
 
 /// Interleaved timing loops, best of several rounds, so every variant sees
-/// the same cache and CPU state.
+/// the same cache and CPU state: for the evolvable table and its compact
+/// twin, byte reads, typed reads and borrowed reads.
 fn print_ratio<V: Serialize + DeserializeOwned>(
     db: &Db,
-    def: TableDef<u64, V>,
+    defs: [TableDef<u64, V>; 2],
     rows: u64,
     borrowed: BorrowedRead<V>,
 ) {
     const READS: u64 = 200_000;
     const ROUNDS: u64 = 7;
     let view = db.snapshot();
-    let typed = view.typed(def);
-    let mut best = [Duration::MAX; 3];
+    let typed = defs.map(|def| view.typed(def));
+    let mut best = [Duration::MAX; 6];
     for round in 0..ROUNDS {
         for (variant, best) in best.iter_mut().enumerate() {
+            let (def, typed) = (defs[variant / 3], &typed[variant / 3]);
             let mut rng = Rng(0x7e57_0000 + round);
             let started = Instant::now();
             for _ in 0..READS {
                 let k = rng.below(rows);
-                match variant {
+                match variant % 3 {
                     0 => drop(black_box(read_bytes(&view, def.name(), k))),
-                    1 => drop(black_box(read_typed(&typed, k))),
-                    _ => drop(black_box(borrowed(&typed, k))),
+                    1 => drop(black_box(read_typed(typed, k))),
+                    _ => drop(black_box(borrowed(typed, k))),
                 }
             }
             *best = (*best).min(started.elapsed());
         }
     }
     let per = |d: Duration| d.as_nanos() as f64 / READS as f64;
-    let [bytes, owned, borrowed] = best.map(per);
+    let ns = best.map(per);
+    for (i, (codec, target)) in [("evolvable", 1.30), ("compact", 1.20)]
+        .into_iter()
+        .enumerate()
+    {
+        let [bytes, owned, borrowed] = [ns[3 * i], ns[3 * i + 1], ns[3 * i + 2]];
+        eprintln!(
+            "{} point read ({codec}): bytes {bytes:.0} ns; typed get {owned:.0} ns = {:.3}x; typed get_ref+borrow_as {borrowed:.0} ns = {:.3}x (target < {target:.2}x)",
+            defs[i].name(),
+            owned / bytes,
+            borrowed / bytes,
+        );
+    }
+}
+
+/// Decoding one `user` row alone with each candidate codec.
+fn bench_codecs(c: &mut Criterion) {
+    let value = user(42);
+    let msgpack = rmp_serde::to_vec_named(&value).expect("msgpack");
+    let mut cbor = Vec::new();
+    ciborium::into_writer(&value, &mut cbor).expect("cbor");
+    let bincode =
+        bincode::serde::encode_to_vec(&value, bincode::config::standard()).expect("bincode");
     eprintln!(
-        "{} point read: bytes {bytes:.0} ns; typed get {owned:.0} ns = {:.3}x; typed get_ref+borrow_as {borrowed:.0} ns = {:.3}x (target < 1.20x)",
-        def.name(),
-        owned / bytes,
-        borrowed / bytes,
+        "user row: msgpack (named) {} bytes, cbor {} bytes, bincode {} bytes",
+        msgpack.len(),
+        cbor.len(),
+        bincode.len()
     );
+    let mut group = c.benchmark_group("codec");
+    group.sample_size(50);
+    group.measurement_time(Duration::from_secs(2));
+    group.warm_up_time(Duration::from_secs(1));
+    group.bench_function("user/msgpack", |b| {
+        b.iter(|| black_box(rmp_serde::from_slice::<User>(black_box(&msgpack)).expect("decode")))
+    });
+    group.bench_function("user/bincode_ours", |b| {
+        b.iter(|| {
+            black_box(
+                timecask::fuzz_harness::decode_with::<User>(Codec::Bincode, black_box(&bincode))
+                    .expect("decode"),
+            )
+        })
+    });
+    group.bench_function("user/cbor", |b| {
+        b.iter(|| {
+            black_box(ciborium::from_reader::<User, _>(black_box(&cbor[..])).expect("decode"))
+        })
+    });
+    group.bench_function("user/bincode", |b| {
+        b.iter(|| {
+            black_box(
+                bincode::serde::decode_from_slice::<User, _>(
+                    black_box(&bincode),
+                    bincode::config::standard(),
+                )
+                .expect("decode"),
+            )
+        })
+    });
+    group.finish();
 }
 
 fn point_reads<V: Serialize + DeserializeOwned>(
@@ -308,10 +394,10 @@ fn point_reads<V: Serialize + DeserializeOwned>(
 fn bench_typed(c: &mut Criterion) {
     let fixture = build();
     let db = &fixture.db;
-    print_ratio(db, USERS, N_KEYS, user_borrowed);
-    print_ratio(db, PROFILES, N_KEYS, profile_borrowed);
-    print_ratio(db, ACCOUNTS, N_KEYS, account_borrowed);
-    print_ratio(db, DOCS, N_DOCS, doc_borrowed);
+    print_ratio(db, [USERS, USERS_COMPACT], N_KEYS, user_borrowed);
+    print_ratio(db, [PROFILES, PROFILES_COMPACT], N_KEYS, profile_borrowed);
+    print_ratio(db, [ACCOUNTS, ACCOUNTS_COMPACT], N_KEYS, account_borrowed);
+    print_ratio(db, [DOCS, DOCS_COMPACT], N_DOCS, doc_borrowed);
 
     let view = db.snapshot();
     let mut group = c.benchmark_group("point_read");
@@ -320,9 +406,25 @@ fn bench_typed(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(1));
     group.throughput(Throughput::Elements(1));
     point_reads(&mut group, &view, USERS, N_KEYS, user_borrowed);
+    point_reads(&mut group, &view, USERS_COMPACT, N_KEYS, user_borrowed);
     point_reads(&mut group, &view, PROFILES, N_KEYS, profile_borrowed);
+    point_reads(
+        &mut group,
+        &view,
+        PROFILES_COMPACT,
+        N_KEYS,
+        profile_borrowed,
+    );
     point_reads(&mut group, &view, ACCOUNTS, N_KEYS, account_borrowed);
+    point_reads(
+        &mut group,
+        &view,
+        ACCOUNTS_COMPACT,
+        N_KEYS,
+        account_borrowed,
+    );
     point_reads(&mut group, &view, DOCS, N_DOCS, doc_borrowed);
+    point_reads(&mut group, &view, DOCS_COMPACT, N_DOCS, doc_borrowed);
     let mut rng = Rng(0xa5a5_0001);
     group.bench_function("user/typed_fresh_handle", |b| {
         b.iter(|| {
@@ -358,5 +460,5 @@ fn bench_typed(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_typed);
+criterion_group!(benches, bench_codecs, bench_typed);
 criterion_main!(benches);

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::durable::Durable;
 use crate::error::{Error, Result};
 use crate::index::chain::VersionRef;
-use crate::index::{Index, SYSTEM_TABLE, TxInfo, compacted_system_value};
+use crate::index::{Index, SYSTEM_TABLE, TxInfo, compacted_system_value, is_internal_table};
 use crate::log::files::SegmentFiles;
 use crate::log::frame::{
     FRAME_HEADER_SIZE, FrameHeader, FrameSpan, META_OFFSET, decode_meta, decode_payload,
@@ -378,6 +378,8 @@ impl Shared {
             })?;
             let value = if table == SYSTEM_TABLE {
                 c.value.map(|v| compacted_system_value(c.key, v))
+            } else if is_internal_table(table) {
+                continue;
             } else if index.has_version(c.table, c.key, txid) {
                 c.value.map(<[u8]>::to_vec)
             } else {

@@ -16,7 +16,7 @@ use crate::limits::VALUE_SIZE_MAX;
 use crate::log::frame::FRAME_HEADER_SIZE;
 use crate::log::segment::{SegmentHeader, segment_path};
 use crate::testing::FaultyStorage;
-use crate::typed::codec;
+use crate::typed::codec::{self, Codec};
 use crate::types::SegmentId;
 use crate::{Config, Db, Durability, Error, HistoryQuery, Op, TxId};
 
@@ -428,15 +428,17 @@ fn bincode_decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, String> {
 /// `Debug`, so NaNs compare equal) or both an error; a decoded value
 /// re-encodes to bytes that decode to it again.
 pub(crate) fn agree<V: Serialize + DeserializeOwned + fmt::Debug>(data: &[u8]) {
-    let ours = codec::decode::<V>(data);
+    let ours = codec::decode::<V>(Codec::Bincode, data).map_err(|e| e.reason);
     let theirs = bincode_decode::<V>(data).map(|v| format!("{v:?}"));
     let name = std::any::type_name::<V>();
     match (&ours, &theirs) {
         (Ok(value), Ok(want)) => {
             let got = format!("{value:?}");
             assert_eq!(&got, want, "{name} on {data:02x?}");
-            let bytes = codec::encode(value).expect("a decoded value encodes");
-            let again = codec::decode::<V>(&bytes).map(|v| format!("{v:?}"));
+            let bytes = codec::encode(Codec::Bincode, value).expect("a decoded value encodes");
+            let again = codec::decode::<V>(Codec::Bincode, &bytes)
+                .map(|v| format!("{v:?}"))
+                .map_err(|e| e.reason);
             assert_eq!(again, Ok(got), "{name} re-encoded as {bytes:02x?}");
         }
         (Err(_), Err(_)) => {}
@@ -461,7 +463,7 @@ pub fn decode_values(data: &[u8]) {
     agree::<Option<Marker>>(data);
     agree::<Owning>(data);
 
-    let borrowed = codec::decode_borrowed::<Borrowing<'_>>(data);
+    let borrowed = codec::decode_borrowed::<Borrowing<'_>>(Codec::Bincode, data);
     if let Ok(view) = &borrowed {
         assert!(matches!(view.tail, Cow::Borrowed(_)), "tail was copied");
         let inside = data.as_ptr_range();
@@ -476,12 +478,18 @@ pub fn decode_values(data: &[u8]) {
         };
         format!("{owned:?}")
     });
-    let owned = codec::decode::<Owning>(data).map(|v| format!("{v:?}"));
+    let owned = codec::decode::<Owning>(Codec::Bincode, data).map(|v| format!("{v:?}"));
     match (&ours, &owned) {
         (Ok(a), Ok(b)) => assert_eq!(a, b, "borrowed and owned on {data:02x?}"),
         (Err(_), Err(_)) => {}
         _ => panic!("borrowed {ours:?}, owned {owned:?} on {data:02x?}"),
     }
+
+    // The same bytes as MessagePack: an answer or an error, never a panic
+    // (nor an allocation a length prefix asks for).
+    let _ = codec::decode::<Rich>(Codec::MessagePack, data);
+    let _ = codec::decode::<Vec<Shape>>(Codec::MessagePack, data);
+    let _ = crate::typed::Value::from_stored(Codec::MessagePack, data);
 }
 
 // ---------------------------------------------------------------------------
@@ -961,4 +969,10 @@ pub fn open_dir_mutations(data: &[u8]) {
 /// that aim mutations at each one).
 pub fn dir_template_segments(variant: u8) -> usize {
     segment_names(&dir_template(variant).files).len()
+}
+
+/// The typed layer's own decoders, for `benches/typed.rs` to time them
+/// alone: `None` if the bytes do not decode.
+pub fn decode_with<T: DeserializeOwned>(codec: Codec, bytes: &[u8]) -> Option<T> {
+    codec::decode(codec, bytes).ok()
 }

@@ -72,6 +72,7 @@ mod test_support;
 pub mod testing;
 mod trigger;
 mod tx;
+mod tx_range;
 pub mod typed;
 mod types;
 mod verify;
@@ -85,7 +86,7 @@ pub use record::CompactReport;
 pub use record::{Change, HistoryQuery, TxRecord, Version};
 pub use temporal::{ChangeFeed, DiffEntry};
 pub use tx::WriteTx;
-pub use typed::{Key, TableDef, TypedError};
+pub use typed::{Key, KeyEncode, TableDef, TypedError};
 pub use types::{Durability, Op, Timestamp, TxId};
 pub use verify::VerifyReport;
 

@@ -9,7 +9,7 @@
 //! the writer mutex and wait for group commit (`crate::durable`) to fsync
 //! the frame (`Immediate`) and publish the txid in order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
@@ -29,6 +29,7 @@ use crate::log::frame::{
 };
 use crate::log::value_cache::ValueBytes;
 use crate::read::Snapshot;
+use crate::tx_range::TxRangeIter;
 use crate::types::{Durability, Op, TableId, Timestamp, TxId};
 
 /// A write transaction: reads see its begin snapshot plus its own writes;
@@ -184,6 +185,15 @@ impl WriteTx {
         }
     }
 
+    /// The txid of the committed version of `key` this transaction sees:
+    /// `None` if it wrote `key` itself or no version is visible.
+    pub(crate) fn committed_txid(&self, table: &str, key: &[u8]) -> Option<TxId> {
+        if self.pending(table, key).is_some() {
+            return None;
+        }
+        Some(self.view.get_version(table, key).ok()??.txid)
+    }
+
     /// Whether `key` is live as this transaction sees it.
     pub fn contains(&self, table: &str, key: impl AsRef<[u8]>) -> Result<bool> {
         let key = key.as_ref();
@@ -225,6 +235,30 @@ impl WriteTx {
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k, v)))
             .collect())
+    }
+
+    /// Like [`range`](Self::range), but lazy: the snapshot is read in
+    /// batches as the iterator advances, in either direction.
+    pub(crate) fn range_iter(
+        &self,
+        table: &str,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+    ) -> Result<TxRangeIter> {
+        let pending = match self.writes.get(table) {
+            Some(keys) if !bounds_are_empty(&start, &end) => {
+                let bounds = (
+                    start.as_ref().map(Vec::as_slice),
+                    end.as_ref().map(Vec::as_slice),
+                );
+                keys.range::<[u8], _>(bounds)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            }
+            _ => VecDeque::new(),
+        };
+        let snapshot = self.view.range(table, (start, end))?;
+        Ok(TxRangeIter::new(snapshot, pending))
     }
 
     /// Writes `value` under `key`, inserting or updating it.

@@ -32,12 +32,17 @@ impl fmt::Display for TxId {
     }
 }
 
-/// What a version did to its key.
+/// What a version did to its key. Ordered `Insert < Update < Delete`
+/// (declaration order) and hashable, so ops can key maps and sets.
 ///
 /// ```
-/// assert_eq!(timecask::Op::Update.as_str(), "update");
+/// use timecask::Op;
+/// assert_eq!(Op::Update.as_str(), "update");
+/// assert!(Op::Insert < Op::Delete);
+/// let ops: std::collections::HashSet<Op> = [Op::Insert, Op::Insert].into();
+/// assert_eq!(ops.len(), 1);
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub enum Op {
     /// The key had no live value before this version.
     Insert,

@@ -23,6 +23,19 @@ use chain::{Chain, VersionRef, push_version};
 /// erasures) in the log. Its changes are interpreted by [`Index::apply`],
 /// never stored as versions, and it is hidden from table listings.
 pub(crate) const SYSTEM_TABLE: &str = "__timecask";
+/// Tables whose names start with this hold timecask's own data above the
+/// engine (`__timecask_schema`: the typed layer's schema entries). They are
+/// stored as any table, but never listed ([`Index::table_names_at`]) and
+/// never shown among a transaction's changes (`Shared::read_tx`), so
+/// `tables()`, `transaction`, `log`, `changes_since` and the CLI show only
+/// the user's tables.
+pub(crate) const INTERNAL_TABLE_PREFIX: &str = "__timecask_";
+
+/// Whether `name` is an internal table (see [`INTERNAL_TABLE_PREFIX`]).
+pub(crate) fn is_internal_table(name: &str) -> bool {
+    name.starts_with(INTERNAL_TABLE_PREFIX)
+}
+
 /// System key of a purge record; the value is the horizon txid (`u64` LE).
 pub(crate) const PURGE_KEY: &[u8] = b"purge";
 /// System key of an erase record; the value is `table 0x00 key`, or just
@@ -479,7 +492,7 @@ impl Index {
         let mut names: Vec<String> = self
             .tables
             .iter()
-            .filter(|t| t.created <= at && t.name != SYSTEM_TABLE)
+            .filter(|t| t.created <= at && t.name != SYSTEM_TABLE && !is_internal_table(&t.name))
             .map(|t| t.name.clone())
             .collect();
         names.sort();

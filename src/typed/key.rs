@@ -287,7 +287,7 @@ const ESCAPED_ZERO: u8 = 0xff;
 /// Follows [`ESCAPE`] at the end of a component.
 const TERMINATOR: u8 = 0x00;
 
-fn encode_bytes(bytes: &[u8], position: KeyPosition, out: &mut Vec<u8>) {
+pub(super) fn encode_bytes(bytes: &[u8], position: KeyPosition, out: &mut Vec<u8>) {
     match position {
         KeyPosition::Last => out.extend_from_slice(bytes),
         KeyPosition::Inner => {
@@ -303,7 +303,10 @@ fn encode_bytes(bytes: &[u8], position: KeyPosition, out: &mut Vec<u8>) {
     }
 }
 
-fn decode_bytes(input: &mut &[u8], position: KeyPosition) -> Result<Vec<u8>, KeyDecodeError> {
+pub(super) fn decode_bytes(
+    input: &mut &[u8],
+    position: KeyPosition,
+) -> Result<Vec<u8>, KeyDecodeError> {
     if position == KeyPosition::Last {
         let all = input.to_vec();
         *input = &[];

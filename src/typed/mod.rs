@@ -4,8 +4,10 @@
 //! A [`TableDef<K, V>`](TableDef) names a table and its types. Keys are any
 //! [`Key`] (integers, strings, bytes, `bool`, `[u8; 16]` and tuples of
 //! these), encoded so that byte order equals value order; values are any
-//! `Serialize + DeserializeOwned` type, encoded by the [`codec`](CODEC_ID)
-//! (bincode 2 through serde). Open a table in a write transaction with
+//! `Serialize + DeserializeOwned` type, encoded by the table's [`Codec`]:
+//! MessagePack with field names for [`TableDef::new`] (structs can gain,
+//! lose and rename fields, every old version stays readable), bincode for
+//! [`TableDef::compact`] (fixed layout, smaller). Open a table in a write transaction with
 //! [`WriteTx::typed`](crate::WriteTx::typed) and on any view with
 //! [`Snapshot::typed`](crate::Snapshot::typed).
 //!
@@ -73,25 +75,76 @@
 //! Each typed table has a schema entry in [`SCHEMA_TABLE`] naming its
 //! codec and key type, written with its first typed write; a handle whose
 //! types do not match fails with [`TypedError::CodecMismatch`] or
-//! [`TypedError::KeyTypeMismatch`] instead of decoding garbage.
+//! [`TypedError::KeyTypeMismatch`] instead of decoding garbage. Tools read
+//! the entry with [`TableSchema`] and decode rows without the Rust types.
+//!
+//! # Evolving a value type
+//!
+//! A history outlives many versions of its struct. With [`TableDef::new`]
+//! values carry their field names, so the struct may gain a field (give it
+//! `#[serde(default)]`, or make it an `Option`), lose one (old rows keep it;
+//! it is ignored) or rename one (`#[serde(alias = "old_name")]`), and every
+//! old version still reads — through `get`, `as_of`, `history`,
+//! changesets and reverts. An old reader also reads new rows if the fields
+//! that may disappear are `Option`s or `#[serde(default)]`.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use timecask::{Db, TableDef, TxId};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct User { name: String, email: String }
+//!
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! struct UserV2 {
+//!     name: String,
+//!     #[serde(alias = "email")]
+//!     mail: String,
+//!     #[serde(default)]
+//!     nickname: Option<String>,
+//! }
+//!
+//! # fn main() -> Result<(), timecask::TypedError> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let db = Db::open(dir.path())?;
+//! let mut tx = db.begin();
+//! let alice = User { name: "Alice".into(), email: "a@x".into() };
+//! tx.typed(TableDef::<u64, User>::new("user")).insert(&1, &alice)?;
+//! tx.commit()?;
+//!
+//! let users = db.as_of(TxId(1))?.typed(TableDef::<u64, UserV2>::new("user"));
+//! let old = users.get(&1)?.expect("written by the old struct");
+//! assert_eq!(old, UserV2 { name: "Alice".into(), mail: "a@x".into(), nickname: None });
+//! # Ok(()) }
+//! ```
+//!
+//! What serde cannot bridge — a field that changes type, a new field
+//! without a default — is [`TypedError::ValueDecode`] naming the table,
+//! key, txid and field. History is never rewritten: store the new shape
+//! under a new field name (keeping or aliasing the old one), or in a new
+//! table. [`TableDef::compact`] tables (bincode) store no field names and
+//! cannot evolve at all; see [`Codec`] for which to pick when.
 
 mod changeset;
 pub(crate) mod codec;
 mod key;
+mod key_type;
 mod schema;
 mod table;
 mod value;
 mod value_ref;
+mod value_serde;
 
 pub use changeset::{FieldChange, changeset, changeset_values};
-pub use codec::CODEC_ID;
+pub use codec::Codec;
 pub use key::{Key, KeyDecodeError, KeyEncode, KeyPosition};
-pub use schema::SCHEMA_TABLE;
+pub use key_type::KeyType;
+pub use schema::{SCHEMA_TABLE, TableSchema};
 pub use table::{Table, TableDef, TableView, TypedRange, TypedVersion};
 pub use value::{Value, ValueError};
 pub use value_ref::ValueRef;
 
-use crate::KeyBytes;
+use crate::{KeyBytes, TxId};
 
 /// Everything that can go wrong in the typed layer: an error of the
 /// database underneath, or a value or key that does not fit the types.
@@ -119,17 +172,29 @@ pub enum TypedError {
     /// The database underneath failed.
     #[error(transparent)]
     Db(#[from] crate::Error),
-    /// The table was written with another value codec.
+    /// The table was written with another value codec (or its schema
+    /// entry is not one this build reads).
     #[error(
-        "table {table:?} was written with value codec {found:?}, this build uses {expected:?}; read it with a build that has that codec, or migrate the table"
+        "table {table:?} was written with value codec {found:?}, the TableDef asks for {expected:?}; open it with the codec it was written with (TableDef::new: msgpack, TableDef::compact: bincode2-serde-standard)"
     )]
     CodecMismatch {
         /// The table.
         table: String,
         /// The codec id stored with the table (or the unreadable entry).
         found: String,
-        /// The codec id of this build, [`CODEC_ID`].
+        /// What the handle asked for ([`Codec::id`]).
         expected: &'static str,
+    },
+    /// A tool asked for a value tree of a table whose codec stores no
+    /// structure ([`Codec::Bincode`]): only its Rust type can decode it.
+    #[error(
+        "table {table:?} uses the fixed-layout codec {codec}, which cannot be decoded without its Rust type"
+    )]
+    NotSelfDescribing {
+        /// The table.
+        table: String,
+        /// Its codec.
+        codec: Codec,
     },
     /// The table was written with another key type.
     #[error(
@@ -171,15 +236,30 @@ pub enum TypedError {
         reason: String,
     },
     /// A stored value does not decode as the table's value type: the
-    /// value type changed incompatibly since it was written.
+    /// value type changed in a way serde cannot bridge since it was written
+    /// (a field changed type, a field without `#[serde(default)]` was
+    /// added, or, with [`Codec::Bincode`], any change at all).
+    ///
+    /// History is never rewritten: give the new data a new field (with
+    /// `#[serde(default)]`, the old one kept or renamed with
+    /// `#[serde(alias)]`), or write it to a new table.
     #[error(
-        "value of key {key} in table {table:?} does not decode as the table's value type: {reason}"
+        "value of key {key} in table {table:?}{} does not decode as the table's value type{}: {reason}; old versions are never rewritten: add a new field (#[serde(default)]) or use a new table",
+        txid.map(|t| format!(" at txid {t}")).unwrap_or_default(),
+        field.as_ref().map(|f| format!(" (field {f})")).unwrap_or_default()
     )]
     ValueDecode {
         /// The table.
         table: String,
         /// The key bytes.
         key: KeyBytes,
+        /// The txid of the version that does not decode; `None` for a
+        /// write of the current transaction, or where the caller gave
+        /// bytes.
+        txid: Option<TxId>,
+        /// The field that did not decode (`age`, `address.city`,
+        /// `tags[2]`), where the codec can tell.
+        field: Option<String>,
         /// The codec's message.
         reason: String,
     },

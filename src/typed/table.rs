@@ -20,35 +20,61 @@ use serde::de::DeserializeOwned;
 
 use super::TypedError;
 use super::changeset::{FieldChange, changeset};
-use super::codec;
+use super::codec::{self, Codec, DecodeFailure};
 use super::key::{Key, KeyEncode, with_key_bytes};
 use super::schema::{self, SCHEMA_TABLE, SchemaState};
 use super::value_ref::ValueRef;
+use crate::tx_range::TxRangeIter;
 use crate::{Error, HistoryQuery, KeyBytes, Metadata, Op, RangeIter, Snapshot, Timestamp, TxId};
 use crate::{Version, WriteTx};
 
-/// A table name with its key and value types, like redb's
-/// `TableDefinition`. It is `Copy` and `const`-constructible, so tables are
-/// usually declared once as constants.
+/// A table name with its key and value types and its value [`Codec`], like
+/// redb's `TableDefinition`. It is `Copy` and `const`-constructible, so
+/// tables are usually declared once as constants.
+///
+/// [`TableDef::new`] tables store values as MessagePack with field names,
+/// so the value type can evolve: add fields with `#[serde(default)]`,
+/// remove fields, rename them with `#[serde(alias = "old")]`, and every old
+/// version still reads with the newest struct. [`TableDef::compact`]
+/// tables use bincode: smaller rows, a fixed layout for the table's whole
+/// history (see [`Codec`] for which to pick when).
 ///
 /// ```
 /// use timecask::TableDef;
+/// use timecask::typed::Codec;
 /// #[derive(serde::Serialize, serde::Deserialize)]
 /// struct User { name: String }
 /// const USERS: TableDef<u64, User> = TableDef::new("user");
-/// assert_eq!(USERS.name(), "user");
+/// const SAMPLES: TableDef<u64, (u64, f64)> = TableDef::compact("samples");
+/// assert_eq!((USERS.name(), USERS.codec()), ("user", Codec::MessagePack));
+/// assert_eq!(SAMPLES.codec(), Codec::Bincode);
 /// ```
 pub struct TableDef<K, V> {
     name: &'static str,
+    codec: Codec,
     types: PhantomData<fn() -> (K, V)>,
 }
 
 impl<K, V> TableDef<K, V> {
-    /// A table named `name` (checked when used: names starting with
-    /// `__timecask` are reserved, and the byte API's name limits apply).
+    /// An evolvable table named `name`: values as MessagePack with field
+    /// names ([`Codec::MessagePack`]). The name is checked when used:
+    /// names starting with `__timecask` are reserved, and the byte API's
+    /// name limits apply.
     pub const fn new(name: &'static str) -> TableDef<K, V> {
+        TableDef::with_codec(name, Codec::MessagePack)
+    }
+
+    /// A fixed-layout table named `name`: values as bincode
+    /// ([`Codec::Bincode`]), for value types that will never change.
+    pub const fn compact(name: &'static str) -> TableDef<K, V> {
+        TableDef::with_codec(name, Codec::Bincode)
+    }
+
+    /// A table named `name` whose values use `codec`.
+    pub const fn with_codec(name: &'static str, codec: Codec) -> TableDef<K, V> {
         TableDef {
             name,
+            codec,
             types: PhantomData,
         }
     }
@@ -56,6 +82,13 @@ impl<K, V> TableDef<K, V> {
     /// The table's name.
     pub const fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The codec this definition asks for. A table created by a build
+    /// before evolvable tables keeps the bincode it was written with,
+    /// whatever this says.
+    pub const fn codec(&self) -> Codec {
+        self.codec
     }
 }
 
@@ -71,6 +104,7 @@ impl<K, V> fmt::Debug for TableDef<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TableDef")
             .field("name", &self.name)
+            .field("codec", &self.codec)
             .field("key", &std::any::type_name::<K>())
             .field("value", &std::any::type_name::<V>())
             .finish()
@@ -129,24 +163,64 @@ impl<V: Serialize> TypedVersion<V> {
     }
 }
 
-fn encode_value<V: Serialize>(table: &str, key: &[u8], value: &V) -> Result<Vec<u8>, TypedError> {
-    codec::encode(value).map_err(|reason| TypedError::ValueEncode {
+fn encode_value<V: Serialize>(
+    codec: Codec,
+    table: &str,
+    key: &[u8],
+    value: &V,
+) -> Result<Vec<u8>, TypedError> {
+    codec::encode(codec, value).map_err(|reason| TypedError::ValueEncode {
         table: table.to_string(),
         key: KeyBytes(key.to_vec()),
         reason,
     })
 }
 
-fn decode_value<V: DeserializeOwned>(
+/// The typed error of a value that did not decode.
+pub(crate) fn decode_error(
     table: &str,
     key: &[u8],
-    bytes: &[u8],
-) -> Result<V, TypedError> {
-    codec::decode(bytes).map_err(|reason| TypedError::ValueDecode {
+    txid: Option<TxId>,
+    failure: DecodeFailure,
+) -> TypedError {
+    TypedError::ValueDecode {
         table: table.to_string(),
         key: KeyBytes(key.to_vec()),
-        reason,
-    })
+        txid,
+        field: failure.field,
+        reason: failure.reason,
+    }
+}
+
+fn decode_value<V: DeserializeOwned>(
+    codec: Codec,
+    table: &str,
+    key: &[u8],
+    txid: Option<TxId>,
+    bytes: &[u8],
+) -> Result<V, TypedError> {
+    codec::decode(codec, bytes).map_err(|failure| decode_error(table, key, txid, failure))
+}
+
+/// Fills in the txid of a decode error from a point read, looked up only
+/// on this error path.
+fn with_txid(err: TypedError, txid: impl FnOnce() -> Option<TxId>) -> TypedError {
+    match err {
+        TypedError::ValueDecode {
+            table,
+            key,
+            txid: None,
+            field,
+            reason,
+        } => TypedError::ValueDecode {
+            table,
+            key,
+            txid: txid(),
+            field,
+            reason,
+        },
+        other => other,
+    }
 }
 
 fn decode_key<K: Key>(table: &str, key: &[u8]) -> Result<K, TypedError> {
@@ -158,25 +232,31 @@ fn decode_key<K: Key>(table: &str, key: &[u8]) -> Result<K, TypedError> {
 }
 
 fn decode_pair<K: Key, V: DeserializeOwned>(
+    codec: Codec,
     table: &str,
     key: &[u8],
     value: &[u8],
 ) -> Result<(K, V), TypedError> {
-    Ok((decode_key(table, key)?, decode_value(table, key, value)?))
+    Ok((
+        decode_key(table, key)?,
+        decode_value(codec, table, key, None, value)?,
+    ))
 }
 
 fn decode_version<V: DeserializeOwned>(
+    codec: Codec,
     table: &str,
     key: &[u8],
     version: Version,
 ) -> Result<TypedVersion<V>, TypedError> {
+    let txid = Some(version.txid);
     Ok(TypedVersion {
         txid: version.txid,
         end_txid: version.end_txid,
         op: version.op,
         value: version
             .value
-            .map(|bytes| decode_value(table, key, &bytes))
+            .map(|bytes| decode_value(codec, table, key, txid, &bytes))
             .transpose()?,
         commit_time: version.commit_time,
         meta: version.meta,
@@ -279,8 +359,7 @@ impl<K: Key, V: Serialize + DeserializeOwned> Table<'_, K, V> {
         schema::check_name(name)?;
         let state = match self.tx.get(SCHEMA_TABLE, name)? {
             Some(stored) => {
-                schema::check_entry::<K>(name, &stored)?;
-                SchemaState::Present
+                SchemaState::Present(schema::check_entry::<K>(name, &stored, self.def.codec)?)
             }
             // Reads every pair of the table, but only for a table with no
             // schema entry, which is empty unless written by the byte API.
@@ -290,14 +369,32 @@ impl<K: Key, V: Serialize + DeserializeOwned> Table<'_, K, V> {
         Ok(state)
     }
 
-    /// Checks the schema entry and writes it if the table has none yet.
-    fn prepare_write(&mut self) -> Result<(), TypedError> {
+    /// The codec of the table's values (checking the schema entry once).
+    fn codec(&self) -> Result<Codec, TypedError> {
+        Ok(match self.schema()? {
+            SchemaState::Present(codec) => codec,
+            SchemaState::Unchecked | SchemaState::Absent => self.def.codec,
+        })
+    }
+
+    /// Checks the schema entry and writes it if the table has none yet;
+    /// returns the codec to write with.
+    fn prepare_write(&mut self) -> Result<Codec, TypedError> {
         if self.schema()? == SchemaState::Absent {
-            self.tx
-                .put(SCHEMA_TABLE, self.def.name, schema::entry_bytes::<K>())?;
-            self.schema.set(SchemaState::Present);
+            let codec = self.def.codec;
+            self.tx.put(
+                SCHEMA_TABLE,
+                self.def.name,
+                schema::entry_bytes::<K, V>(codec),
+            )?;
+            self.schema.set(SchemaState::Present(codec));
         }
-        Ok(())
+        self.codec()
+    }
+
+    /// Adds the txid of the version that failed to decode.
+    fn locate(&self, err: TypedError, key: &[u8]) -> TypedError {
+        with_txid(err, || self.tx.committed_txid(self.def.name, key))
     }
 
     /// The table's definition.
@@ -311,13 +408,14 @@ impl<K: Key, V: Serialize + DeserializeOwned> Table<'_, K, V> {
         K: Borrow<Q>,
         Q: KeyEncode + ?Sized,
     {
-        self.schema()?;
+        let codec = self.codec()?;
         with_key_bytes(key, |key| {
             self.tx
                 .get_with(self.def.name, key, |bytes| {
-                    decode_value(self.def.name, key, bytes)
+                    decode_value(codec, self.def.name, key, None, bytes)
                 })?
                 .transpose()
+                .map_err(|e| self.locate(e, key))
         })
     }
 
@@ -328,12 +426,12 @@ impl<K: Key, V: Serialize + DeserializeOwned> Table<'_, K, V> {
         K: Borrow<Q>,
         Q: KeyEncode + ?Sized,
     {
-        self.schema()?;
+        let codec = self.codec()?;
         with_key_bytes(key, |key| {
             Ok(self
                 .tx
                 .get_bytes(self.def.name, key)?
-                .map(|bytes| ValueRef::new(bytes, self.def.name, key)))
+                .map(|bytes| ValueRef::new(bytes, codec, self.def.name, key)))
         })
     }
 
@@ -353,9 +451,9 @@ impl<K: Key, V: Serialize + DeserializeOwned> Table<'_, K, V> {
         K: Borrow<Q>,
         Q: KeyEncode + ?Sized,
     {
-        self.prepare_write()?;
+        let codec = self.prepare_write()?;
         let key = key.key_bytes();
-        let bytes = encode_value(self.def.name, &key, value)?;
+        let bytes = encode_value(codec, self.def.name, &key, value)?;
         Ok(self.tx.put(self.def.name, key, bytes)?)
     }
 
@@ -366,9 +464,9 @@ impl<K: Key, V: Serialize + DeserializeOwned> Table<'_, K, V> {
         K: Borrow<Q>,
         Q: KeyEncode + ?Sized,
     {
-        self.prepare_write()?;
+        let codec = self.prepare_write()?;
         let key = key.key_bytes();
-        let bytes = encode_value(self.def.name, &key, value)?;
+        let bytes = encode_value(codec, self.def.name, &key, value)?;
         Ok(self.tx.insert(self.def.name, key, bytes)?)
     }
 
@@ -379,9 +477,9 @@ impl<K: Key, V: Serialize + DeserializeOwned> Table<'_, K, V> {
         K: Borrow<Q>,
         Q: KeyEncode + ?Sized,
     {
-        self.prepare_write()?;
+        let codec = self.prepare_write()?;
         let key = key.key_bytes();
-        let bytes = encode_value(self.def.name, &key, value)?;
+        let bytes = encode_value(codec, self.def.name, &key, value)?;
         Ok(self.tx.update(self.def.name, key, bytes)?)
     }
 
@@ -391,12 +489,24 @@ impl<K: Key, V: Serialize + DeserializeOwned> Table<'_, K, V> {
         K: Borrow<Q>,
         Q: KeyEncode + ?Sized,
     {
+        let key = key.key_bytes();
+        // Deleting nothing writes nothing, not even a schema entry.
+        if !self.contains_bytes(&key)? {
+            return Ok(false);
+        }
         self.prepare_write()?;
-        Ok(self.tx.delete(self.def.name, key.key_bytes())?)
+        Ok(self.tx.delete(self.def.name, key)?)
     }
 
-    /// Key–value pairs with keys in `range` as this transaction sees them,
-    /// in key order.
+    fn contains_bytes(&self, key: &[u8]) -> Result<bool, TypedError> {
+        self.schema()?;
+        Ok(self.tx.contains(self.def.name, key)?)
+    }
+
+    /// Key–value pairs with keys in `range` as this transaction sees them
+    /// (its own writes over its snapshot), in key order; lazy and
+    /// double-ended like [`TableView::range`]. The iterator borrows
+    /// nothing: it sees the transaction's writes made before this call.
     ///
     /// ```
     /// # use timecask::{Db, TableDef};
@@ -410,21 +520,25 @@ impl<K: Key, V: Serialize + DeserializeOwned> Table<'_, K, V> {
     ///     scores.put(&(player.to_string(), round), &score)?;
     /// }
     /// let ann = scores.range(("ann".to_string(), 0)..=("ann".to_string(), u32::MAX))?;
+    /// let ann: Vec<_> = ann.collect::<Result<_, _>>()?;
     /// assert_eq!(ann, [(("ann".to_string(), 1), 10), (("ann".to_string(), 2), -3)]);
+    /// let last = scores.range::<(String, u32), _>(..)?.next_back().transpose()?;
+    /// assert_eq!(last, Some((("bo".to_string(), 1), 7)));
     /// # Ok(()) }
     /// ```
-    pub fn range<Q, R>(&self, range: R) -> Result<Vec<(K, V)>, TypedError>
+    pub fn range<Q, R>(&self, range: R) -> Result<TypedRange<K, V>, TypedError>
     where
         K: Borrow<Q>,
         Q: KeyEncode + ?Sized,
         R: RangeBounds<Q>,
     {
-        self.schema()?;
-        self.tx
-            .range(self.def.name, encode_bounds(&range))?
-            .into_iter()
-            .map(|(k, v)| decode_pair(self.def.name, &k, &v))
-            .collect()
+        let codec = self.codec()?;
+        let (start, end) = encode_bounds(&range);
+        Ok(TypedRange {
+            inner: Pairs::Tx(self.tx.range_iter(self.def.name, start, end)?),
+            codec,
+            def: self.def,
+        })
     }
 }
 
@@ -433,26 +547,36 @@ impl<K: Key, V: Serialize + DeserializeOwned> Table<'_, K, V> {
 pub struct TableView<K, V> {
     view: Snapshot,
     def: TableDef<K, V>,
-    checked: OnceLock<()>,
+    checked: OnceLock<Codec>,
 }
 
 impl<K: Key, V: Serialize + DeserializeOwned> TableView<K, V> {
-    /// Checks the schema entry once; later calls return at once.
-    fn check(&self) -> Result<(), TypedError> {
-        if self.checked.get().is_some() {
-            return Ok(());
+    /// Checks the schema entry once and returns the table's codec; later
+    /// calls return at once.
+    fn check(&self) -> Result<Codec, TypedError> {
+        if let Some(codec) = self.checked.get() {
+            return Ok(*codec);
         }
         let name = self.def.name;
         schema::check_name(name)?;
-        match self.view.get(SCHEMA_TABLE, name)? {
-            Some(stored) => schema::check_entry::<K>(name, &stored)?,
+        let codec = match self.view.get(SCHEMA_TABLE, name)? {
+            Some(stored) => schema::check_entry::<K>(name, &stored, self.def.codec)?,
             None => {
                 let has_data = self.view.iter(name)?.next().transpose()?.is_some();
                 schema::absent_unless(name, has_data)?;
+                self.def.codec
             }
-        }
-        let _ = self.checked.set(());
-        Ok(())
+        };
+        let _ = self.checked.set(codec);
+        Ok(codec)
+    }
+
+    /// Adds the txid of the version that failed to decode.
+    fn locate(&self, err: TypedError, key: &[u8]) -> TypedError {
+        with_txid(err, || {
+            let version = self.view.get_version(self.def.name, key).ok()??;
+            Some(version.txid)
+        })
     }
 
     /// The table's definition.
@@ -471,13 +595,14 @@ impl<K: Key, V: Serialize + DeserializeOwned> TableView<K, V> {
         K: Borrow<Q>,
         Q: KeyEncode + ?Sized,
     {
-        self.check()?;
+        let codec = self.check()?;
         with_key_bytes(key, |key| {
             self.view
                 .get_with(self.def.name, key, |bytes| {
-                    decode_value(self.def.name, key, bytes)
+                    decode_value(codec, self.def.name, key, None, bytes)
                 })?
                 .transpose()
+                .map_err(|e| self.locate(e, key))
         })
     }
 
@@ -488,12 +613,12 @@ impl<K: Key, V: Serialize + DeserializeOwned> TableView<K, V> {
         K: Borrow<Q>,
         Q: KeyEncode + ?Sized,
     {
-        self.check()?;
+        let codec = self.check()?;
         with_key_bytes(key, |key| {
             Ok(self
                 .view
                 .get_bytes(self.def.name, key)?
-                .map(|bytes| ValueRef::new(bytes, self.def.name, key)))
+                .map(|bytes| ValueRef::new(bytes, codec, self.def.name, key)))
         })
     }
 
@@ -514,11 +639,11 @@ impl<K: Key, V: Serialize + DeserializeOwned> TableView<K, V> {
         K: Borrow<Q>,
         Q: KeyEncode + ?Sized,
     {
-        self.check()?;
+        let codec = self.check()?;
         let key = key.key_bytes();
         self.view
             .get_version(self.def.name, &key)?
-            .map(|v| decode_version(self.def.name, &key, v))
+            .map(|v| decode_version(codec, self.def.name, &key, v))
             .transpose()
     }
 
@@ -550,19 +675,21 @@ impl<K: Key, V: Serialize + DeserializeOwned> TableView<K, V> {
         Q: KeyEncode + ?Sized,
         R: RangeBounds<Q>,
     {
-        self.check()?;
+        let codec = self.check()?;
         let inner = self.view.range(self.def.name, encode_bounds(&range))?;
         Ok(TypedRange {
-            inner,
+            inner: Pairs::View(inner),
+            codec,
             def: self.def,
         })
     }
 
     /// Every key–value pair, in key order.
     pub fn iter(&self) -> Result<TypedRange<K, V>, TypedError> {
-        self.check()?;
+        let codec = self.check()?;
         Ok(TypedRange {
-            inner: self.view.iter(self.def.name)?,
+            inner: Pairs::View(self.view.iter(self.def.name)?),
+            codec,
             def: self.def,
         })
     }
@@ -584,12 +711,12 @@ impl<K: Key, V: Serialize + DeserializeOwned> TableView<K, V> {
         K: Borrow<Q>,
         Q: KeyEncode + ?Sized,
     {
-        self.check()?;
+        let codec = self.check()?;
         let key = key.key_bytes();
         self.view
             .history(self.def.name, &key, query)?
             .into_iter()
-            .map(|v| decode_version(self.def.name, &key, v))
+            .map(|v| decode_version(codec, self.def.name, &key, v))
             .collect()
     }
 
@@ -599,7 +726,7 @@ impl<K: Key, V: Serialize + DeserializeOwned> TableView<K, V> {
         K: Borrow<Q>,
         Q: KeyEncode + ?Sized,
     {
-        self.check()?;
+        let codec = self.check()?;
         if txid > self.view.txid() {
             return Err(Error::FutureTxid {
                 requested: txid,
@@ -610,9 +737,13 @@ impl<K: Key, V: Serialize + DeserializeOwned> TableView<K, V> {
         let key = key.key_bytes();
         let query = HistoryQuery::all().txids(..=txid).newest_first().limit(1);
         let newest = self.view.history(self.def.name, &key, query)?.pop();
-        match newest.and_then(|v| v.value) {
-            Some(bytes) => decode_value(self.def.name, &key, &bytes).map(Some),
-            None => Ok(None),
+        match newest {
+            Some(Version {
+                txid,
+                value: Some(bytes),
+                ..
+            }) => decode_value(codec, self.def.name, &key, Some(txid), &bytes).map(Some),
+            _ => Ok(None),
         }
     }
 
@@ -676,11 +807,43 @@ impl<K, V> fmt::Debug for TableView<K, V> {
     }
 }
 
-/// Iterator over typed key–value pairs, from [`TableView::range`] and
-/// [`TableView::iter`]. Double-ended: `.rev()` walks backwards.
+/// Iterator over typed key–value pairs, from [`TableView::range`],
+/// [`TableView::iter`] and [`Table::range`]. Double-ended: `.rev()` walks backwards.
 pub struct TypedRange<K, V> {
-    inner: RangeIter,
+    inner: Pairs,
+    codec: Codec,
     def: TableDef<K, V>,
+}
+
+/// Where a [`TypedRange`] reads its byte pairs.
+enum Pairs {
+    /// A view's range.
+    View(RangeIter),
+    /// A write transaction's range: its writes over its snapshot.
+    Tx(TxRangeIter),
+}
+
+impl Pairs {
+    fn next(&mut self) -> Option<crate::Result<(Vec<u8>, Vec<u8>)>> {
+        match self {
+            Pairs::View(it) => it.next(),
+            Pairs::Tx(it) => it.next(),
+        }
+    }
+
+    fn next_back(&mut self) -> Option<crate::Result<(Vec<u8>, Vec<u8>)>> {
+        match self {
+            Pairs::View(it) => it.next_back(),
+            Pairs::Tx(it) => it.next_back(),
+        }
+    }
+}
+
+impl<K: Key, V: DeserializeOwned> TypedRange<K, V> {
+    fn decode(&self, item: crate::Result<(Vec<u8>, Vec<u8>)>) -> Result<(K, V), TypedError> {
+        let (k, v) = item?;
+        decode_pair(self.codec, self.def.name, &k, &v)
+    }
 }
 
 impl<K: Key, V: DeserializeOwned> Iterator for TypedRange<K, V> {
@@ -688,19 +851,13 @@ impl<K: Key, V: DeserializeOwned> Iterator for TypedRange<K, V> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let item = self.inner.next()?;
-        Some(
-            item.map_err(TypedError::from)
-                .and_then(|(k, v)| decode_pair(self.def.name, &k, &v)),
-        )
+        Some(self.decode(item))
     }
 }
 
 impl<K: Key, V: DeserializeOwned> DoubleEndedIterator for TypedRange<K, V> {
     fn next_back(&mut self) -> Option<Self::Item> {
         let item = self.inner.next_back()?;
-        Some(
-            item.map_err(TypedError::from)
-                .and_then(|(k, v)| decode_pair(self.def.name, &k, &v)),
-        )
+        Some(self.decode(item))
     }
 }

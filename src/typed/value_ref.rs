@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::TypedError;
-use super::codec;
+use super::codec::{self, Codec, DecodeFailure};
 use crate::KeyBytes;
 use crate::log::value_cache::ValueBytes;
 
@@ -18,9 +18,10 @@ use crate::log::value_cache::ValueBytes;
 /// [`Table::get_ref`](super::Table::get_ref).
 ///
 /// [`value`](Self::value) decodes an owned `V`, like `get`.
-/// [`borrow_as`](Self::borrow_as) decodes a type with the same fields in
-/// the same order whose `&str` and `&[u8]` fields point into these bytes,
-/// so the fields allocate nothing. Values over 256 bytes are shared with
+/// [`borrow_as`](Self::borrow_as) decodes a twin type whose `&str` and
+/// `&[u8]` fields point into these bytes, so the fields allocate nothing
+/// (with [`Codec::MessagePack`] the twin may name any subset of the
+/// fields; with [`Codec::Bincode`] it must have all of them, in order). Values over 256 bytes are shared with
 /// the value cache rather than copied, so large rows (documents, blobs)
 /// are read without a copy; a small row costs about what `get` does.
 /// Holding a `ValueRef` pins neither a snapshot nor a file.
@@ -56,15 +57,22 @@ use crate::log::value_cache::ValueBytes;
 /// ```
 pub struct ValueRef<V> {
     bytes: ValueBytes,
+    codec: Codec,
     table: &'static str,
     key: KeyCopy,
     value_type: PhantomData<fn() -> V>,
 }
 
 impl<V> ValueRef<V> {
-    pub(crate) fn new(bytes: ValueBytes, table: &'static str, key: &[u8]) -> ValueRef<V> {
+    pub(crate) fn new(
+        bytes: ValueBytes,
+        codec: Codec,
+        table: &'static str,
+        key: &[u8],
+    ) -> ValueRef<V> {
         ValueRef {
             bytes,
+            codec,
             table,
             key: KeyCopy::new(key),
             value_type: PhantomData,
@@ -76,28 +84,31 @@ impl<V> ValueRef<V> {
         &self.bytes
     }
 
-    /// Decodes the bytes as `T`, which may borrow `&str`, `&[u8]` and
-    /// `#[serde(borrow)] Cow` fields from them. `T` must have the value
-    /// type's fields in the same order with compatible types (the codec
-    /// stores no field names); anything else is
-    /// [`TypedError::ValueDecode`], like a value type that changed.
-    pub fn borrow_as<'a, T: Deserialize<'a>>(&'a self) -> Result<T, TypedError> {
-        codec::decode_borrowed(&self.bytes).map_err(|reason| self.decode_error(reason))
+    /// The codec the bytes are in.
+    pub fn codec(&self) -> Codec {
+        self.codec
     }
 
-    fn decode_error(&self, reason: String) -> TypedError {
-        TypedError::ValueDecode {
-            table: self.table.to_string(),
-            key: KeyBytes(self.key.as_slice().to_vec()),
-            reason,
-        }
+    /// Decodes the bytes as `T`, which may borrow `&str`, `&[u8]` and
+    /// `#[serde(borrow)] Cow` fields from them. With
+    /// [`Codec::MessagePack`], `T` names the fields it wants (any subset,
+    /// any order); with [`Codec::Bincode`] it must have the value type's
+    /// fields in the same order with compatible types (the codec stores no
+    /// field names). Anything else is [`TypedError::ValueDecode`], like a
+    /// value type that changed.
+    pub fn borrow_as<'a, T: Deserialize<'a>>(&'a self) -> Result<T, TypedError> {
+        codec::decode_borrowed(self.codec, &self.bytes).map_err(|f| self.decode_error(f))
+    }
+
+    fn decode_error(&self, failure: DecodeFailure) -> TypedError {
+        super::table::decode_error(self.table, self.key.as_slice(), None, failure)
     }
 }
 
 impl<V: DeserializeOwned> ValueRef<V> {
     /// Decodes the value into an owned `V`, as `get` returns it.
     pub fn value(&self) -> Result<V, TypedError> {
-        codec::decode(&self.bytes).map_err(|reason| self.decode_error(reason))
+        codec::decode(self.codec, &self.bytes).map_err(|f| self.decode_error(f))
     }
 }
 
@@ -105,6 +116,7 @@ impl<V> fmt::Debug for ValueRef<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ValueRef")
             .field("table", &self.table)
+            .field("codec", &self.codec)
             .field("key", &KeyBytes(self.key.as_slice().to_vec()))
             .field("len", &self.bytes.len())
             .finish()
@@ -162,7 +174,8 @@ mod tests {
 
     #[test]
     fn decode_errors_name_table_and_key() {
-        let stored: ValueRef<u32> = ValueRef::new(ValueBytes::Read(vec![0xff]), "t", b"k");
+        let stored: ValueRef<u32> =
+            ValueRef::new(ValueBytes::Read(vec![0xff]), Codec::Bincode, "t", b"k");
         let err = stored.value().expect_err("0xff is not a u32 varint");
         assert!(
             matches!(&err, TypedError::ValueDecode { table, key, .. } if table == "t" && key.0 == b"k"),

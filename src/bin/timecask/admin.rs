@@ -167,9 +167,9 @@ pub fn purge(ctx: &Ctx, out: &mut dyn Write, before: &TxidOrTime, meta: &Meta) -
 
 /// `erase TABLE KEY`: removes every version of one key.
 pub fn erase(ctx: &Ctx, out: &mut dyn Write, table: &str, key: &str, meta: &Meta) -> Result<()> {
-    let key = ctx.key(key)?;
     let db = ctx.open(Need::Existing)?;
     require_table(&db, table)?;
+    let key = crate::typed::Schemas::new(&db).key_arg(ctx, table, key)?;
     if db
         .snapshot()
         .history(table, &key, timecask::HistoryQuery::all().limit(1))?

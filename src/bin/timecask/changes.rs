@@ -17,6 +17,7 @@ use crate::render::{
 };
 use crate::style::Style;
 use crate::table::Table;
+use crate::typed::Schemas;
 
 /// How often `log --follow` looks for new commits.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
@@ -40,7 +41,8 @@ pub struct LogArgs {
     /// Only transactions that changed TABLE (and only those changes); repeatable
     #[arg(long = "table", value_name = "TABLE")]
     tables: Vec<String>,
-    /// Only transactions that changed KEY (text, or hex with --key-hex); repeatable
+    /// Only transactions that changed KEY (text, or hex with --key-hex; a
+    /// typed table's key as shown: 1, ["ann",2]); repeatable
     #[arg(long = "key", value_name = "KEY")]
     keys: Vec<String>,
     /// Only transactions whose metadata has KEY=VALUE; repeatable, all must match
@@ -136,6 +138,7 @@ pub fn log(ctx: &Ctx, out: &mut dyn Write, args: &LogArgs) -> Result<()> {
         meta: args.meta.clone(),
     };
     let db = ctx.open(Need::Read)?;
+    let schemas = Schemas::new(&db);
     let latest = db.latest_txid();
     // From the oldest transaction history still has.
     let oldest = db.stats().horizon.0.max(1);
@@ -185,7 +188,7 @@ pub fn log(ctx: &Ctx, out: &mut dyn Write, args: &LogArgs) -> Result<()> {
         // Stream: nothing to hold in memory.
         if first <= last {
             for record in db.log(TxId(first)..=TxId(last))? {
-                let record = record?;
+                let record = schemas.record(record?);
                 if let Some(shown) = filter.matches(&record) {
                     printer.print(out, &record, &shown)?;
                 }
@@ -198,7 +201,7 @@ pub fn log(ctx: &Ctx, out: &mut dyn Write, args: &LogArgs) -> Result<()> {
         let mut n_picked = 0;
         let mut txid = last;
         while txid >= first && n_picked < limit {
-            let record = db.transaction(TxId(txid))?;
+            let record = schemas.record(db.transaction(TxId(txid))?);
             if let Some(shown) = filter.matches(&record) {
                 n_picked += 1;
                 if oldest_first {
@@ -232,8 +235,10 @@ pub fn log(ctx: &Ctx, out: &mut dyn Write, args: &LogArgs) -> Result<()> {
             continue;
         }
         let db = ctx.open(Need::Read)?;
+        let schemas = Schemas::new(&db);
         let mut feed = db.changes_since(position);
         while let Some(record) = feed.wait_next(Duration::ZERO)? {
+            let record = schemas.record(record);
             if let Some(shown) = filter.matches(&record) {
                 printer.print(out, &record, &shown)?;
             }
@@ -507,19 +512,26 @@ impl LogPrinter<'_> {
 
 pub fn tx(ctx: &Ctx, out: &mut dyn Write, txid: u64) -> Result<()> {
     let db = ctx.open(Need::Read)?;
-    let record = db.transaction(TxId(txid))?;
+    let schemas = Schemas::new(&db);
+    let raw = db.transaction(TxId(txid))?;
     // The value of each key before this transaction, for field-level changes.
     let before = db.as_of(TxId(txid - 1))?;
-    let mut changes = Vec::with_capacity(record.changes.len());
-    for change in &record.changes {
+    let mut changes = Vec::with_capacity(raw.changes.len());
+    for change in &raw.changes {
         changes.push(match change.op {
             Op::Update => {
                 let old = before.get(&change.table, &change.key)?;
-                field_changes(old.as_deref(), change.value.as_deref())
+                let old = old.map(|v| schemas.value_text(&change.table, &v));
+                let new = change
+                    .value
+                    .as_deref()
+                    .map(|v| schemas.value_text(&change.table, v));
+                field_changes(old.as_deref(), new.as_deref())
             }
             Op::Insert | Op::Delete => None,
         });
     }
+    let record = schemas.record(raw);
     if ctx.json {
         return line(out, tx_json(&record, &changes).pretty());
     }
@@ -661,7 +673,7 @@ pub fn diff(ctx: &Ctx, out: &mut dyn Write, table: &str, from: u64, to: u64) -> 
     let db = ctx.open(Need::Read)?;
     require_table(&db, table)?;
     let (from, to) = (TxId(from), TxId(to));
-    let entries = db.diff(table, from, to)?;
+    let entries = Schemas::new(&db).diff(table, db.diff(table, from, to)?);
     if ctx.json {
         let items = entries
             .iter()

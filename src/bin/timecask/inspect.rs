@@ -12,6 +12,7 @@ use crate::render::{
 };
 use crate::style::Style;
 use crate::table::Table;
+use crate::typed::Schemas;
 
 pub fn tables(ctx: &Ctx, out: &mut dyn Write, at: &AtArgs) -> Result<()> {
     let db = ctx.open(Need::Read)?;
@@ -40,11 +41,12 @@ pub fn tables(ctx: &Ctx, out: &mut dyn Write, at: &AtArgs) -> Result<()> {
 }
 
 pub fn get(ctx: &Ctx, out: &mut dyn Write, table: &str, key: &str, at: &AtArgs) -> Result<()> {
-    let key = ctx.key(key)?;
     let db = ctx.open(Need::Read)?;
     require_table(&db, table)?;
+    let schemas = Schemas::new(&db);
+    let key = schemas.key_arg(ctx, table, key)?;
     let view = view(ctx, &db, at)?;
-    let shown = KeyBytes(key.clone());
+    let shown = KeyBytes(schemas.key_text(table, &key));
     let version = match view.get_version(table, &key)? {
         Some(live) if live.op != Op::Delete => live,
         Some(deleted) => bail!(
@@ -57,8 +59,13 @@ pub fn get(ctx: &Ctx, out: &mut dyn Write, table: &str, key: &str, at: &AtArgs) 
             view.txid()
         ),
     };
+    let version = schemas
+        .versions(table, vec![version])
+        .pop()
+        .expect("one version in, one out");
     let value = version.value.as_deref().unwrap_or_default();
     if ctx.json {
+        let key = schemas.key_text(table, &key);
         let doc = with_key(J::obj().with("table", J::Str(table.to_string())), &key)
             .with("as_of", J::Num(view.txid().0));
         let doc = version_fields(doc, &version, None);
@@ -91,9 +98,12 @@ pub struct ScanArgs<'a> {
 }
 
 pub fn scan(ctx: &Ctx, out: &mut dyn Write, args: ScanArgs<'_>) -> Result<()> {
-    let prefix = args.prefix.map(|p| ctx.key(p)).transpose()?;
     let db = ctx.open(Need::Read)?;
     require_table(&db, args.table)?;
+    let schemas = Schemas::new(&db);
+    // A prefix of a typed table is a prefix of its key bytes: give it with
+    // --key-hex, or as text for string keys.
+    let prefix = args.prefix.map(|p| ctx.key(p)).transpose()?;
     let view = view(ctx, &db, args.at)?;
     let iter = match &prefix {
         Some(prefix) => view.prefix(args.table, prefix)?,
@@ -107,6 +117,10 @@ pub fn scan(ctx: &Ctx, out: &mut dyn Write, args: ScanArgs<'_>) -> Result<()> {
     let mut table = Table::new(&["KEY", "VALUE"]);
     for kv in iter.take(args.limit.unwrap_or(usize::MAX)) {
         let (key, value) = kv?;
+        let (key, value) = (
+            schemas.key_text(args.table, &key),
+            schemas.value_text(args.table, &value),
+        );
         if ctx.json {
             line(
                 out,
@@ -129,10 +143,15 @@ pub fn export(ctx: &Ctx, out: &mut dyn Write, table: &str, at: &AtArgs) -> Resul
     let db = ctx.open(Need::Read)?;
     require_table(&db, table)?;
     let view = view(ctx, &db, at)?;
+    let schemas = Schemas::new(&db);
     let bar = progress(view.count(table)?, "keys");
     bar.set_message(format!("exporting {table} as of txid {}", view.txid()));
     for kv in view.iter(table)? {
         let (key, value) = kv?;
+        let (key, value) = (
+            schemas.key_text(table, &key),
+            schemas.value_text(table, &value),
+        );
         line(
             out,
             with_key(J::obj(), &key)
@@ -153,9 +172,10 @@ pub struct HistoryArgs<'a> {
 }
 
 pub fn history(ctx: &Ctx, out: &mut dyn Write, args: HistoryArgs<'_>) -> Result<()> {
-    let key = ctx.key(args.key)?;
     let db = ctx.open(Need::Read)?;
     require_table(&db, args.table)?;
+    let schemas = Schemas::new(&db);
+    let key = schemas.key_arg(ctx, args.table, args.key)?;
     // Each version is shown with what changed since the one before it, so
     // newest-first pages fetch one more (older) version than they show.
     let mut query = HistoryQuery::all();
@@ -165,14 +185,16 @@ pub fn history(ctx: &Ctx, out: &mut dyn Write, args: HistoryArgs<'_>) -> Result<
     if let Some(n) = args.limit {
         query = query.limit(if args.newest_first { n + 1 } else { n });
     }
-    let mut versions = db.snapshot().history(args.table, &key, query)?;
+    let versions = db.snapshot().history(args.table, &key, query)?;
     if versions.is_empty() {
         bail!(
             "key {} has no history in table {:?}",
-            KeyBytes(key),
+            KeyBytes(schemas.key_text(args.table, &key)),
             args.table
         );
     }
+    let mut versions = schemas.versions(args.table, versions);
+    let key = schemas.key_text(args.table, &key);
     let shown = args.limit.unwrap_or(usize::MAX).min(versions.len());
     if args.newest_first {
         versions.reverse();

@@ -21,6 +21,7 @@ mod render;
 mod style;
 mod table;
 mod time;
+mod typed;
 mod write;
 
 use std::io::Write;
@@ -452,8 +453,12 @@ fn run(cli: Cli, paint: Paint, out: &mut dyn Write) -> Result<()> {
             require_json,
             meta,
         } => {
-            let value = write::value_arg(&value, value_hex, require_json)?;
-            write::put(&ctx, out, &table, &key, &value, &meta.pairs)
+            let bytes = write::value_arg(&value, value_hex, require_json)?;
+            let value = write::PutValue {
+                bytes,
+                hex: value_hex,
+            };
+            write::put(&ctx, out, &table, &key, value, &meta.pairs)
         }
         Command::Delete { table, key, meta } => write::delete(&ctx, out, &table, &key, &meta.pairs),
         Command::Revert {

@@ -11,6 +11,7 @@ use timecask::{Db, Error, KeyBytes, Op, TxId, WriteTx};
 
 use crate::common::{Ctx, Need, byte_progress, line, require_table, spinner};
 use crate::render::{J, op_json, parse_hex, show_key, with_key};
+use crate::typed::Schemas;
 
 pub type Meta = Vec<(String, String)>;
 
@@ -31,7 +32,7 @@ fn report(ctx: &Ctx, out: &mut dyn Write, db: &Db, txid: Option<TxId>, what: &st
         }
         return line(out, format!("unchanged: {what} (no transaction written)"));
     };
-    let record = db.transaction(txid)?;
+    let record = Schemas::new(db).record(db.transaction(txid)?);
     if ctx.json {
         let changes = record
             .changes
@@ -98,32 +99,49 @@ pub fn value_arg(value: &str, value_hex: bool, require_json: bool) -> Result<Vec
     Ok(text)
 }
 
+/// `put`'s value: the bytes given, and whether they were given as hex
+/// (stored as they are even in a typed table).
+pub struct PutValue {
+    pub bytes: Vec<u8>,
+    pub hex: bool,
+}
+
 pub fn put(
     ctx: &Ctx,
     out: &mut dyn Write,
     table: &str,
     key: &str,
-    value: &[u8],
+    value: PutValue,
     meta: &Meta,
 ) -> Result<()> {
-    let key = ctx.key(key)?;
     let db = ctx.open(Need::CreateIfMissing)?;
+    let schemas = Schemas::new(&db);
+    let key = schemas.key_arg(ctx, table, key)?;
+    let value = if value.hex {
+        value.bytes
+    } else {
+        schemas.encode_value(table, value.bytes)?
+    };
     let mut tx = begin(&db, meta)?;
     tx.put(table, &key, value)?;
     let txid = tx.commit()?;
-    let what = format!("{table} {} already has this value", show_key(&key));
+    let what = format!(
+        "{table} {} already has this value",
+        show_key(&schemas.key_text(table, &key))
+    );
     report(ctx, out, &db, txid, &what)
 }
 
 pub fn delete(ctx: &Ctx, out: &mut dyn Write, table: &str, key: &str, meta: &Meta) -> Result<()> {
-    let key = ctx.key(key)?;
     let db = ctx.open(Need::Existing)?;
     require_table(&db, table)?;
+    let schemas = Schemas::new(&db);
+    let key = schemas.key_arg(ctx, table, key)?;
     let mut tx = begin(&db, meta)?;
     if !tx.delete(table, &key)? {
         bail!(
             "key {} not found in table {table:?}; nothing to delete",
-            KeyBytes(key)
+            KeyBytes(schemas.key_text(table, &key))
         );
     }
     let txid = tx.commit()?;
@@ -138,15 +156,16 @@ pub fn revert(
     to: u64,
     meta: &Meta,
 ) -> Result<()> {
-    let key = ctx.key(key)?;
     let db = ctx.open(Need::Existing)?;
     require_table(&db, table)?;
+    let schemas = Schemas::new(&db);
+    let key = schemas.key_arg(ctx, table, key)?;
     let mut tx = begin(&db, meta)?;
     tx.revert(table, &key, TxId(to))?;
     let txid = tx.commit()?;
     let what = format!(
         "{table} {} already has its value as of tx {to}",
-        show_key(&key)
+        show_key(&schemas.key_text(table, &key))
     );
     report(ctx, out, &db, txid, &what)
 }
@@ -163,6 +182,49 @@ pub fn undo(ctx: &Ctx, out: &mut dyn Write, txid: u64, meta: &Meta) -> Result<()
     })?;
     let done = tx.commit()?;
     report(ctx, out, &db, done, &format!("undo of tx {txid}"))
+}
+
+/// The key and value bytes of one import line into `table`: typed keys
+/// and JSON values are encoded by the table's schema (a typed `key` may
+/// also be JSON: `1`, `["ann",2]`); hex is stored as it is.
+fn parse_typed_line(
+    schemas: &Schemas,
+    ctx: &Ctx,
+    table: &str,
+    text: &str,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let Some(schema) = schemas.schema(table) else {
+        return parse_line(text);
+    };
+    let fields: BTreeMap<String, &RawValue> = serde_json::from_str(text)?;
+    let known = ["key", "key_hex", "value", "value_hex"];
+    if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
+        bail!("unknown field {unknown:?}");
+    }
+    for (a, b) in [("key", "key_hex"), ("value", "value_hex")] {
+        if fields.contains_key(a) == fields.contains_key(b) {
+            bail!("needs exactly one of {a:?} and {b:?}");
+        }
+    }
+    let key = match fields.get("key") {
+        Some(raw) => {
+            let text =
+                serde_json::from_str::<String>(raw.get()).unwrap_or_else(|_| raw.get().to_string());
+            schemas.key_arg(ctx, table, &text)?
+        }
+        None => parse_line(text)?.0,
+    };
+    let value = match fields.get("value") {
+        Some(raw) if schema.codec.is_self_describing() => {
+            schemas.encode_value(table, raw.get().as_bytes().to_vec())?
+        }
+        Some(_) => bail!(
+            "table {table:?} uses the fixed-layout codec {}: give its values as value_hex",
+            schema.codec
+        ),
+        None => parse_line(text)?.1,
+    };
+    Ok((key, value))
 }
 
 /// The key and value bytes of one import line, as `export` writes it:
@@ -222,6 +284,7 @@ pub fn import(
         (Box::new(f), file.display().to_string(), len)
     };
     let db = ctx.open(Need::CreateIfMissing)?;
+    let schemas = Schemas::new(&db);
     let mut tx = begin(&db, meta)?;
     let bar = match len {
         Some(len) => byte_progress(len),
@@ -245,7 +308,7 @@ pub fn import(
         if trimmed.is_empty() {
             continue;
         }
-        let (key, value) = parse_line(trimmed)
+        let (key, value) = parse_typed_line(&schemas, ctx, table, trimmed)
             .and_then(|(key, value)| {
                 if require_json && serde_json::from_slice::<serde::de::IgnoredAny>(&value).is_err() {
                     bail!(

@@ -49,7 +49,7 @@ use crate::limits::VALUE_SIZE_MAX;
 pub(crate) struct DecodeError(Box<String>);
 
 impl DecodeError {
-    fn new(reason: impl Into<String>) -> DecodeError {
+    pub(super) fn new(reason: impl Into<String>) -> DecodeError {
         DecodeError(Box::new(reason.into()))
     }
 }
