@@ -457,6 +457,10 @@ impl Shared {
                     tail_first,
                 )
             };
+            if is_internal_table(&name) {
+                // As for the log: the typed layer's own tables are not shown.
+                continue;
+            }
             let system = name == SYSTEM_TABLE;
             if !system {
                 if erased.is_some_and(|at| txid < at) {

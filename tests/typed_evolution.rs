@@ -581,3 +581,31 @@ fn the_value_encodings_are_pinned() {
         r#"{"format":1,"codec":"msgpack","key":"u64","value":"typed_evolution::the_value_encodings_are_pinned::User"}"#
     );
 }
+
+/// The schema table stays out of transaction records after compaction
+/// moved them into history runs, as it does while they are in the log.
+#[test]
+fn sealed_transaction_records_leave_the_schema_table_out() {
+    let (_dir, db) = open();
+    let w = write_history(&db);
+    let before: Vec<_> = db
+        .log(..)
+        .expect("log")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("records");
+    assert!(
+        before
+            .iter()
+            .all(|r| r.changes.iter().all(|c| c.table != SCHEMA_TABLE)),
+        "schema changes in the log before sealing"
+    );
+    db.compact().expect("compact");
+    let after: Vec<_> = db
+        .log(..)
+        .expect("log")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("records");
+    assert_eq!(after, before, "records read from the runs");
+    assert_eq!(db.snapshot().tables(), vec!["user".to_string()]);
+    drop(w);
+}
