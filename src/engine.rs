@@ -372,12 +372,19 @@ impl Shared {
             };
         }
         let mut changes = Vec::with_capacity(tx.changes.len());
+        let mut maintenance = Vec::new();
         for c in &tx.changes {
             let table = index.table_name(c.table).ok_or_else(|| {
                 Error::corrupt(&path, offset, format!("unknown table id {}", c.table.0))
             })?;
             let value = if table == SYSTEM_TABLE {
-                c.value.map(|v| compacted_system_value(c.key, v))
+                maintenance.push(Change {
+                    table: table.to_string(),
+                    key: c.key.to_vec(),
+                    op: c.op,
+                    value: c.value.map(|v| compacted_system_value(c.key, v)),
+                });
+                continue;
             } else if is_internal_table(table) {
                 continue;
             } else if index.has_version(c.table, c.key, txid) {
@@ -397,6 +404,7 @@ impl Shared {
             commit_time: tx.commit_time,
             meta: tx.meta,
             changes,
+            maintenance,
         })
     }
 }
@@ -439,6 +447,7 @@ impl Shared {
         };
         let meta = decode_meta(&tx.meta).map_err(|reason| Error::corrupt(run.path(), 0, reason))?;
         let mut changes = Vec::with_capacity(tx.changes.len());
+        let mut maintenance = Vec::new();
         for c in &tx.changes {
             let (name, erased, horizon, tail_first) = {
                 let index = self.read_index();
@@ -490,14 +499,18 @@ impl Shared {
                     }
                 }
             };
-            let key = if system {
-                crate::sealed::system_log_key(&c.key).to_vec()
-            } else {
-                c.key.clone()
-            };
+            if system {
+                maintenance.push(Change {
+                    table: name,
+                    key: crate::sealed::system_log_key(&c.key).to_vec(),
+                    op: c.op,
+                    value,
+                });
+                continue;
+            }
             changes.push(Change {
                 table: name,
-                key,
+                key: c.key.clone(),
                 op: c.op,
                 value,
             });
@@ -507,6 +520,7 @@ impl Shared {
             commit_time: tx.commit_time,
             meta,
             changes,
+            maintenance,
         })
     }
 }

@@ -47,8 +47,14 @@ pub struct TxRecord {
     pub commit_time: Timestamp,
     /// Its metadata (`user`, `reason`, ...).
     pub meta: Metadata,
-    /// Every change, in table-name then key order.
+    /// Every change to the user's tables, in table-name then key order.
     pub changes: Vec<Change>,
+    /// Maintenance it recorded: purges, erasures, retention policies set
+    /// and applied, each a [`Change`] of the hidden table `__timecask` whose
+    /// key names the kind (`purge`, `erase`, `retention`, `trim`) and
+    /// whose value is as FORMAT.md "Maintenance records" describes. Empty for
+    /// ordinary transactions.
+    pub maintenance: Vec<Change>,
 }
 
 /// Which versions [`Snapshot::history`](crate::Snapshot::history) returns.

@@ -1481,11 +1481,17 @@ impl Harness {
 
     fn check_record(&self, record: &TxRecord) {
         let t = &self.model.txs[(record.txid.0 - 1) as usize];
+        let (maintenance, changes) = self
+            .model
+            .record_changes(record.txid.0)
+            .into_iter()
+            .partition(|c| c.table == SYSTEM_TABLE);
         let want = TxRecord {
             txid: record.txid,
             commit_time: t.commit_time,
             meta: t.meta.clone(),
-            changes: self.model.record_changes(record.txid.0),
+            changes,
+            maintenance,
         };
         check_eq!(*record, want, "transaction {}", record.txid);
     }

@@ -513,7 +513,7 @@ impl LogPrinter<'_> {
 pub fn tx(ctx: &Ctx, out: &mut dyn Write, txid: u64) -> Result<()> {
     let db = ctx.open(Need::Read)?;
     let schemas = Schemas::new(&db);
-    let raw = db.transaction(TxId(txid))?;
+    let raw = crate::typed::with_maintenance(db.transaction(TxId(txid))?);
     // The value of each key before this transaction, for field-level changes.
     let before = db.as_of(TxId(txid - 1))?;
     let mut changes = Vec::with_capacity(raw.changes.len());

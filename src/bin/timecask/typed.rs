@@ -111,8 +111,11 @@ impl Schemas {
         value.map(|v| self.value_text(table, &v))
     }
 
-    /// A transaction's changes with typed keys and values decoded.
-    pub fn record(&self, mut record: TxRecord) -> TxRecord {
+    /// A transaction's changes with typed keys and values decoded, its
+    /// maintenance records first among them (the commands render those
+    /// as purges and erasures, see `render::system_change`).
+    pub fn record(&self, record: TxRecord) -> TxRecord {
+        let mut record = with_maintenance(record);
         for change in &mut record.changes {
             if self.known(&change.table).is_none() {
                 continue;
@@ -163,4 +166,14 @@ impl Schemas {
         })?;
         Ok(known.schema.encode(&tree)?)
     }
+}
+
+/// `record` with its maintenance records moved to the front of its
+/// changes, where the commands look for them (`render::system_change`).
+pub fn with_maintenance(mut record: TxRecord) -> TxRecord {
+    if !record.maintenance.is_empty() {
+        let maintenance = std::mem::take(&mut record.maintenance);
+        record.changes.splice(0..0, maintenance);
+    }
+    record
 }
