@@ -587,7 +587,7 @@ fn the_value_encodings_are_pinned() {
 #[test]
 fn sealed_transaction_records_leave_the_schema_table_out() {
     let (_dir, db) = open();
-    let w = write_history(&db);
+    write_history(&db);
     let before: Vec<_> = db
         .log(..)
         .expect("log")
@@ -607,5 +607,4 @@ fn sealed_transaction_records_leave_the_schema_table_out() {
         .expect("records");
     assert_eq!(after, before, "records read from the runs");
     assert_eq!(db.snapshot().tables(), vec!["user".to_string()]);
-    drop(w);
 }
