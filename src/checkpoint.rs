@@ -59,6 +59,10 @@ impl Shared {
     /// index is serialized (memory copy only); the file is written after.
     pub(crate) fn write_checkpoint(&self) -> Result<CheckpointReport> {
         self.check_writable()?;
+        // Not beside a seal or compaction: they retire segments (first
+        // from the open files, then from the directory) and delete the
+        // checkpoint, which must not then name segments they remove.
+        let _one_at_a_time = self.lock_maintenance();
         let (txid, body) = {
             let _writer = self.lock_writer();
             // Everything indexed is written; make it durable so the

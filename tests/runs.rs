@@ -462,3 +462,49 @@ fn a_memory_budget_seals_the_tail_when_its_index_would_outgrow_it() {
         Err(timecask::Error::InvalidConfig { .. })
     ));
 }
+
+/// Checkpoints while the background sealer retires segments: each one
+/// succeeds (it never names a segment the sealer is removing) and the
+/// database reopens with everything.
+#[test]
+fn checkpoints_beside_the_background_sealer_succeed_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        durability: timecask::Durability::Buffered,
+        segment_roll_bytes: timecask::limits::SEGMENT_ROLL_SIZE_MIN,
+        seal_log_bytes: Some(timecask::limits::SEGMENT_ROLL_SIZE_MIN),
+        ..Config::default()
+    };
+    let db = Db::open_with(dir.path(), config.clone()).expect("open");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let checkpoints = {
+        let (db, done) = (db.clone(), std::sync::Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                db.checkpoint().expect("checkpoint beside the sealer");
+                n += 1;
+            }
+            n
+        })
+    };
+    for round in 0..400u32 {
+        let mut tx = db.begin();
+        for k in 0..4u32 {
+            tx.put("t", k.to_be_bytes(), [round as u8; 300])
+                .expect("put");
+        }
+        tx.commit().expect("commit");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(checkpoints.join().expect("checkpoint thread") > 0);
+    assert_eq!(db.stats().background_error, None);
+    drop(db);
+    let db = Db::open_with(dir.path(), config).expect("reopen");
+    let history = db
+        .snapshot()
+        .history("t", 2u32.to_be_bytes(), HistoryQuery::all())
+        .expect("history");
+    assert_eq!(history.len(), 400);
+    db.verify().expect("verify");
+}
