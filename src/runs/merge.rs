@@ -6,11 +6,12 @@
 //! key (if any): this is where purge, retention and erasure drop versions
 //! physically. A dropped version's change is removed from its tx record;
 //! the tx record itself stays (a txid with no surviving change still has
-//! one). Memory: one entry per input plus the set of dropped versions'
-//! `(txid, table, key)`.
+//! one). Memory: one entry per input plus the dropped versions'
+//! `(txid, table, key)`, packed ([`Dropped`]: 24 bytes plus the key each,
+//! against ~80 in a hash set of owned keys).
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::BinaryHeap;
 
 use super::reader::Run;
 use super::writer::{RunRange, RunWriter};
@@ -148,35 +149,92 @@ pub(crate) fn merge(
         },
         "the output covers exactly the inputs"
     );
-    let mut dropped: HashSet<(TxId, TableId, Vec<u8>)> = HashSet::new();
+    let mut dropped = Dropped::default();
     for_each_with_next(inputs, |entry, next| {
         emit(&mut out, &mut keep, &mut dropped, entry, next)
     })?;
+    dropped.sort();
+    let mut at = 0;
     for run in inputs {
         for tx in run.tx_iter() {
             let mut tx = tx?;
-            if !dropped.is_empty() {
-                let txid = tx.txid;
-                tx.changes
-                    .retain(|c| !dropped.contains(&(txid, c.table, c.key.clone())));
+            // The dropped versions of this txid: the next stretch of the
+            // sorted list, as tx records come in txid order.
+            while at < dropped.len() && dropped.txid(at) < tx.txid {
+                at += 1;
             }
+            let mut end = at;
+            while end < dropped.len() && dropped.txid(end) == tx.txid {
+                end += 1;
+            }
+            if end > at {
+                tx.changes
+                    .retain(|c| !dropped.contains(at..end, c.table, &c.key));
+            }
+            at = end;
             out.add_tx(&tx)?;
         }
     }
     out.finish()
 }
 
+/// Dropped versions' `(txid, table, key)`: fixed-size entries over one
+/// buffer of key bytes.
+#[derive(Default)]
+struct Dropped {
+    entries: Vec<(TxId, TableId, usize, u32)>,
+    keys: Vec<u8>,
+}
+
+impl Dropped {
+    fn push(&mut self, txid: TxId, table: TableId, key: &[u8]) {
+        let start = self.keys.len();
+        self.keys.extend_from_slice(key);
+        // Keys are at most KEY_SIZE_MAX.
+        let len = u32::try_from(key.len()).expect("keys fit u32");
+        self.entries.push((txid, table, start, len));
+    }
+
+    fn txid(&self, i: usize) -> TxId {
+        self.entries[i].0
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Sorts by `(txid, table, key)`.
+    fn sort(&mut self) {
+        let keys = &self.keys;
+        self.entries.sort_unstable_by(|a, b| {
+            let key = |e: &(TxId, TableId, usize, u32)| &keys[e.2..e.2 + e.3 as usize];
+            (a.0, a.1, key(a)).cmp(&(b.0, b.1, key(b)))
+        });
+    }
+
+    /// Whether `(table, key)` is among the sorted entries `range` (all of
+    /// one txid).
+    fn contains(&self, range: std::ops::Range<usize>, table: TableId, key: &[u8]) -> bool {
+        self.entries[range]
+            .binary_search_by(|e| {
+                let k = &self.keys[e.2..e.2 + e.3 as usize];
+                (e.1, k).cmp(&(table, key))
+            })
+            .is_ok()
+    }
+}
+
 fn emit(
     out: &mut RunWriter,
     keep: &mut impl FnMut(&VersionEntry, Option<&VersionEntry>) -> bool,
-    dropped: &mut HashSet<(TxId, TableId, Vec<u8>)>,
+    dropped: &mut Dropped,
     entry: VersionEntry,
     next_of_same_key: Option<&VersionEntry>,
 ) -> Result<()> {
     if keep(&entry, next_of_same_key) {
         out.add_version(&entry)
     } else {
-        dropped.insert((entry.txid, entry.table, entry.key));
+        dropped.push(entry.txid, entry.table, &entry.key);
         Ok(())
     }
 }
