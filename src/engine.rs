@@ -412,8 +412,8 @@ impl Shared {
 impl Shared {
     /// The versions of the runs readers can see: counted once per run set
     /// and state of purges, trims and erasures (a read of every run when
-    /// something is hidden, else of the system table's blocks), then
-    /// cached. Falls back to what the runs store if counting fails.
+    /// the runs still hold versions something hides, else of the system
+    /// table's blocks), then cached. Falls back to what the runs store if counting fails.
     pub(crate) fn sealed_versions(&self) -> u64 {
         let (runs, generation, drops) = {
             let index = self.read_index();
@@ -426,9 +426,15 @@ impl Shared {
             {
                 return n;
             }
-            (Arc::clone(runs), key, index.drops())
+            let drops = index.drops();
+            // Every hidden version already dropped by a merge: the horizons
+            // are those the runs reflect, and no erasure is newer than them.
+            let applied = drops.horizons_fingerprint() == self.lock_manifest().drops_applied
+                && !drops.erases_after(index.base());
+            (Arc::clone(runs), key, (drops, applied))
         };
-        match runs.count_visible(&drops) {
+        let (drops, applied) = drops;
+        match runs.count_visible(&drops, applied) {
             Ok(n) => {
                 *self.sealed_count.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some((generation, n));

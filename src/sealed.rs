@@ -427,11 +427,14 @@ impl Drops {
 impl RunSet {
     /// The versions of the runs a reader can see under `drops`: every one
     /// not hidden, system records left out. Reads every run once when
-    /// something is hidden, else only the system table's blocks.
-    pub(crate) fn count_visible(&self, drops: &Drops) -> Result<u64> {
-        if !drops.anything() {
-            // Nothing hidden: the footers' counts less the system records,
-            // which only the system table's blocks hold.
+    /// something is hidden that merges may not have dropped yet, else only
+    /// the system table's blocks.
+    pub(crate) fn count_visible(&self, drops: &Drops, all_dropped: bool) -> Result<u64> {
+        if all_dropped || !drops.anything() {
+            // Nothing hidden, or every hidden version already dropped by a
+            // merge (`all_dropped`, the caller's knowledge): the footers'
+            // counts less the system records, which only the system
+            // table's blocks hold.
             let mut n = 0;
             for run in &self.runs {
                 let system = match drops.system {
