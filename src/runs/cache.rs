@@ -15,6 +15,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// A decompressed block as the cache shares it. A `Vec` behind the `Arc`
+/// (not `Arc<[u8]>`): the decompressed buffer moves in without a copy.
+pub(crate) type Block = Arc<Vec<u8>>;
+
 /// Number of shards (a power of two).
 const SHARDS: usize = 16;
 /// Bytes charged per entry on top of the block (map slot, ring slot, `Arc`).
@@ -43,7 +47,7 @@ struct Shard {
 #[derive(Debug)]
 struct Slot {
     key: Key,
-    block: Option<Arc<[u8]>>,
+    block: Option<Block>,
     referenced: bool,
 }
 
@@ -73,7 +77,7 @@ impl BlockCache {
     }
 
     /// The cached block, if any.
-    pub(crate) fn get(&self, run_uid: u64, offset: u64) -> Option<Arc<[u8]>> {
+    pub(crate) fn get(&self, run_uid: u64, offset: u64) -> Option<Block> {
         let mut shard = self.shard((run_uid, offset));
         let &slot = shard.map.get(&(run_uid, offset))?;
         let slot = &mut shard.ring[slot];
@@ -82,7 +86,7 @@ impl BlockCache {
     }
 
     /// Caches `block` (already checked and decompressed).
-    pub(crate) fn insert(&self, run_uid: u64, offset: u64, block: Arc<[u8]>) {
+    pub(crate) fn insert(&self, run_uid: u64, offset: u64, block: Block) {
         let size = charge(&block);
         if size > self.shard_budget {
             return;
@@ -156,15 +160,18 @@ impl Shard {
 mod tests {
     use super::*;
 
-    fn block(len: usize, byte: u8) -> Arc<[u8]> {
-        vec![byte; len].into()
+    fn block(len: usize, byte: u8) -> Block {
+        Arc::new(vec![byte; len])
     }
 
     #[test]
     fn a_hit_returns_the_block_and_a_miss_nothing() {
         let cache = BlockCache::new(1 << 20);
         cache.insert(1, 16, block(100, 7));
-        assert_eq!(cache.get(1, 16).as_deref(), Some(&[7u8; 100][..]));
+        assert_eq!(
+            cache.get(1, 16).as_deref().map(Vec::as_slice),
+            Some(&[7u8; 100][..])
+        );
         assert!(cache.get(1, 17).is_none());
         assert!(cache.get(2, 16).is_none());
     }

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::block::{BLOCK_HEADER_SIZE, Base, VersionCursor, open_block};
 use super::bloom::{Bloom, key_hash};
-use super::cache::BlockCache;
+use super::cache::{Block, BlockCache};
 use super::footer::{
     BlockHandle, FOOTER_SIZE, Footer, HEADER_SIZE, RUN_FORMAT_VERSION, Refusal, Section,
     TxIndexEntry, VersionIndexEntry, check_header, decode_tx_index, decode_version_index,
@@ -181,15 +181,13 @@ impl Run {
 
     /// Reads a block, checks its CRC and decompresses it; through the cache
     /// when `cached` (a hit is not checked again: it was when read).
-    pub(super) fn read_block(&self, handle: BlockHandle, cached: bool) -> Result<Arc<[u8]>> {
+    pub(super) fn read_block(&self, handle: BlockHandle, cached: bool) -> Result<Block> {
         if cached && let Some(block) = self.cache.get(self.uid, handle.offset) {
             return Ok(block);
         }
         let mut stored = vec![0; handle.len as usize];
         read_at(&*self.file, &self.path, &mut stored, handle.offset)?;
-        let raw: Arc<[u8]> = open_block(&stored)
-            .map_err(|r| self.corrupt(handle.offset, r))?
-            .into();
+        let raw: Block = Arc::new(open_block(&stored).map_err(|r| self.corrupt(handle.offset, r))?);
         if cached {
             self.cache.insert(self.uid, handle.offset, Arc::clone(&raw));
         }
