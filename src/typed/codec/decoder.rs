@@ -104,20 +104,12 @@ const TAG_U128: u8 = 254;
 impl<'de> Reader<'de> {
     #[inline]
     fn take(&mut self, n: usize, what: &str) -> Result<&'de [u8], DecodeError> {
-        match self.input.split_at_checked(n) {
-            Some((head, rest)) => {
-                self.input = rest;
-                Ok(head)
-            }
-            None => Err(ends_early(what, n, self.input.len())),
-        }
+        take(&mut self.input, n, what)
     }
 
     #[inline]
     fn take_array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
-        let mut array = [0; N];
-        array.copy_from_slice(self.take(N, what)?);
-        Ok(array)
+        take_array(&mut self.input, what)
     }
 
     #[inline]
@@ -245,8 +237,37 @@ fn bad_tag(tag: u8, what: &str) -> DecodeError {
     DecodeError::new(format!("invalid varint tag {tag} for {what}"))
 }
 
+/// The next `n` bytes of `input` (`what` names them in the error), which
+/// then starts after them. Both value readers (bincode here, MessagePack in
+/// `msgpack`) cut their input with it.
+#[inline]
+pub(super) fn take<'de>(
+    input: &mut &'de [u8],
+    n: usize,
+    what: &str,
+) -> Result<&'de [u8], DecodeError> {
+    match input.split_at_checked(n) {
+        Some((head, rest)) => {
+            *input = rest;
+            Ok(head)
+        }
+        None => Err(ends_early(what, n, input.len())),
+    }
+}
+
+/// [`take`] of a fixed size, as an array.
+#[inline]
+pub(super) fn take_array<const N: usize>(
+    input: &mut &[u8],
+    what: &str,
+) -> Result<[u8; N], DecodeError> {
+    let mut array = [0; N];
+    array.copy_from_slice(take(input, N, what)?);
+    Ok(array)
+}
+
 #[cold]
-fn ends_early(what: &str, needed: usize, left: usize) -> DecodeError {
+pub(super) fn ends_early(what: &str, needed: usize, left: usize) -> DecodeError {
     DecodeError::new(format!(
         "the value ends early: {what} needs {needed} bytes, {left} are left"
     ))

@@ -35,7 +35,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
 
-use super::decoder::DecodeError;
+use super::decoder::{DecodeError, ends_early, take, take_array};
 
 /// How deep arrays and maps may nest: deeper input is an error, not a
 /// stack overflow.
@@ -88,29 +88,15 @@ struct Reader<'de> {
     depth: u32,
 }
 
-fn ends_early(what: &str, need: usize, have: usize) -> DecodeError {
-    DecodeError::new(format!(
-        "the value ends early: {what} needs {need} bytes, {have} are left"
-    ))
-}
-
 impl<'de> Reader<'de> {
     #[inline]
     fn take(&mut self, n: usize, what: &str) -> Result<&'de [u8], DecodeError> {
-        match self.input.split_at_checked(n) {
-            Some((head, rest)) => {
-                self.input = rest;
-                Ok(head)
-            }
-            None => Err(ends_early(what, n, self.input.len())),
-        }
+        take(&mut self.input, n, what)
     }
 
     #[inline]
     fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
-        let mut array = [0; N];
-        array.copy_from_slice(self.take(N, what)?);
-        Ok(array)
+        take_array(&mut self.input, what)
     }
 
     #[inline]
@@ -384,7 +370,10 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
             0x81 => {
                 self.input = &self.input[1..];
                 self.enter()?;
-                let value = visitor.visit_enum(Variant { reader: &mut *self })?;
+                let value = visitor.visit_enum(Variant {
+                    reader: &mut *self,
+                    unit: false,
+                })?;
                 self.depth -= 1;
                 Ok(value)
             }
@@ -392,7 +381,10 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
                 "an enum as a map must have exactly one entry",
             )),
             // A unit variant: its name (or index).
-            _ => visitor.visit_enum(UnitVariant { reader: self }),
+            _ => visitor.visit_enum(Variant {
+                reader: self,
+                unit: true,
+            }),
         }
     }
 
@@ -407,9 +399,11 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     }
 }
 
-/// An enum written as `{variant: payload}`.
+/// An enum: written as `{variant: payload}`, or (`unit`) as just its
+/// variant's name, which only a unit variant may be.
 struct Variant<'a, 'de> {
     reader: &'a mut Reader<'de>,
+    unit: bool,
 }
 
 impl<'a, 'de> EnumAccess<'de> for Variant<'a, 'de> {
@@ -429,6 +423,9 @@ impl<'de> VariantAccess<'de> for Variant<'_, 'de> {
     type Error = DecodeError;
 
     fn unit_variant(self) -> Result<(), DecodeError> {
+        if self.unit {
+            return Ok(());
+        }
         de::Deserializer::deserialize_unit(&mut *self.reader, de::IgnoredAny).map(drop)
     }
 
@@ -436,6 +433,9 @@ impl<'de> VariantAccess<'de> for Variant<'_, 'de> {
         self,
         seed: T,
     ) -> Result<T::Value, DecodeError> {
+        if self.unit {
+            return Err(not_unit());
+        }
         seed.deserialize(&mut *self.reader)
     }
 
@@ -444,6 +444,9 @@ impl<'de> VariantAccess<'de> for Variant<'_, 'de> {
         _len: usize,
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
+        if self.unit {
+            return Err(not_unit());
+        }
         de::Deserializer::deserialize_any(&mut *self.reader, visitor)
     }
 
@@ -452,56 +455,10 @@ impl<'de> VariantAccess<'de> for Variant<'_, 'de> {
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
+        if self.unit {
+            return Err(not_unit());
+        }
         de::Deserializer::deserialize_any(&mut *self.reader, visitor)
-    }
-}
-
-/// An enum written as just its variant's name: a unit variant.
-struct UnitVariant<'a, 'de> {
-    reader: &'a mut Reader<'de>,
-}
-
-impl<'a, 'de> EnumAccess<'de> for UnitVariant<'a, 'de> {
-    type Error = DecodeError;
-    type Variant = Self;
-
-    fn variant_seed<T: DeserializeSeed<'de>>(
-        self,
-        seed: T,
-    ) -> Result<(T::Value, Self), DecodeError> {
-        let variant = seed.deserialize(&mut *self.reader)?;
-        Ok((variant, self))
-    }
-}
-
-impl<'de> VariantAccess<'de> for UnitVariant<'_, 'de> {
-    type Error = DecodeError;
-
-    fn unit_variant(self) -> Result<(), DecodeError> {
-        Ok(())
-    }
-
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
-        self,
-        _seed: T,
-    ) -> Result<T::Value, DecodeError> {
-        Err(not_unit())
-    }
-
-    fn tuple_variant<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        _visitor: V,
-    ) -> Result<V::Value, DecodeError> {
-        Err(not_unit())
-    }
-
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        _fields: &'static [&'static str],
-        _visitor: V,
-    ) -> Result<V::Value, DecodeError> {
-        Err(not_unit())
     }
 }
 
