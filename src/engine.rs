@@ -316,20 +316,26 @@ impl Shared {
             .map_err(|reason| Error::corrupt(self.files.path(info.segment), offset, reason))
     }
 
+    /// The record of `txid`, which the tail (`index`) does not have: from
+    /// the runs if they hold it, else `NoSuchTransaction`.
+    fn read_tx_from_runs(&self, index: RwLockReadGuard<'_, Index>, txid: TxId) -> Result<TxRecord> {
+        match index.runs() {
+            Some(runs) if txid > TxId::ZERO && txid <= index.base() => {
+                let runs = Arc::clone(runs);
+                drop(index);
+                self.read_sealed_tx(&runs, txid)
+            }
+            _ => Err(Error::NoSuchTransaction { txid }),
+        }
+    }
+
     /// Reads, checks and decodes the whole frame of `txid` (which must exist).
     pub(crate) fn read_tx(&self, txid: TxId) -> Result<TxRecord> {
         let at = {
             let index = self.read_index();
             match index.tx(txid) {
                 Some(info) => self.locate(&index, info.segment, *info)?,
-                None => match index.runs() {
-                    Some(runs) if txid > TxId::ZERO && txid <= index.base() => {
-                        let runs = Arc::clone(runs);
-                        drop(index);
-                        return self.read_sealed_tx(&runs, txid);
-                    }
-                    _ => return Err(Error::NoSuchTransaction { txid }),
-                },
+                None => return self.read_tx_from_runs(index, txid),
             }
         };
         let info = at.item;
@@ -362,14 +368,7 @@ impl Shared {
         if index.tx(txid).is_none() {
             // Sealed into runs while the frame was read: the tail no longer
             // has its versions, the runs do.
-            return match index.runs() {
-                Some(runs) if txid <= index.base() => {
-                    let runs = Arc::clone(runs);
-                    drop(index);
-                    self.read_sealed_tx(&runs, txid)
-                }
-                _ => Err(Error::NoSuchTransaction { txid }),
-            };
+            return self.read_tx_from_runs(index, txid);
         }
         let mut changes = Vec::with_capacity(tx.changes.len());
         let mut maintenance = Vec::new();

@@ -71,8 +71,6 @@ impl Shared {
         let mut manifest = shared.lock_manifest().clone();
         let (old, base, drops) = {
             let index = shared.read_index();
-            let system = index.table_id(SYSTEM_TABLE);
-            let _ = system;
             let drops = index.drops();
             let old = index
                 .run_set()
@@ -129,7 +127,8 @@ impl Shared {
             // not keep erasures). Older ones were dropped when sealed.
             // A horizon that moved since the last merge of every run:
             // compaction merges them all to drop what it hides.
-            let horizons_moved = drops.horizons_fingerprint() != manifest.drops_applied;
+            let fingerprint = drops.horizons_fingerprint();
+            let horizons_moved = fingerprint != manifest.drops_applied;
             let must_drop =
                 !old.is_empty() && (drops.erases_after(base) || (merge_all && horizons_moved));
             let from = if must_drop || runs.len() > RUNS_MAX {
@@ -141,7 +140,7 @@ impl Shared {
             // Every run passed `drops` if there were no old runs (the tail
             // index had dropped what they hide) or all are merged now.
             if old.is_empty() || (from == 0 && rewrite) {
-                manifest.drops_applied = drops.horizons_fingerprint();
+                manifest.drops_applied = fingerprint;
             }
             if rewrite {
                 let runs_all = std::mem::take(&mut runs);
