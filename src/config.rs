@@ -69,14 +69,16 @@ pub struct Config {
     /// in-memory tail of the index, which the background sealer moves into
     /// history runs when its estimated size (64 bytes per version, 24 per
     /// transaction) reaches that half. On top come the run summaries (a
-    /// block-index entry per 16 KiB block and a 10-bit-per-key filter:
-    /// about 0.5% of the run bytes) and what the caller holds. `None` by
+    /// block-index entry per 64 KiB block and a 10-bit-per-key filter:
+    /// about 0.4% of the run bytes) and what the caller holds. `None` by
     /// default: each setting as given. Needs `history_runs`.
     pub memory_budget: Option<usize>,
-    /// Uncompressed bytes per history-run block. 16 KiB by default
-    /// (chosen by measurement, see BENCHMARKS.md "Scale"): smaller blocks
-    /// make reads of old versions cheaper and run indexes larger. Tests
-    /// use small blocks so a key spans several.
+    /// Uncompressed bytes per history-run block. 64 KiB by default
+    /// (chosen by measurement, see BENCHMARKS.md "Stop 23"): a point read
+    /// decodes one 16-entry group of a block, not the block, so larger
+    /// blocks mostly make run indexes (memory, open time) smaller; scans
+    /// and merges read whole blocks. Tests use small blocks so a key spans
+    /// several.
     pub run_block_bytes: usize,
     /// How history-run blocks are compressed: LZ4 by default; a block
     /// that does not shrink is stored as is either way. Only new runs
@@ -163,7 +165,7 @@ impl Default for Config {
             history_runs: true,
             seal_log_bytes: Some(256 * 1024 * 1024),
             memory_budget: None,
-            run_block_bytes: 16 * 1024,
+            run_block_bytes: 64 * 1024,
             run_compression: RunCompression::default(),
             read_only: false,
             recovery: Recovery::Strict,

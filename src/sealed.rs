@@ -148,7 +148,8 @@ impl RunSet {
         Ok(None)
     }
 
-    /// Every version of `key` with a txid at most `upto`, oldest first.
+    /// Every version of `key` with a txid at most `upto`, oldest first,
+    /// each with an empty `key` (the caller's).
     pub(crate) fn versions_upto(
         &self,
         table: TableId,
@@ -160,13 +161,7 @@ impl RunSet {
             if run.summary().first_txid > upto {
                 break;
             }
-            out.extend(run.history(
-                table,
-                key,
-                TxId::ZERO..=upto,
-                usize::MAX,
-                Direction::Forward,
-            )?);
+            run.versions_of_key_upto(table, key, upto, &mut out)?;
         }
         Ok(out)
     }

@@ -1,7 +1,7 @@
 //! Damage to history runs and to `MANIFEST` (issue 12): bit flips in every
 //! byte, truncations, a deleted run, a run swapped for another. Every
 //! outcome is `Error::Corrupt` (or `UnsupportedFormat` for an intact
-//! version field above 1) at open, on a read or from `verify()`, or exactly
+//! version field above the newest) at open, on a read or from `verify()`, or exactly
 //! the right answers; never other data, never a panic.
 //!
 //! Flips: one bit per byte (bit `(offset + k) % 8` for `k` in
@@ -343,7 +343,7 @@ fn a_run_replaced_by_another_run_of_the_database_is_corrupt() {
 }
 
 /// A version above the newest with its CRC intact is `UnsupportedFormat`,
-/// in the manifest (3) and in a run's header and footer (2).
+/// in the manifest (3) and in a run's header and footer (3).
 #[test]
 fn a_newer_format_version_is_unsupported_format() {
     let p = pristine(false);
@@ -358,18 +358,18 @@ fn a_newer_format_version_is_unsupported_format() {
     let run_name = name_of(&run);
     let bytes = std::fs::read(&run).expect("read");
     let mut header = bytes.clone();
-    header[8..12].copy_from_slice(&2u32.to_le_bytes());
+    header[8..12].copy_from_slice(&3u32.to_le_bytes());
     let crc = crc32fast::hash(&header[..12]);
     header[12..16].copy_from_slice(&crc.to_le_bytes());
     let mut footer = bytes.clone();
     let f = footer.len() - 144;
-    footer[f + 8..f + 12].copy_from_slice(&2u32.to_le_bytes());
+    footer[f + 8..f + 12].copy_from_slice(&3u32.to_le_bytes());
     let crc = crc32fast::hash(&footer[f..f + 140]);
     footer[f + 140..].copy_from_slice(&crc.to_le_bytes());
     for (name, bytes, what, version) in [
         ("MANIFEST", &newer, "manifest", 3),
-        (run_name.as_str(), &header, "run header", 2),
-        (run_name.as_str(), &footer, "run footer", 2),
+        (run_name.as_str(), &header, "run header", 3),
+        (run_name.as_str(), &footer, "run footer", 3),
     ] {
         for writer in [false, true] {
             stage(p.dir.path(), trial.path(), name, Some(bytes));

@@ -5,7 +5,10 @@
 //! the CRC covers everything after itself and is checked before anything
 //! is decompressed or decoded.
 
+use std::borrow::Cow;
+
 use super::codec::{DecodeResult, Reader, put_varint, put_varint_bytes, put_varint_usize};
+use super::grouped::{GroupedBlock, GroupedParts, put_group_key, seal_grouped};
 use super::{BLOCK_RAW_SIZE_MAX, Compression, META_INLINE_SIZE_MAX, MetaRef, VersionEntry};
 use crate::limits::{KEY_SIZE_MAX, VALUE_SIZE_MAX};
 use crate::types::{Op, TableId, Timestamp, TxId};
@@ -13,7 +16,7 @@ use crate::types::{Op, TableId, Timestamp, TxId};
 /// `u32 crc32 | u8 compression | u32 raw_len`.
 pub(crate) const BLOCK_HEADER_SIZE: usize = 9;
 
-const COMPRESSION_NONE: u8 = 0;
+pub(super) const COMPRESSION_NONE: u8 = 0;
 const COMPRESSION_ZSTD: u8 = 1;
 const COMPRESSION_LZ4: u8 = 2;
 
@@ -38,7 +41,7 @@ fn zstd_compress(raw: &[u8], level: i32) -> Option<Vec<u8>> {
     })
 }
 
-fn zstd_decompress(body: &[u8], raw_len: usize) -> Result<Vec<u8>, String> {
+fn zstd_decompress_into(body: &[u8], out: &mut [u8]) -> DecodeResult<usize> {
     ZSTD_DECOMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();
         if cell.is_none() {
@@ -48,15 +51,52 @@ fn zstd_decompress(body: &[u8], raw_len: usize) -> Result<Vec<u8>, String> {
             );
         }
         let decompressor = cell.as_mut().ok_or("no zstd decompressor")?;
-        let mut raw = vec![0; raw_len];
-        let n = decompressor
-            .decompress_to_buffer(body, &mut raw)
-            .map_err(|e| format!("zstd block does not decompress: {e}"))?;
-        if n != raw_len {
-            return Err(format!("zstd block holds {n} bytes, header says {raw_len}"));
-        }
-        Ok(raw)
+        decompressor
+            .decompress_to_buffer(body, out)
+            .map_err(|e| format!("zstd block does not decompress: {e}"))
     })
+}
+
+/// `raw` compressed with `compression` when that makes it smaller: the
+/// codec byte and the body.
+pub(super) fn compress_body(raw: &[u8], compression: Compression) -> (u8, Cow<'_, [u8]>) {
+    let compressed = match compression {
+        Compression::None => None,
+        Compression::Zstd { level } => zstd_compress(raw, level).map(|c| (COMPRESSION_ZSTD, c)),
+        Compression::Lz4 => Some((COMPRESSION_LZ4, lz4_flex::block::compress(raw))),
+    };
+    match compressed {
+        Some((kind, c)) if c.len() < raw.len() => (kind, Cow::Owned(c)),
+        _ => (COMPRESSION_NONE, Cow::Borrowed(raw)),
+    }
+}
+
+/// Decodes `body` stored with codec `kind` into `out`, which must be
+/// exactly as long as the raw bytes.
+pub(super) fn decompress_into(kind: u8, body: &[u8], out: &mut [u8]) -> DecodeResult<()> {
+    let raw_len = out.len();
+    let n = match kind {
+        COMPRESSION_NONE if body.len() == raw_len => {
+            out.copy_from_slice(body);
+            raw_len
+        }
+        COMPRESSION_NONE => {
+            return Err(format!(
+                "uncompressed block holds {} bytes, header says {raw_len}",
+                body.len()
+            ));
+        }
+        COMPRESSION_ZSTD => zstd_decompress_into(body, out)?,
+        COMPRESSION_LZ4 => lz4_flex::block::decompress_into(body, out)
+            .map_err(|e| format!("lz4 block does not decompress: {e}"))?,
+        other => return Err(format!("unknown block compression {other}")),
+    };
+    if n != raw_len {
+        return Err(format!(
+            "compressed block holds {n} bytes, header says {raw_len}"
+        ));
+    }
+    Ok(())
 }
 
 /// Frames `raw` as a stored block, compressed when that is smaller.
@@ -65,15 +105,7 @@ pub(super) fn seal_block(raw: &[u8], compression: Compression) -> Vec<u8> {
         raw.len() <= BLOCK_RAW_SIZE_MAX,
         "blocks are bounded by the writer"
     );
-    let compressed = match compression {
-        Compression::None => None,
-        Compression::Zstd { level } => zstd_compress(raw, level).map(|c| (COMPRESSION_ZSTD, c)),
-        Compression::Lz4 => Some((COMPRESSION_LZ4, lz4_flex::block::compress(raw))),
-    };
-    let (kind, body) = match &compressed {
-        Some((kind, c)) if c.len() < raw.len() => (*kind, &c[..]),
-        _ => (COMPRESSION_NONE, raw),
-    };
+    let (kind, body) = compress_body(raw, compression);
     let mut out = Vec::with_capacity(BLOCK_HEADER_SIZE + body.len());
     out.extend_from_slice(&[0; 4]);
     out.push(kind);
@@ -82,15 +114,19 @@ pub(super) fn seal_block(raw: &[u8], compression: Compression) -> Vec<u8> {
             .expect("bounded above")
             .to_le_bytes(),
     );
-    out.extend_from_slice(body);
+    out.extend_from_slice(&body);
     let crc = crc32fast::hash(&out[4..]);
     out[..4].copy_from_slice(&crc.to_le_bytes());
     out
 }
 
 /// Checks a stored block's CRC, then decompresses it. The CRC is checked
-/// before any other byte of the block is looked at.
+/// before any other byte of the block is looked at; a grouped version
+/// block (`grouped`) is checked group by group and reassembled.
 pub(super) fn open_block(stored: &[u8]) -> DecodeResult<Vec<u8>> {
+    if let Some(grouped) = GroupedBlock::parse(stored)? {
+        return grouped.reassemble();
+    }
     if stored.len() < BLOCK_HEADER_SIZE {
         return Err(format!(
             "block of {} bytes is shorter than its header",
@@ -113,24 +149,12 @@ pub(super) fn open_block(stored: &[u8]) -> DecodeResult<Vec<u8>> {
         ));
     }
     let body = &stored[BLOCK_HEADER_SIZE..];
-    match kind {
-        COMPRESSION_NONE if body.len() == raw_len => Ok(body.to_vec()),
-        COMPRESSION_NONE => Err(format!(
-            "uncompressed block holds {} bytes, header says {raw_len}",
-            body.len()
-        )),
-        COMPRESSION_ZSTD => zstd_decompress(body, raw_len),
-        COMPRESSION_LZ4 => {
-            let mut raw = vec![0; raw_len];
-            let n = lz4_flex::block::decompress_into(body, &mut raw)
-                .map_err(|e| format!("lz4 block does not decompress: {e}"))?;
-            if n != raw_len {
-                return Err(format!("lz4 block holds {n} bytes, header says {raw_len}"));
-            }
-            Ok(raw)
-        }
-        other => Err(format!("unknown block compression {other}")),
+    if kind == COMPRESSION_NONE && body.len() == raw_len {
+        return Ok(body.to_vec());
     }
+    let mut raw = vec![0; raw_len];
+    decompress_into(kind, body, &mut raw)?;
+    Ok(raw)
 }
 
 /// What a block's entries are relative to: the run's txid range and first
@@ -162,6 +186,10 @@ pub(super) struct VersionBlockBuilder {
     restarts: Vec<u32>,
     n_entries: u64,
     prev: Option<(TableId, Vec<u8>, TxId)>,
+    /// Each restart entry's sort key (`grouped::put_group_key`), for the
+    /// directory of a grouped block.
+    restart_keys: Vec<u8>,
+    restart_key_offsets: Vec<u32>,
 }
 
 impl VersionBlockBuilder {
@@ -172,6 +200,8 @@ impl VersionBlockBuilder {
             restarts: Vec::new(),
             n_entries: 0,
             prev: None,
+            restart_keys: Vec::new(),
+            restart_key_offsets: Vec::new(),
         }
     }
 
@@ -191,6 +221,9 @@ impl VersionBlockBuilder {
         if restart {
             let at = u32::try_from(self.entries.len()).expect("blocks are below 4 GiB");
             self.restarts.push(at);
+            let key_at = u32::try_from(self.restart_keys.len()).expect("blocks are below 4 GiB");
+            self.restart_key_offsets.push(key_at);
+            put_group_key(&mut self.restart_keys, e.table, &e.key, e.txid, self.base);
         }
         let buf = &mut self.entries;
         put_varint(buf, u64::from(e.table.0));
@@ -249,6 +282,7 @@ impl VersionBlockBuilder {
 
     /// The block's uncompressed bytes:
     /// `entry* | u32 restart_offset* | u32 n_restarts | u32 n_entries`.
+    #[cfg(test)]
     pub(super) fn finish(self) -> Vec<u8> {
         let mut raw = self.entries;
         for r in &self.restarts {
@@ -259,6 +293,23 @@ impl VersionBlockBuilder {
         let n = u32::try_from(self.n_entries).expect("bounded by the block size");
         raw.extend_from_slice(&n.to_le_bytes());
         raw
+    }
+
+    /// The block as stored in a run of format 2: grouped (`grouped`), each
+    /// restart group compressed with `compression` when that is smaller.
+    pub(super) fn seal(self, compression: Compression) -> Vec<u8> {
+        let raw_len = self.raw_len();
+        seal_grouped(
+            &GroupedParts {
+                entries: &self.entries,
+                restarts: &self.restarts,
+                n_entries: self.n_entries,
+                keys: &self.restart_keys,
+                key_offsets: &self.restart_key_offsets,
+                raw_len,
+            },
+            compression,
+        )
     }
 }
 
@@ -298,6 +349,19 @@ impl EntryView<'_> {
         VersionEntry {
             table: self.table,
             key: self.key.to_vec(),
+            txid: self.txid,
+            op: self.op,
+            commit_time: self.commit_time,
+            meta: self.meta(),
+            value: self.value.map(<[u8]>::to_vec),
+        }
+    }
+
+    /// `to_entry` with an empty key, for a caller that knows it.
+    pub(super) fn to_entry_keyless(self) -> VersionEntry {
+        VersionEntry {
+            table: self.table,
+            key: Vec::new(),
             txid: self.txid,
             op: self.op,
             commit_time: self.commit_time,
@@ -395,6 +459,21 @@ impl<'a> VersionCursor<'a> {
         Ok(cursor)
     }
 
+    /// A cursor over one restart group of a grouped block: `raw` holds
+    /// the group's entries only, `first` is the ordinal of its first entry
+    /// (a restart point) and `count` how many entries it holds.
+    pub(super) fn for_group(raw: &'a [u8], base: Base, first: u64, count: u64) -> Self {
+        VersionCursor {
+            r: Reader::new(raw),
+            restarts: &[],
+            base,
+            n_entries: first + count,
+            index: first,
+            key: Vec::new(),
+            prev: None,
+        }
+    }
+
     fn restart_offset(&self, i: usize) -> usize {
         let b = &self.restarts[4 * i..4 * i + 4];
         u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
@@ -454,7 +533,10 @@ impl<'a> VersionCursor<'a> {
             return Ok(None);
         }
         let restart = self.index.is_multiple_of(RESTART_INTERVAL);
-        if restart && self.r.pos() != self.restart_offset((self.index / RESTART_INTERVAL) as usize)
+        // A group cursor (no restart table) starts at its restart point.
+        if restart
+            && !self.restarts.is_empty()
+            && self.r.pos() != self.restart_offset((self.index / RESTART_INTERVAL) as usize)
         {
             return Err("restart point does not match its entry".into());
         }

@@ -59,6 +59,7 @@ impl<'a> Reader<'a> {
         self.pos == self.bytes.len()
     }
 
+    #[inline]
     pub(super) fn take(&mut self, n: usize, what: &str) -> DecodeResult<&'a [u8]> {
         let end = self
             .pos
@@ -70,6 +71,7 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    #[inline]
     pub(super) fn u8(&mut self, what: &str) -> DecodeResult<u8> {
         Ok(self.take(1, what)?[0])
     }
@@ -88,7 +90,19 @@ impl<'a> Reader<'a> {
 
     /// A canonical LEB128 varint: at most 10 bytes, no overflow, no
     /// redundant trailing zero groups (so every value has one encoding).
+    #[inline]
     pub(super) fn varint(&mut self, what: &str) -> DecodeResult<u64> {
+        // Most varints of a block (lengths, deltas) are one byte.
+        if let Some(&b) = self.bytes.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
+        self.varint_long(what)
+    }
+
+    fn varint_long(&mut self, what: &str) -> DecodeResult<u64> {
         let mut n: u64 = 0;
         for i in 0..10 {
             let b = self.u8(what)?;
@@ -108,6 +122,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A varint that must be at most `max`.
+    #[inline]
     pub(super) fn varint_max(&mut self, max: u64, what: &str) -> DecodeResult<u64> {
         let n = self.varint(what)?;
         if n > max {
@@ -117,6 +132,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A varint length at most `max`, then that many bytes.
+    #[inline]
     pub(super) fn varint_bytes(&mut self, max: usize, what: &str) -> DecodeResult<&'a [u8]> {
         let len = self.varint_max(max as u64, what)? as usize;
         self.take(len, what)

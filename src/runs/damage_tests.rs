@@ -73,21 +73,33 @@ fn every_flipped_bit_and_every_truncation_is_corrupt_never_wrong_data() {
         .into_iter()
         .map(|(h, b, zstd)| (h, b, u8::from(zstd)))
         .chain(lz4);
-    for ((versions, txs), block_target, codec_id) in cases {
-        let storage = MemStorage::default();
+    let cases: Vec<_> = cases.collect();
+    // Through `read_exact_at` and through a map (grouped blocks decoded
+    // group by group).
+    let both = [false, true]
+        .into_iter()
+        .flat_map(|m| cases.iter().map(move |c| (c, m)));
+    for (((versions, txs), block_target, codec_id), maps) in both {
+        let (block_target, codec_id) = (*block_target, *codec_id);
+        let storage = if maps {
+            MemStorage::mapping()
+        } else {
+            MemStorage::default()
+        };
         let path = Path::new("good");
         let cfg = RunConfig {
             compression: super::tests::codec(codec_id),
             ..config(block_target, false)
         };
-        build(&storage, path, cfg, &versions, &txs);
+        build(&storage, path, cfg, versions, txs);
         let good = storage.bytes(path);
         for offset in 0..good.len() {
             let mut bad = good.clone();
             bad[offset] ^= 1 << (offset % 8);
             storage.put(Path::new("bad"), bad);
-            let what = format!("flip at {offset} (block {block_target}, codec {codec_id})");
-            check_damaged(&storage, Path::new("bad"), &versions, &txs, &what);
+            let what =
+                format!("flip at {offset} (block {block_target}, codec {codec_id}, mapped {maps})");
+            check_damaged(&storage, Path::new("bad"), versions, txs, &what);
         }
         for len in 0..good.len() {
             storage.put(Path::new("cut"), good[..len].to_vec());
@@ -109,7 +121,7 @@ fn a_foreign_file_is_corrupt_and_a_newer_run_unsupported() {
         Err(Error::Corrupt { offset: 0, .. })
     ));
     let mut newer = good.clone();
-    newer[8..12].copy_from_slice(&2u32.to_le_bytes());
+    newer[8..12].copy_from_slice(&3u32.to_le_bytes());
     let crc = crc32fast::hash(&newer[..12]);
     newer[12..16].copy_from_slice(&crc.to_le_bytes());
     storage.put(Path::new("newer"), newer);
@@ -118,8 +130,8 @@ fn a_foreign_file_is_corrupt_and_a_newer_run_unsupported() {
         matches!(
             err,
             Error::UnsupportedFormat {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }
         ),

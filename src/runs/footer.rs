@@ -8,7 +8,10 @@ use crate::types::{TableId, Timestamp, TxId};
 /// `TCASKRUN`, at the start of the header and of the footer.
 pub(super) const RUN_MAGIC: [u8; 8] = *b"TCASKRUN";
 /// The run format this build writes and reads.
-pub(super) const RUN_FORMAT_VERSION: u32 = 1;
+pub(super) const RUN_FORMAT_VERSION: u32 = 2;
+/// The oldest run format this build reads: version 1 differs only in that
+/// its version blocks are framed whole (no grouped blocks, FORMAT.md).
+pub(super) const RUN_FORMAT_VERSION_MIN: u32 = 1;
 /// `magic | u32 version | u32 crc32(bytes 0..12)`.
 pub(super) const HEADER_SIZE: usize = 16;
 /// Bytes of the footer covered by its CRC.
@@ -61,7 +64,7 @@ fn check_magic_crc_version(bytes: &[u8], crc_at: usize, what: &str) -> Result<()
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     match version {
-        RUN_FORMAT_VERSION => Ok(()),
+        RUN_FORMAT_VERSION_MIN..=RUN_FORMAT_VERSION => Ok(()),
         v if v > RUN_FORMAT_VERSION => Err(Refusal::Newer(v)),
         v => Err(Refusal::Corrupt(format!(
             "run {what} has format version {v}"
@@ -430,10 +433,10 @@ mod tests {
     #[test]
     fn an_intact_newer_footer_or_header_is_newer_and_a_foreign_one_corrupt() {
         let mut bytes = footer().encode();
-        bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+        bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
         let crc = crc32fast::hash(&bytes[..FOOTER_BODY_SIZE]);
         bytes[FOOTER_BODY_SIZE..].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(Footer::decode(&bytes), Err(Refusal::Newer(2)));
+        assert_eq!(Footer::decode(&bytes), Err(Refusal::Newer(3)));
         let mut header = encode_header();
         assert_eq!(check_header(&header), Ok(()));
         header[..8].copy_from_slice(b"TCASKLOG");

@@ -41,6 +41,7 @@ mod bloom;
 mod cache;
 mod codec;
 mod footer;
+mod grouped;
 mod iter;
 mod merge;
 mod reader;
@@ -124,7 +125,7 @@ pub(crate) struct RunConfig {
 impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
-            block_target_bytes: 16 * 1024,
+            block_target_bytes: 64 * 1024,
             compression: Compression::Lz4,
             bloom_bits_per_key: 10,
         }

@@ -17,12 +17,13 @@ use super::footer::{
     BlockHandle, FOOTER_SIZE, Footer, HEADER_SIZE, RUN_FORMAT_VERSION, Refusal, Section,
     TxIndexEntry, VersionIndexEntry, check_header, decode_tx_index, decode_version_index,
 };
+use super::grouped::GroupedBlock;
 use super::txblock::decode_tx_block;
 use super::{
     BLOCK_STORED_SIZE_MAX, Direction, RunSummary, SECTION_SIZE_MAX, TxEntry, VersionEntry,
 };
 use crate::error::{Error, Result};
-use crate::storage::{Storage, StorageFile};
+use crate::storage::{MappedFile, Storage, StorageFile};
 use crate::types::{TableId, Timestamp, TxId};
 
 /// Empty point reads of a run after which its bloom filter is loaded: a
@@ -30,6 +31,12 @@ use crate::types::{TableId, Timestamp, TxId};
 /// against a 16 KiB block), so a run that mostly answers reads of keys it
 /// has never needs it.
 const BLOOM_AFTER_MISSES: u32 = 8;
+
+thread_local! {
+    /// Where a grouped block's groups are decompressed, reused by every
+    /// read on the thread (no allocation and no zeroing per read).
+    static GROUP_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
 
 /// An open, checked run file.
 #[derive(Debug)]
@@ -47,6 +54,9 @@ pub(crate) struct Run {
     misses: AtomicU32,
     cache: Arc<BlockCache>,
     file_len: u64,
+    /// The whole file mapped, when the storage maps (`Storage::map_read_only`):
+    /// blocks are then read from it without a system call or a copy.
+    map: Option<MappedFile>,
 }
 
 impl Run {
@@ -93,6 +103,12 @@ impl Run {
             .map_err(|r| corrupt(footer.tx_index.offset, r))?;
         check_indexes(&footer, &vindex, &tindex)
             .map_err(|r| corrupt(footer.version_index.offset, r))?;
+        // A map that fails, or that does not show the file opened above,
+        // leaves reads on `read_exact_at`.
+        let map = match storage.map_read_only(path) {
+            Ok(Some(map)) if map.len() as u64 == file_len => Some(map),
+            _ => None,
+        };
         Ok(Run {
             path: path.to_path_buf(),
             file,
@@ -104,6 +120,7 @@ impl Run {
             misses: AtomicU32::new(0),
             cache,
             file_len,
+            map,
         })
     }
 
@@ -185,6 +202,9 @@ impl Run {
         if cached && let Some(block) = self.cache.get(self.uid, handle.offset) {
             return Ok(block);
         }
+        // Not through the map: whole blocks are read by scans and merges,
+        // which the kernel's read-ahead serves better than page faults of
+        // a map advised for random access.
         let mut stored = vec![0; handle.len as usize];
         read_at(&*self.file, &self.path, &mut stored, handle.offset)?;
         let raw: Block = Arc::new(open_block(&stored).map_err(|r| self.corrupt(handle.offset, r))?);
@@ -194,14 +214,24 @@ impl Run {
         Ok(raw)
     }
 
+    /// The stored bytes of a block, from the map (`open` checked that every
+    /// block lies inside the file, which is as long as the map).
+    fn mapped(&self, handle: BlockHandle) -> Option<&[u8]> {
+        let map = self.map.as_deref()?;
+        let start = usize::try_from(handle.offset).ok()?;
+        map.get(start..start.checked_add(handle.len as usize)?)
+    }
+
     pub(super) fn corrupt(&self, offset: u64, reason: impl Into<String>) -> Error {
         Error::corrupt(&self.path, offset, reason)
     }
 
     /// Calls `f` on each entry of version block `i` in order until it
-    /// returns false.
-    /// Decodes version block `i` from its start, or from the restart point
-    /// `seek` finds for a target (see `VersionCursor::seek`).
+    /// returns false, decoding from its start or from the restart point
+    /// `seek` finds for a target (see `VersionCursor::seek`). A grouped
+    /// block in a mapped run is decoded group by group straight from the
+    /// map (each group's CRC checked as it is reached) without the cache;
+    /// any other block is read whole through `read_block`.
     pub(super) fn scan_block(
         &self,
         i: usize,
@@ -210,9 +240,20 @@ impl Run {
         mut f: impl FnMut(super::block::EntryView<'_>) -> bool,
     ) -> Result<()> {
         let handle = self.vindex[i].handle;
-        let raw = self.read_block(handle, cached)?;
         let err =
             |pos: usize, r: String| self.corrupt(handle.offset, format!("{r} (block byte {pos})"));
+        if let Some(stored) = self.mapped(handle)
+            && let Some(block) = GroupedBlock::parse(stored).map_err(|r| err(0, r))?
+        {
+            return GROUP_BUFFER.with(|cell| {
+                // Taken, not borrowed: `f` may read another block.
+                let mut buf = cell.take();
+                let done = self.scan_groups(&block, handle, seek, &mut buf, &mut f);
+                cell.set(buf);
+                done
+            });
+        }
+        let raw = self.read_block(handle, cached)?;
         let mut cursor = VersionCursor::new(&raw, self.base()).map_err(|r| err(0, r))?;
         if let Some(target) = seek {
             cursor.seek(target).map_err(|r| err(0, r))?;
@@ -228,6 +269,46 @@ impl Run {
                 None => return Ok(()),
             }
         }
+    }
+
+    /// `scan_block` over a grouped block: from the group `seek` picks, each
+    /// group checked and decoded as it is reached; a group's first entry
+    /// must be the key the directory gives it.
+    fn scan_groups(
+        &self,
+        block: &GroupedBlock<'_>,
+        handle: BlockHandle,
+        seek: Option<(TableId, &[u8], TxId)>,
+        buf: &mut Vec<u8>,
+        f: &mut impl FnMut(super::block::EntryView<'_>) -> bool,
+    ) -> Result<()> {
+        let base = self.base();
+        let err = |g: usize, r: String| self.corrupt(handle.offset, format!("{r} (group {g})"));
+        let first = match seek {
+            Some(target) => block.seek(target, base).map_err(|r| err(0, r))?,
+            None => 0,
+        };
+        for g in first..block.n_groups() {
+            let raw = block.group_raw(g, buf).map_err(|r| err(g, r))?;
+            let (at, count) = block.entries_of(g);
+            let mut cursor = VersionCursor::for_group(raw, base, at, count);
+            let mut leading = true;
+            while let Some(e) = cursor.next_entry().map_err(|r| err(g, r))? {
+                if leading {
+                    leading = false;
+                    if block.key(g, base).map_err(|r| err(g, r))? != e.sort_key() {
+                        return Err(err(
+                            g,
+                            "group's first entry differs from its directory key".into(),
+                        ));
+                    }
+                }
+                if !f(e) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 
     fn block_last_is_key(&self, i: usize, table: TableId, key: &[u8]) -> bool {
@@ -327,6 +408,44 @@ impl Run {
                 "block does not end with its index entry",
             )
         })
+    }
+
+    /// Appends to `out` every version of `(table, key)` with a txid at most
+    /// `upto`, oldest first, each with an empty `key` (the caller's): a
+    /// whole history allocates only the values.
+    pub(crate) fn versions_of_key_upto(
+        &self,
+        table: TableId,
+        key: &[u8],
+        upto: TxId,
+        out: &mut Vec<VersionEntry>,
+    ) -> Result<()> {
+        if upto < self.footer.first_txid
+            || self.vindex.is_empty()
+            || self.ruled_out_if_loaded(table, key)
+        {
+            return Ok(());
+        }
+        let start = (table, key, TxId::ZERO);
+        let lo = self.vindex.partition_point(|e| e.last() < start);
+        let end = (table, key, upto);
+        for i in lo..self.vindex.len() {
+            let mut past = false;
+            self.scan_block(i, true, Some(start), |e| {
+                if e.sort_key() > end {
+                    past = true;
+                    return false;
+                }
+                if e.table == table && e.key == key {
+                    out.push(e.to_entry_keyless());
+                }
+                true
+            })?;
+            if past || self.vindex[i].last() >= end {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// The versions of `(table, key)` valid at some point of `window` as

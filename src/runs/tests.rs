@@ -200,8 +200,9 @@ proptest! {
         (versions, txs) in arb_history(24),
         small in any::<bool>(),
         codec_id in 0u8..3,
+        maps in any::<bool>(),
     ) {
-        let storage = MemStorage::default();
+        let storage = if maps { MemStorage::mapping() } else { MemStorage::default() };
         let path = Path::new("1.tcrun");
         let cfg = RunConfig { compression: codec(codec_id), ..config(if small { 64 } else { 4096 }, false) };
         build(&storage, path, cfg, &versions, &txs);
@@ -249,14 +250,93 @@ proptest! {
     }
 }
 
+/// A mapped run answers point reads and histories from its map, group by
+/// group, without one read call; the same run unmapped answers the same.
 #[test]
-fn golden_run_bytes_v1() {
+fn a_mapped_run_reads_groups_from_the_map_without_read_calls() {
+    let (versions, txs) = medium_history();
+    for codec_id in 0..3 {
+        let cfg = RunConfig {
+            compression: codec(codec_id),
+            ..config(4096, false)
+        };
+        let mapped = MemStorage::mapping();
+        build(&mapped, Path::new("r"), cfg, &versions, &txs);
+        let run = open(&mapped, Path::new("r")).expect("open");
+        let after_open = mapped.reads();
+        let model = model_of(&versions);
+        for ((table, key), chain) in &model {
+            for t in 0..=txs.len() as u64 + 1 {
+                let expected = chain.range(..=TxId(t)).next_back().map(|(_, v)| v.clone());
+                assert_eq!(run.get_at(*table, key, TxId(t)).expect("get"), expected);
+            }
+            let all = run
+                .history(
+                    *table,
+                    key,
+                    TxId::ZERO..=TxId(u64::MAX),
+                    usize::MAX,
+                    Direction::Forward,
+                )
+                .expect("history");
+            assert_eq!(all, chain.values().cloned().collect::<Vec<_>>());
+        }
+        assert_eq!(mapped.reads(), after_open, "codec {codec_id}: a read call");
+        let unmapped = MemStorage::default();
+        unmapped.put(Path::new("r"), mapped.bytes(Path::new("r")));
+        check_run(
+            &open(&unmapped, Path::new("r")).expect("open"),
+            &versions,
+            &txs,
+        );
+        check_run(&run, &versions, &txs);
+    }
+}
+
+/// Runs written in format 1 (version blocks framed whole) keep reading
+/// back; their bytes are pinned as they were.
+#[test]
+fn format_1_fixture_runs_read_back() {
+    let (versions, txs) = small_history();
+    let storage = MemStorage::default();
+    for name in [
+        "run-small.tcrun",
+        "run-small-lz4.tcrun",
+        "run-small-zstd.tcrun",
+    ] {
+        let bytes = std::fs::read(
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/v1")
+                .join(name),
+        )
+        .expect("v1 fixture");
+        assert_eq!(
+            u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")),
+            1,
+            "{name}"
+        );
+        storage.put(Path::new(name), bytes);
+        let run = open(&storage, Path::new(name)).expect("open");
+        check_run(&run, &versions, &txs);
+        // No grouped block in format 1 (kind 3 at byte 4 of a block).
+        let stored = storage.bytes(Path::new(name));
+        assert!(
+            run.vindex
+                .iter()
+                .all(|e| stored[e.handle.offset as usize + 4] != 3),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn golden_run_bytes_v2() {
     let (versions, txs) = small_history();
     let storage = MemStorage::default();
     let path = Path::new("run-small.tcrun");
     build(&storage, path, config(64, false), &versions, &txs);
     let bytes = storage.bytes(path);
-    let golden = crate::test_support::golden("v1/run-small.tcrun", &bytes);
+    let golden = crate::test_support::golden("v2/run-small.tcrun", &bytes);
     assert_eq!(
         bytes, golden,
         "run bytes changed: bump the run format version"
@@ -282,19 +362,23 @@ fn lz4_fixture_run_reads_back() {
     };
     build(&storage, Path::new("new"), cfg, &versions, &txs);
     let fixture =
-        crate::test_support::golden("v1/run-small-lz4.tcrun", &storage.bytes(Path::new("new")));
+        crate::test_support::golden("v2/run-small-lz4.tcrun", &storage.bytes(Path::new("new")));
     storage.put(Path::new("fixture"), fixture);
     let run = open(&storage, Path::new("fixture")).expect("open");
     check_run(&run, &versions, &txs);
-    // At least one block is stored as LZ4 (compression byte 2).
-    let first_block = run.vindex[0].handle;
+    // Every version block is grouped, and at least one group is stored
+    // as LZ4 (codec 2).
     let bytes = storage.bytes(Path::new("fixture"));
-    assert!(
-        run.vindex
-            .iter()
-            .any(|e| bytes[e.handle.offset as usize + 4] == 2),
-        "no LZ4 block (first at {first_block:?})"
-    );
+    let mut codecs = Vec::new();
+    for e in &run.vindex {
+        let at = e.handle.offset as usize;
+        let stored = &bytes[at..at + e.handle.len as usize];
+        let block = super::grouped::GroupedBlock::parse(stored)
+            .expect("valid")
+            .expect("grouped");
+        codecs.extend(block.codecs());
+    }
+    assert!(codecs.contains(&2), "no LZ4 group: {codecs:?}");
 }
 
 /// A zstd run written by this version keeps reading back, whatever zstd
@@ -312,7 +396,7 @@ fn zstd_fixture_run_reads_back() {
         &txs,
     );
     let fixture =
-        crate::test_support::golden("v1/run-small-zstd.tcrun", &storage.bytes(Path::new("new")));
+        crate::test_support::golden("v2/run-small-zstd.tcrun", &storage.bytes(Path::new("new")));
     assert!(
         fixture.windows(4).any(|w| w == [0x28, 0xb5, 0x2f, 0xfd]),
         "has a zstd frame"

@@ -8,14 +8,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{MetaRef, RunConfig, RunRange, RunSummary, RunWriter, TxChange, TxEntry, VersionEntry};
-use crate::storage::{Storage, StorageFile};
+use crate::storage::{MappedFile, Storage, StorageFile};
 use crate::types::{Op, TableId, Timestamp, TxId};
 
-/// Files in memory; every read through any of them is counted.
+/// Files in memory; every read through any of them is counted (reads
+/// through a map, with `maps`, are not).
 #[derive(Debug, Default)]
 pub(super) struct MemStorage {
     files: Mutex<HashMap<PathBuf, Arc<MemFile>>>,
     pub reads: Arc<AtomicU64>,
+    /// Whether `map_read_only` hands out files' bytes (as `FileStorage`
+    /// maps them) or declines (reads go through `read_exact_at`).
+    maps: bool,
 }
 
 #[derive(Debug)]
@@ -29,6 +33,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl MemStorage {
+    /// A storage that maps files (`maps`).
+    pub(super) fn mapping() -> MemStorage {
+        MemStorage {
+            maps: true,
+            ..MemStorage::default()
+        }
+    }
+
     pub(super) fn bytes(&self, path: &Path) -> Vec<u8> {
         lock(&lock(&self.files)[path].bytes).clone()
     }
@@ -66,6 +78,15 @@ impl Storage for MemStorage {
 
     fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
         Ok(())
+    }
+
+    fn map_read_only(&self, path: &Path) -> io::Result<Option<MappedFile>> {
+        if !self.maps {
+            return Ok(None);
+        }
+        let files = lock(&self.files);
+        let file = files.get(path).ok_or(io::ErrorKind::NotFound)?;
+        Ok(Some(MappedFile::from_bytes(lock(&file.bytes).clone())))
     }
 }
 

@@ -11,6 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::block::{Base, VersionBlockBuilder, seal_block};
+
+/// Tx blocks close at the block target or at this, whichever is smaller:
+/// a tx block is read and decompressed whole (`Run::tx`), so it stays
+/// small when version blocks are large (their point reads decode one
+/// group).
+const TX_BLOCK_TARGET_MAX: usize = 16 * 1024;
 use super::bloom::{Bloom, key_hash};
 use super::footer::{
     BlockHandle, Footer, HEADER_SIZE, Section, TxIndexEntry, VersionIndexEntry, encode_header,
@@ -188,7 +194,8 @@ impl RunWriter {
             return Ok(());
         };
         assert!(!block.is_empty());
-        let handle = self.write_block(&block.finish())?;
+        let stored = block.seal(self.config.compression);
+        let handle = self.write_stored(&stored)?;
         let (table, key, txid) = self.last_version.as_ref().expect("a block holds a version");
         self.vindex.push(VersionIndexEntry {
             handle,
@@ -201,11 +208,15 @@ impl RunWriter {
 
     fn write_block(&mut self, raw: &[u8]) -> Result<BlockHandle> {
         let stored = seal_block(raw, self.config.compression);
+        self.write_stored(&stored)
+    }
+
+    fn write_stored(&mut self, stored: &[u8]) -> Result<BlockHandle> {
         let handle = BlockHandle {
             offset: self.offset,
             len: u32::try_from(stored.len()).expect("BLOCK_STORED_SIZE_MAX fits u32"),
         };
-        self.write(&stored)?;
+        self.write(stored)?;
         Ok(handle)
     }
 
@@ -263,7 +274,7 @@ impl RunWriter {
             .tblock
             .get_or_insert_with(|| (TxBlockBuilder::new(base), tx.txid, tx.commit_time));
         block.add(tx);
-        let full = block.raw_len() >= self.config.block_target_bytes;
+        let full = block.raw_len() >= self.config.block_target_bytes.min(TX_BLOCK_TARGET_MAX);
         self.next_txid = tx.txid.next();
         self.last_commit_time = tx.commit_time;
         self.n_changes += tx.changes.len() as u64;

@@ -184,6 +184,15 @@ fn rss() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// RssAnon of this process, bytes.
+fn rss_anon() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    s.lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|r| r.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
 fn quantile(sorted: &[u64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -282,9 +291,12 @@ struct Probe {
     rss_after: u64,
     hwm_after: u64,
     heap: i64,
-    /// VmRSS / VmHWM after the probe's reads, if it was asked to read.
+    /// VmRSS and RssAnon after the probe's reads, if it was asked to read
+    /// (RssAnon leaves out file pages: timecask maps its run files, so the
+    /// pages its reads touched count in VmRSS as RssFile, page cache that
+    /// the kernel can drop).
     rss_reads: u64,
-    hwm_reads: u64,
+    anon_reads: u64,
     /// timecask's `Stats::opened_from_checkpoint`.
     from_checkpoint: bool,
 }
@@ -315,7 +327,7 @@ fn probe_main(args: &[String]) {
             let t = 1 + rng.below(last);
             black_box(get(k, t));
         }
-        rss()
+        (rss().0, rss_anon())
     };
     match engine {
         "tc" | "tc-noruns" => {
@@ -332,7 +344,7 @@ fn probe_main(args: &[String]) {
                 from_checkpoint: db.stats().opened_from_checkpoint,
                 ..out
             };
-            (out.rss_reads, out.hwm_reads) = read_all(&|k, t| {
+            (out.rss_reads, out.anon_reads) = read_all(&|k, t| {
                 db.as_of(TxId(t))
                     .expect("as_of")
                     .get(TABLE, user_key(k))
@@ -354,7 +366,7 @@ fn probe_main(args: &[String]) {
                 heap: heap as i64,
                 ..out
             };
-            (out.rss_reads, out.hwm_reads) = read_all(&|k, t| db.as_of(k, t).is_some());
+            (out.rss_reads, out.anon_reads) = read_all(&|k, t| db.as_of(k, t).is_some());
             drop(db);
         }
         other => panic!("probe engine {other:?}"),
@@ -367,7 +379,7 @@ fn probe_main(args: &[String]) {
         out.hwm_after,
         out.heap,
         out.rss_reads,
-        out.hwm_reads,
+        out.anon_reads,
         u8::from(out.from_checkpoint)
     );
 }
@@ -406,7 +418,7 @@ fn run_probe(engine: &str, dir: &Path, cold: bool, reads: Option<(u64, u64, u64)
         hwm_after: f[3] as u64,
         heap: f[4] as i64,
         rss_reads: f[5] as u64,
-        hwm_reads: f[6] as u64,
+        anon_reads: f[6] as u64,
         from_checkpoint: f[7] == 1.0,
     }
 }
@@ -895,7 +907,7 @@ fn report(results: &[SizeResult], args: &Args, elapsed: Duration) -> String {
         args.cold_ops,
         elapsed
     );
-    s += "| size | shape | build | rate | compactions (total / longest) | open warm | open cold | RSS Δ after open | VmHWM after open | heap after open | RSS after 20k reads | disk B/version | run B/version | as-of warm p50 / p99 | as-of cold p50 / p99 | history warm p50 / p99 | history cold p50 / p99 |\n";
+    s += "| size | shape | build | rate | compactions (total / longest) | open warm | open cold | RSS Δ after open | VmHWM after open | heap after open | RSS after 20k reads (anon) | disk B/version | run B/version | as-of warm p50 / p99 | as-of cold p50 / p99 | history warm p50 / p99 | history cold p50 / p99 |\n";
     s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     let line = |name: &str, shape: &Shape, e: &EngineResult, compactions: bool| -> String {
         let n = shape.n() as f64;
@@ -907,6 +919,11 @@ fn report(results: &[SizeResult], args: &Args, elapsed: Duration) -> String {
                 format!("{} / {}", fmt_ns(l.p50()), fmt_ns(l.p99()))
             }
         };
+        let after_reads = format!(
+            "{} (anon {})",
+            fmt_bytes(e.opens.reads.rss_reads as f64),
+            fmt_bytes(e.opens.reads.anon_reads as f64)
+        );
         format!(
             "| {name} | {} keys × {} | {:.1} s | {:.0} k versions/s | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} |\n",
             shape.keys,
@@ -928,7 +945,7 @@ fn report(results: &[SizeResult], args: &Args, elapsed: Duration) -> String {
             fmt_bytes(e.opens.rss_delta()),
             fmt_bytes(e.opens.hwm()),
             fmt_bytes(e.opens.heap()),
-            fmt_bytes(e.opens.reads.rss_reads as f64),
+            after_reads,
             e.disk as f64 / n,
             if e.run_disk > 0 {
                 format!("{:.1}", e.run_disk as f64 / n)
