@@ -60,19 +60,9 @@ pub(crate) fn follow(
         // The writer fsynced this segment before it created the next one:
         // what it appended since the scan above is here now.
         scan(file.as_ref(), dir, tail, &mut visit)?;
-        if header.first_txid != tail.next_txid {
-            if size == SEGMENT_HEADER_SIZE as u64 {
-                // A roll in progress or one that failed: nothing in it yet.
-                return Ok(());
-            }
-            return Err(Error::corrupt(
-                segment_path(dir, next_id),
-                0,
-                format!(
-                    "segment starts at txid {} but the previous one ends before {}",
-                    header.first_txid, tail.next_txid
-                ),
-            ));
+        if header.first_txid != tail.next_txid && size == SEGMENT_HEADER_SIZE as u64 {
+            // A roll in progress or one that failed: nothing in it yet.
+            return Ok(());
         }
         let path = segment_path(dir, tail.segment);
         let len = file.len().map_err(|e| Error::io(&path, e))?;
@@ -81,6 +71,16 @@ pub(crate) fn follow(
                 &path,
                 tail.offset,
                 "damaged frame in a segment that is not the newest",
+            ));
+        }
+        if header.first_txid != tail.next_txid {
+            return Err(Error::corrupt(
+                segment_path(dir, next_id),
+                0,
+                format!(
+                    "segment starts at txid {} but the previous one ends before {}",
+                    header.first_txid, tail.next_txid
+                ),
             ));
         }
         files.insert(next_id, next);
