@@ -20,6 +20,7 @@ use crate::log::recovery::{
     replay,
 };
 use crate::log::segment::list_segments;
+use crate::log::tail::LogTail;
 use crate::log::value_cache::ValueCache;
 use crate::log::witness::{WITNESS_FILE, Witness, WitnessState, read_witness};
 use crate::manifest::{self, Manifest};
@@ -151,8 +152,10 @@ impl Db {
     /// [`Config`] (the same as [`Config::read_only`] set with
     /// [`Db::open_with`]).
     ///
-    /// The database shows the log as it was when it opened: a static
-    /// snapshot that never refreshes; open it again to see newer commits.
+    /// The database shows the log as it was when it opened until
+    /// [`Db::refresh`] catches it up with what the writer has committed
+    /// since (a [`ChangeFeed`](crate::ChangeFeed) refreshes by itself while
+    /// it waits).
     /// It takes no lock and never creates, writes, truncates, syncs or
     /// deletes a file: where a writer's open would repair the end of the
     /// log (a torn last frame, a half-created newest segment) a read-only
@@ -217,6 +220,57 @@ impl Db {
     /// ```
     pub fn is_read_only(&self) -> bool {
         self.shared.config.read_only
+    }
+
+    /// Catches a read-only database up with what the writer (in another
+    /// process, or this one) has committed since it opened or last
+    /// refreshed, and returns the new latest txid.
+    ///
+    /// It reads only what is new: frames appended to the newest segment,
+    /// segments the writer rolled to, and, when the writer sealed segments
+    /// into history runs or merged runs (a new `MANIFEST`), the runs that
+    /// replaced them. Only complete frames whose checksum holds are
+    /// applied: a frame the writer is appending right now (a torn end of
+    /// the newest segment) is not an error, the log just ends before it
+    /// until a later refresh. Damage a writer would refuse (a bad frame
+    /// followed by a newer segment, a checksummed frame that does not
+    /// decode) is [`Error::Corrupt`]; the database keeps what it had.
+    ///
+    /// Views taken before a refresh keep answering as of their txid, even
+    /// after the writer deleted the segments they read from: the files
+    /// stay open while read, and sealed history is read from the runs. One
+    /// exception: the writer cannot see this process's views, so its
+    /// purges, retention trims and erasures are not held back by them
+    /// (after a refresh past a purge, history below its horizon is gone
+    /// here too, as for the writer's own views after an erasure).
+    ///
+    /// A refresh is cheap when nothing changed (a read of the manifest and
+    /// the newest segment's length); refreshes of one database run one at
+    /// a time. On a writable database there is nothing to catch up with:
+    /// it returns [`Db::latest_txid`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), timecask::Error> {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let writer = timecask::Db::open(dir.path())?;
+    /// let mut tx = writer.begin();
+    /// tx.put("t", b"k", b"v1")?;
+    /// tx.commit()?;
+    /// let reader = timecask::Db::open_read_only(dir.path())?;
+    /// let before = reader.snapshot();
+    /// let mut tx = writer.begin();
+    /// tx.put("t", b"k", b"v2")?;
+    /// let t2 = tx.commit()?.expect("one change");
+    /// assert_eq!(reader.refresh()?, t2);
+    /// assert_eq!(reader.snapshot().get("t", b"k")?, Some(b"v2".to_vec()));
+    /// // A view taken before the refresh keeps its state.
+    /// assert_eq!(before.get("t", b"k")?, Some(b"v1".to_vec()));
+    /// // A writable database is always up to date.
+    /// assert_eq!(writer.refresh()?, t2);
+    /// # Ok(()) }
+    /// ```
+    pub fn refresh(&self) -> Result<TxId> {
+        self.shared.refresh()
     }
 
     /// The read-only open: only reads the directory and the files in it.
@@ -307,6 +361,14 @@ impl Db {
             )?),
             None => None,
         };
+        let tail = lock.is_none().then(|| {
+            let (segment, offset) = recovered.writer.position();
+            LogTail {
+                segment,
+                offset,
+                next_txid: recovered.last_txid.next(),
+            }
+        });
         let (active, active_path) = recovered.writer.active();
         let durable = Durable::new(
             recovered.last_txid,
@@ -336,6 +398,7 @@ impl Db {
                 log: recovered.writer,
                 last_commit_time,
             }),
+            tail: Mutex::new(tail),
             _lock: lock,
         });
         let auto = shared.config.seal_log_bytes.is_some() || shared.config.memory_budget.is_some();

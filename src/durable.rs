@@ -246,6 +246,19 @@ impl Durable {
         }
     }
 
+    /// A read-only database that caught up with another process's log
+    /// (`Db::refresh`): everything up to `txid` is indexed, so readers may
+    /// see it; wakes every waiter. Never lowers the visible txid.
+    pub(crate) fn publish_followed(&self, txid: TxId) {
+        let mut state = self.lock();
+        state.written = state.written.max(txid);
+        state.synced = state.synced.max(txid);
+        if txid > self.visible() {
+            self.visible.store(txid.0, Ordering::Release);
+        }
+        self.changed.notify_all();
+    }
+
     /// Fsyncs everything written so far.
     pub(crate) fn sync_all(&self) -> Result<()> {
         let written = self.written();

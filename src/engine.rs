@@ -6,7 +6,8 @@
 //!
 //! Layering: the user handles (`Db` in `db.rs`, `Snapshot` in `read.rs`,
 //! `WriteTx` in `tx.rs`) and the maintenance jobs (`compact.rs`,
-//! `seal.rs`, `sealer.rs`, `checkpoint.rs`, `verify.rs`, `temporal.rs`)
+//! `seal.rs`, `sealer.rs`, `follow.rs`, `checkpoint.rs`, `verify.rs`,
+//! `temporal.rs`)
 //! import this module; it imports none of them.
 
 use std::fs::File;
@@ -24,6 +25,7 @@ use crate::log::files::SegmentFiles;
 use crate::log::frame::{
     FRAME_HEADER_SIZE, FrameHeader, FrameSpan, META_OFFSET, decode_meta, decode_payload,
 };
+use crate::log::tail::LogTail;
 use crate::log::value_cache::{ValueBytes, ValueCache};
 use crate::log::writer::LogWriter;
 use crate::manifest::Manifest;
@@ -54,6 +56,9 @@ pub(crate) struct Shared {
     pub(crate) sealed_count: Mutex<Option<((u64, u64), u64)>>,
     pub(crate) files: SegmentFiles,
     pub(crate) writer: Mutex<WriterState>,
+    /// Where a read-only database's log ends: `Db::refresh` reads on from
+    /// there (`None` for a writer).
+    pub(crate) tail: Mutex<Option<LogTail>>,
     /// Group commit and the visible txid: views are taken at or below it.
     pub(crate) durable: Durable,
     /// Txids pinned by live views, and the purge horizon.

@@ -45,6 +45,7 @@ mod db;
 mod durable;
 mod engine;
 mod error;
+mod follow;
 /// Fuzz harnesses for `fuzz/` and the corpus replay: behind the
 /// `test-support` feature, not part of the supported API.
 #[cfg(any(test, feature = "test-support"))]
@@ -84,7 +85,7 @@ pub use error::{Error, KeyBytes, Result};
 pub use read::{RangeIter, Snapshot};
 pub use record::CompactReport;
 pub use record::{Change, HistoryQuery, TxRecord, Version};
-pub use temporal::{ChangeFeed, DiffEntry};
+pub use temporal::{ChangeFeed, DiffEntry, FOLLOW_POLL_INTERVAL};
 pub use tx::WriteTx;
 pub use typed::{Key, KeyEncode, TableDef, TypedError};
 pub use types::{Durability, Op, Timestamp, TxId};

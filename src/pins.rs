@@ -41,6 +41,14 @@ impl Pins {
         self.lock().horizon
     }
 
+    /// Raises the horizon to `to` whatever the live views read: a
+    /// read-only database following a writer in another process, whose
+    /// purges cannot see this process's views (`Db::refresh`).
+    pub(crate) fn follow_horizon(&self, to: TxId) {
+        let mut state = self.lock();
+        state.horizon = state.horizon.max(to);
+    }
+
     /// Pins `txid` for a new view; refused below the horizon.
     pub(crate) fn pin(&self, txid: TxId) -> Result<()> {
         let mut state = self.lock();

@@ -91,6 +91,38 @@ impl RunSet {
         })
     }
 
+    /// The runs `manifest` lists, sharing with this set the ones it has
+    /// open already (same file, range and length) and opening the others:
+    /// a follower's view of the runs after the writer switched the
+    /// manifest.
+    pub(crate) fn reopen(
+        &self,
+        storage: &dyn Storage,
+        dir: &Path,
+        manifest: &Manifest,
+    ) -> Result<RunSet> {
+        let mut runs = Vec::with_capacity(manifest.runs.len());
+        for entry in &manifest.runs {
+            let path = dir.join(run_file_name(entry.file_number));
+            let open = self.runs.iter().find(|r| {
+                let s = r.summary();
+                r.path() == path
+                    && s.first_txid == entry.first_txid
+                    && s.last_txid == entry.last_txid
+                    && s.file_bytes == entry.file_bytes
+            });
+            runs.push(match open {
+                Some(run) => Arc::clone(run),
+                None => Arc::new(open_listed(storage, dir, entry, &self.cache)?),
+            });
+        }
+        Ok(RunSet {
+            id: next_run_uid(),
+            runs,
+            cache: Arc::clone(&self.cache),
+        })
+    }
+
     /// A set with `runs` (oldest first, adjacent) in place of these.
     pub(crate) fn with_runs(&self, runs: Vec<Arc<Run>>) -> RunSet {
         RunSet {

@@ -248,6 +248,10 @@ impl Db {
     }
 }
 
+/// How often a [`ChangeFeed`] on a read-only database looks for commits
+/// of another process while it waits ([`ChangeFeed::wait_next`]).
+pub const FOLLOW_POLL_INTERVAL: Duration = Duration::from_millis(20);
+
 /// A resumable cursor over committed transactions, from
 /// [`Db::changes_since`]. As an [`Iterator`] it yields what is committed
 /// now and ends; [`ChangeFeed::wait_next`] blocks for the next commit.
@@ -275,13 +279,45 @@ impl ChangeFeed {
 
     /// The next transaction, waiting up to `timeout` for one to commit.
     /// `Ok(None)` when the time ran out.
+    ///
+    /// On a read-only database it follows the writer, in this process or
+    /// another: while nothing new is visible it calls [`Db::refresh`]
+    /// every [`FOLLOW_POLL_INTERVAL`], so a commit made elsewhere arrives
+    /// within about that long of being durable. A refresh error is
+    /// returned.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), timecask::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let writer = timecask::Db::open(dir.path())?;
+    /// let follower = timecask::Db::open_read_only(dir.path())?;
+    /// let mut feed = follower.changes_since(follower.latest_txid());
+    /// let mut tx = writer.begin();
+    /// tx.put("t", b"k", b"v")?;
+    /// let txid = tx.commit()?.expect("one change");
+    /// let record = feed.wait_next(std::time::Duration::from_secs(10))?.expect("it arrives");
+    /// assert_eq!(record.txid, txid);
+    /// # Ok(()) }
+    /// ```
     pub fn wait_next(&mut self, timeout: Duration) -> Result<Option<TxRecord>> {
         let deadline = Instant::now() + timeout;
-        self.db
-            .shared
-            .durable
-            .wait_visible_beyond(self.position, deadline);
-        self.try_next()
+        if !self.db.is_read_only() {
+            self.db
+                .shared
+                .durable
+                .wait_visible_beyond(self.position, deadline);
+            return self.try_next();
+        }
+        loop {
+            if self.position < self.db.refresh()? {
+                return self.try_next();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(FOLLOW_POLL_INTERVAL.min(deadline - now));
+        }
     }
 }
 

@@ -52,6 +52,14 @@ impl SegmentFiles {
             .retain(|seg, _| *seg >= id);
     }
 
+    /// Replaces every handle with those of `other` (a follower that read
+    /// the log afresh). Callers hold the index write lock, so the handles
+    /// change together with the locations that point into them.
+    pub(crate) fn replace_all(&self, other: SegmentFiles) {
+        let fresh = other.files.into_inner().unwrap_or_else(|e| e.into_inner());
+        *self.files.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    }
+
     /// The open handle of segment `id`. Callers that hold an index
     /// location take the handle under the same index lock (see `Located`).
     pub(crate) fn handle(&self, id: SegmentId) -> Result<Arc<dyn StorageFile>> {

@@ -65,6 +65,12 @@ impl LogWriter {
         (&self.file, &self.path)
     }
 
+    /// The active segment and the offset the next frame goes to (for a
+    /// read-only database: where its log ends).
+    pub(crate) fn position(&self) -> (SegmentId, u64) {
+        (self.segment, self.len)
+    }
+
     /// Appends one encoded frame for `txid`, rolling to a new segment first
     /// if the active one is full. Does not fsync the frame.
     ///

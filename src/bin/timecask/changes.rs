@@ -2,14 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Result;
 use timecask::{Change, Error, Op, Timestamp, TxId, TxRecord};
 
 use crate::common::{
-    Ctx, Need, TxidOrTime, line, parse_meta, parse_txid_or_time, require_table, segment_files,
-    txid_at,
+    Ctx, Need, TxidOrTime, line, parse_meta, parse_txid_or_time, require_table, txid_at,
 };
 use crate::render::{
     J, SystemChange, changeset_json, field_changes, meta_json, op_json, show_field_changes,
@@ -19,8 +18,9 @@ use crate::style::Style;
 use crate::table::Table;
 use crate::typed::Schemas;
 
-/// How often `log --follow` looks for new commits.
-const FOLLOW_POLL: Duration = Duration::from_millis(200);
+/// How long `log --follow` waits on its change feed at a time (the feed
+/// itself looks for new commits every `timecask::FOLLOW_POLL_INTERVAL`).
+const FOLLOW_WAIT: Duration = Duration::from_secs(60);
 
 /// `log`'s options: which transactions, in which order, shown how.
 #[derive(clap::Args, Debug)]
@@ -222,39 +222,25 @@ pub fn log(ctx: &Ctx, out: &mut dyn Write, args: &LogArgs) -> Result<()> {
     if !args.follow {
         return Ok(());
     }
-    // A read-only database shows the log as of its open, so the follower
-    // watches the segment files and opens it again (read-only, beside the
-    // writer) when they change.
-    let mut position = TxId(last);
-    drop(db);
-    let mut seen = signature(ctx)?;
+    // The read-only database follows the writer: its change feed refreshes
+    // it (reading only what is new) while it waits.
+    let mut feed = db.changes_since(TxId(last));
     loop {
-        std::thread::sleep(FOLLOW_POLL);
-        let now = signature(ctx)?;
-        if now == seen {
+        let Some(record) = feed.wait_next(FOLLOW_WAIT)? else {
             continue;
-        }
-        let db = ctx.open(Need::Read)?;
+        };
+        // A typed table created since has a schema the printer needs.
         let schemas = Schemas::new(&db);
-        let mut feed = db.changes_since(position);
-        while let Some(record) = feed.wait_next(Duration::ZERO)? {
+        let mut next = Some(record);
+        while let Some(record) = next {
             let record = schemas.record(record);
             if let Some(shown) = filter.matches(&record) {
                 printer.print(out, &record, &shown)?;
             }
+            next = feed.try_next()?;
         }
         out.flush()?;
-        position = feed.position();
-        seen = now;
     }
-}
-
-/// What the segment files look like: changes when anything is committed.
-fn signature(ctx: &Ctx) -> Result<Vec<(std::path::PathBuf, u64, Option<SystemTime>)>> {
-    Ok(segment_files(&ctx.db)?
-        .into_iter()
-        .map(|(path, meta)| (path, meta.len(), meta.modified().ok()))
-        .collect())
 }
 
 /// Per table of one transaction: keys touched, by op.
