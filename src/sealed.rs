@@ -189,10 +189,18 @@ impl RunSet {
         upto: TxId,
     ) -> Result<Vec<VersionEntry>> {
         let mut out = Vec::new();
-        for run in &self.runs {
-            if run.summary().first_txid > upto {
-                break;
+        let runs = || {
+            self.runs
+                .iter()
+                .take_while(|r| r.summary().first_txid <= upto)
+        };
+        if runs().nth(1).is_some() {
+            // Several runs: their reads from disk, if any, in parallel.
+            for run in runs() {
+                run.prefetch_key(table, key, upto);
             }
+        }
+        for run in runs() {
             run.versions_of_key_upto(table, key, upto, &mut out)?;
         }
         Ok(out)

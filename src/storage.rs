@@ -164,6 +164,21 @@ impl MappedFile {
     }
 }
 
+impl MappedFile {
+    /// Asks the kernel to start reading `len` bytes at `offset` into the
+    /// page cache (`MADV_WILLNEED`) without waiting: several reads that
+    /// will fault pages of different files then wait for one round of
+    /// I/O, not one each. A hint: out-of-range or failed advice is
+    /// ignored.
+    pub fn prefetch(&self, offset: usize, len: usize) {
+        if let Mapped::File(map) = &self.0
+            && offset.checked_add(len).is_some_and(|end| end <= map.len())
+        {
+            let _ = map.advise_range(memmap2::Advice::WillNeed, offset, len);
+        }
+    }
+}
+
 impl std::ops::Deref for MappedFile {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

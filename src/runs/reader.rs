@@ -410,6 +410,29 @@ impl Run {
         })
     }
 
+    /// Starts reading (`MappedFile::prefetch`) the blocks that hold
+    /// `(table, key)`'s versions up to `upto`, so that a history over
+    /// several runs waits for their I/O once, not run after run. Nothing
+    /// for an unmapped run.
+    pub(crate) fn prefetch_key(&self, table: TableId, key: &[u8], upto: TxId) {
+        let Some(map) = &self.map else { return };
+        if upto < self.footer.first_txid || self.ruled_out_if_loaded(table, key) {
+            return;
+        }
+        let lo = self
+            .vindex
+            .partition_point(|e| e.last() < (table, key, TxId::ZERO));
+        let hi = self
+            .vindex
+            .partition_point(|e| e.last() < (table, key, upto));
+        let blocks = &self.vindex[lo.min(self.vindex.len())..(hi + 1).min(self.vindex.len())];
+        if let (Some(first), Some(last)) = (blocks.first(), blocks.last()) {
+            let start = first.handle.offset as usize;
+            let end = last.handle.offset as usize + last.handle.len as usize;
+            map.prefetch(start, end - start);
+        }
+    }
+
     /// Appends to `out` every version of `(table, key)` with a txid at most
     /// `upto`, oldest first, each with an empty `key` (the caller's): a
     /// whole history allocates only the values.
