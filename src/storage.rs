@@ -113,8 +113,9 @@ impl Storage for FileStorage {
         // a run is written under a temporary name, fsynced and renamed into
         // place, and no code path opens an installed run for writing or
         // truncates it; compaction removes a run with `unlink`, which keeps
-        // the mapped pages valid until the map is dropped. Every read from
-        // the map checks a CRC over the bytes it uses before decoding them,
+        // the mapped pages valid until the map is dropped. A read copies
+        // the bytes it uses out of the map, then checks their CRC, then
+        // decodes the copy (`runs::grouped::GroupedBlock::parse_shared`),
         // so bytes changed underneath (by another process writing into the
         // file, which timecask's contract forbids as for any database file)
         // are reported as `Corrupt`, never returned as data. Truncation by

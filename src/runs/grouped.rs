@@ -136,9 +136,68 @@ pub(super) struct GroupedBlock<'a> {
     groups: &'a [u8],
     keys: &'a [u8],
     bodies: &'a [u8],
+    /// Whether `bodies` are shared bytes another process could change
+    /// (a map): then a body is copied before its CRC is checked, so the
+    /// bytes decoded are the bytes checked.
+    shared_bodies: bool,
+}
+
+/// Buffers a grouped read reuses: a copy of a shared body, a decompressed
+/// group.
+#[derive(Debug, Default)]
+pub(super) struct GroupBuffers {
+    body: Vec<u8>,
+    raw: Vec<u8>,
+}
+
+/// `bytes` copied into `buf` (grown, never shrunk), as a slice of it.
+fn copy_into<'b>(bytes: &[u8], buf: &'b mut Vec<u8>) -> &'b [u8] {
+    buf.clear();
+    buf.extend_from_slice(bytes);
+    buf
 }
 
 impl<'a> GroupedBlock<'a> {
+    /// `parse` of a block in shared bytes (a map another process could
+    /// write into): header and directory are copied into `dir` and checked
+    /// there, and every body is copied before it is checked (`group_raw`),
+    /// so what is decoded is always what was checked.
+    pub(super) fn parse_shared(
+        stored: &'a [u8],
+        dir: &'a mut Vec<u8>,
+    ) -> DecodeResult<Option<GroupedBlock<'a>>> {
+        if stored.get(4) != Some(&KIND_GROUPED) {
+            return Ok(None);
+        }
+        // The directory's extent from unchecked bytes, bounded by the
+        // block; the copy is checked (and its extent recomputed) below.
+        let u32_at = |at: usize| -> DecodeResult<usize> {
+            let b = stored
+                .get(at..at + 4)
+                .ok_or("grouped block is shorter than its directory")?;
+            Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        };
+        let keys_len_at = (u32_at(13)?)
+            .checked_mul(GROUP_SIZE)
+            .and_then(|n| n.checked_add(HEADER_SIZE))
+            .ok_or("group directory overflows")?;
+        let dir_end = keys_len_at
+            .checked_add(4)
+            .and_then(|n| n.checked_add(u32_at(keys_len_at).ok()?))
+            .filter(|&end| end <= stored.len())
+            .ok_or("group directory runs past the block")?;
+        let copy = copy_into(&stored[..dir_end], dir);
+        let Some(mut block) = GroupedBlock::parse(copy)? else {
+            return Err("block kind changed while read".into());
+        };
+        if !block.bodies.is_empty() {
+            return Err("block directory changed while read".into());
+        }
+        block.bodies = &stored[dir_end..];
+        block.shared_bodies = true;
+        Ok(Some(block))
+    }
+
     /// `None` when `stored` is not a grouped block; else checks the
     /// directory's CRC (before anything else of it is used) and sizes.
     pub(super) fn parse(stored: &'a [u8]) -> DecodeResult<Option<GroupedBlock<'a>>> {
@@ -184,6 +243,7 @@ impl<'a> GroupedBlock<'a> {
             groups,
             keys,
             bodies: &stored[dir_end..],
+            shared_bodies: false,
         }))
     }
 
@@ -242,11 +302,12 @@ impl<'a> GroupedBlock<'a> {
     }
 
     /// Group `g`'s entries, CRC checked: borrowed from the block when
-    /// stored as is, else decompressed into `buf`.
+    /// stored as is (copied first when the block is shared), else
+    /// decompressed into `bufs`.
     pub(super) fn group_raw<'b>(
         &'b self,
         g: usize,
-        buf: &'b mut Vec<u8>,
+        bufs: &'b mut GroupBuffers,
     ) -> DecodeResult<&'b [u8]> {
         let group = self.group(g);
         let body = group
@@ -254,6 +315,15 @@ impl<'a> GroupedBlock<'a> {
             .checked_add(group.body_len)
             .and_then(|end| self.bodies.get(group.body_offset..end))
             .ok_or_else(|| format!("group {g} runs past the block"))?;
+        let GroupBuffers {
+            body: body_buf,
+            raw,
+        } = bufs;
+        let body = if self.shared_bodies {
+            copy_into(body, body_buf)
+        } else {
+            body
+        };
         let actual = crc32fast::hash(body);
         if actual != group.body_crc {
             return Err(format!(
@@ -274,10 +344,10 @@ impl<'a> GroupedBlock<'a> {
             }
             return Ok(body);
         }
-        if buf.len() < group.raw_len {
-            buf.resize(group.raw_len, 0);
+        if raw.len() < group.raw_len {
+            raw.resize(group.raw_len, 0);
         }
-        let out = &mut buf[..group.raw_len];
+        let out = &mut raw[..group.raw_len];
         decompress_into(group.codec, body, out)?;
         Ok(out)
     }
@@ -294,7 +364,7 @@ impl<'a> GroupedBlock<'a> {
         let n_groups = self.n_groups();
         let mut raw = Vec::with_capacity(self.raw_len);
         let mut restarts = Vec::with_capacity(n_groups);
-        let mut buf = Vec::new();
+        let mut bufs = GroupBuffers::default();
         let mut tiled = 0;
         for g in 0..n_groups {
             let group = self.group(g);
@@ -305,7 +375,7 @@ impl<'a> GroupedBlock<'a> {
             }
             tiled += group.body_len;
             restarts.push(u32_of(raw.len()));
-            raw.extend_from_slice(self.group_raw(g, &mut buf)?);
+            raw.extend_from_slice(self.group_raw(g, &mut bufs)?);
             if raw.len() > self.raw_len {
                 return Err("groups hold more than the raw block".into());
             }

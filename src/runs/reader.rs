@@ -5,6 +5,7 @@
 //! neither an open nor a read of a key the run has reads a filter. Every later read is one block (or, at a key's block boundary,
 //! two), served from the [`BlockCache`] or read from disk and checked.
 
+use std::cell::Cell;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,7 +18,7 @@ use super::footer::{
     BlockHandle, FOOTER_SIZE, Footer, HEADER_SIZE, RUN_FORMAT_VERSION, Refusal, Section,
     TxIndexEntry, VersionIndexEntry, check_header, decode_tx_index, decode_version_index,
 };
-use super::grouped::GroupedBlock;
+use super::grouped::{GroupBuffers, GroupedBlock};
 use super::txblock::decode_tx_block;
 use super::{
     BLOCK_STORED_SIZE_MAX, Direction, RunSummary, SECTION_SIZE_MAX, TxEntry, VersionEntry,
@@ -33,9 +34,10 @@ use crate::types::{TableId, Timestamp, TxId};
 const BLOOM_AFTER_MISSES: u32 = 8;
 
 thread_local! {
-    /// Where a grouped block's groups are decompressed, reused by every
-    /// read on the thread (no allocation and no zeroing per read).
-    static GROUP_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    /// Where a mapped grouped block's directory is copied and its groups
+    /// copied and decompressed, reused by every read on the thread (no
+    /// allocation and no zeroing per read).
+    static GROUP_BUFFERS: Cell<(Vec<u8>, GroupBuffers)> = Cell::new((Vec::new(), GroupBuffers::default()));
 }
 
 /// An open, checked run file.
@@ -242,16 +244,18 @@ impl Run {
         let handle = self.vindex[i].handle;
         let err =
             |pos: usize, r: String| self.corrupt(handle.offset, format!("{r} (block byte {pos})"));
-        if let Some(stored) = self.mapped(handle)
-            && let Some(block) = GroupedBlock::parse(stored).map_err(|r| err(0, r))?
-        {
-            return GROUP_BUFFER.with(|cell| {
-                // Taken, not borrowed: `f` may read another block.
-                let mut buf = cell.take();
-                let done = self.scan_groups(&block, handle, seek, &mut buf, &mut f);
-                cell.set(buf);
-                done
-            });
+        if let Some(stored) = self.mapped(handle) {
+            let (mut dir, mut bufs) = GROUP_BUFFERS.with(Cell::take);
+            let done = match GroupedBlock::parse_shared(stored, &mut dir) {
+                Ok(Some(block)) => Some(self.scan_groups(&block, handle, seek, &mut bufs, &mut f)),
+                Ok(None) => None,
+                Err(r) => Some(Err(err(0, r))),
+            };
+            // Put back, not borrowed meanwhile: `f` may read another block.
+            GROUP_BUFFERS.with(|cell| cell.set((dir, bufs)));
+            if let Some(done) = done {
+                return done;
+            }
         }
         let raw = self.read_block(handle, cached)?;
         let mut cursor = VersionCursor::new(&raw, self.base()).map_err(|r| err(0, r))?;
@@ -279,7 +283,7 @@ impl Run {
         block: &GroupedBlock<'_>,
         handle: BlockHandle,
         seek: Option<(TableId, &[u8], TxId)>,
-        buf: &mut Vec<u8>,
+        bufs: &mut GroupBuffers,
         f: &mut impl FnMut(super::block::EntryView<'_>) -> bool,
     ) -> Result<()> {
         let base = self.base();
@@ -289,7 +293,7 @@ impl Run {
             None => 0,
         };
         for g in first..block.n_groups() {
-            let raw = block.group_raw(g, buf).map_err(|r| err(g, r))?;
+            let raw = block.group_raw(g, bufs).map_err(|r| err(g, r))?;
             let (at, count) = block.entries_of(g);
             let mut cursor = VersionCursor::for_group(raw, base, at, count);
             let mut leading = true;
