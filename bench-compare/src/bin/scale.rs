@@ -545,11 +545,12 @@ fn build_timecask(
                 last_report = Instant::now();
                 let (r, h) = rss();
                 eprintln!(
-                    "  {}: {done_tx}/{total_tx} tx, {:.0?}, rss {} (peak {}), {} compactions ({:.1?})",
+                    "  {}: {done_tx}/{total_tx} tx, {:.0?}, rss {} (peak {}, anon now {}), {} compactions ({:.1?})",
                     shape.name,
                     started.elapsed(),
                     fmt_bytes(r as f64),
                     fmt_bytes(h as f64),
+                    fmt_bytes(rss_anon() as f64),
                     b.compactions,
                     b.compact_time
                 );
