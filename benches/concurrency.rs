@@ -11,6 +11,9 @@
 //!   background thread commits Buffered single puts over the same keys
 //!   without pause. The writer's commits/s during the timed sections is
 //!   printed to stderr after each of these.
+//! - `views/{1,2}`: T threads each take and drop a latest snapshot
+//!   (`db.snapshot()`, no read): the cost of pinning and releasing a view;
+//!   time per operation is wall time / operations of all threads.
 //! - `reads_no_writer_long_chains/{1,2,3,4}`: the baseline again after the
 //!   writer has run, when each key has a few hundred versions, to separate
 //!   the cost of longer version chains from that of the concurrent writer.
@@ -373,6 +376,39 @@ fn readers(db: &Db, r: u64, seed: u64) -> Pool {
     Pool::new(workers)
 }
 
+fn view_takers(db: &Db, t: u64) -> Pool {
+    let workers: Vec<_> = (0..t)
+        .map(|_| {
+            let db = db.clone();
+            move |count: u64| {
+                for _ in 0..count {
+                    black_box(db.snapshot());
+                }
+            }
+        })
+        .collect();
+    Pool::new(workers)
+}
+
+fn bench_views(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(&dir, Durability::Buffered);
+    preload(&db, 0..N_KEYS);
+    let mut group = c.benchmark_group("views");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(3));
+    group.warm_up_time(Duration::from_secs(1));
+    group.throughput(Throughput::Elements(1));
+    for t in 1u64..=2 {
+        let pool = view_takers(&db, t);
+        group.bench_function(BenchmarkId::from_parameter(t), |b| {
+            b.iter_custom(|iters| pool.run(iters))
+        });
+        pool.report_cpu(&format!("views/{t}"));
+    }
+    group.finish();
+}
+
 fn bench_reads(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(&dir, Durability::Buffered);
@@ -450,5 +486,5 @@ fn bench_reads(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, bench_group_commit, bench_reads);
+criterion_group!(benches, bench_group_commit, bench_views, bench_reads);
 criterion_main!(benches);

@@ -16,6 +16,7 @@ use crate::index::chain::{VersionRef, visible_at, visible_position};
 use crate::index::{Index, SYSTEM_TABLE, TxInfo};
 use crate::log::frame::decode_meta;
 use crate::log::value_cache::ValueBytes;
+use crate::pins::PinSlot;
 use crate::record::{HistoryQuery, Version, Window};
 use crate::runs::{MetaRef, VersionEntry};
 use crate::sealed::RunSet;
@@ -129,13 +130,14 @@ const SCAN_LOOKS_MAX: usize = 4 * SCAN_BATCH;
 pub struct Snapshot {
     shared: Arc<Shared>,
     txid: TxId,
+    pin: PinSlot,
 }
 
 impl Snapshot {
     /// A view at `txid`, pinning it; refused below the purge horizon.
     pub(crate) fn new(shared: Arc<Shared>, txid: TxId) -> Result<Snapshot> {
-        shared.pins.pin(txid)?;
-        Ok(Snapshot { shared, txid })
+        let pin = shared.pins.pin(txid)?;
+        Ok(Snapshot { shared, txid, pin })
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -882,17 +884,18 @@ impl DoubleEndedIterator for RangeIter {
 
 impl Clone for Snapshot {
     fn clone(&self) -> Snapshot {
-        self.shared.pins.pin_again(self.txid);
+        self.shared.pins.pin_again(self.pin, self.txid);
         Snapshot {
             shared: Arc::clone(&self.shared),
             txid: self.txid,
+            pin: self.pin,
         }
     }
 }
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
-        self.shared.pins.unpin(self.txid);
+        self.shared.pins.unpin(self.pin, self.txid);
     }
 }
 
