@@ -91,9 +91,6 @@ impl Remote {
         if let Some(secret) = &options.secret_access_key {
             builder = builder.with_secret_access_key(secret);
         }
-        if let Some(allow) = options.allow_http {
-            builder = builder.with_allow_http(allow);
-        }
         // Few, quick retries inside the store: the replicator retries a
         // whole cycle with its own backoff, so a dead server is reported
         // (and retried) within seconds rather than minutes.
@@ -105,9 +102,15 @@ impl Remote {
         let client = ClientOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
             .with_timeout(Duration::from_secs(120));
+        // Client options replace the environment's: read AWS_ALLOW_HTTP here.
+        let allow_http = options.allow_http.unwrap_or_else(|| {
+            std::env::var("AWS_ALLOW_HTTP")
+                .is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+        });
         let store = builder
             .with_retry(retry)
             .with_client_options(client)
+            .with_allow_http(allow_http)
             .build()
             .map_err(|e| invalid(&e.to_string()))?;
         Remote::new(Arc::new(store), prefix, url)

@@ -204,38 +204,10 @@ impl Weed {
         }
     }
 
+    /// The bucket is created by the first write (`-s3.autoCreateBucket`,
+    /// on by default for an admin identity): write until one succeeds.
     fn create_bucket(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = Command::new(&self.binary)
-                .arg("shell")
-                .arg(format!("-master=127.0.0.1:{}", self.ports[0]))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .and_then(|mut child| {
-                    use std::io::Write;
-                    let mut stdin = child.stdin.take().expect("stdin");
-                    stdin.write_all(format!("s3.bucket.create -name {BUCKET}\n").as_bytes())?;
-                    drop(stdin);
-                    child.wait_with_output()
-                })
-                .expect("run weed shell");
-            let text = String::from_utf8_lossy(&out.stdout).to_string()
-                + &String::from_utf8_lossy(&out.stderr);
-            if text.contains("created bucket") || text.contains("already exist") {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "could not create the bucket: {text}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        // The S3 gateway learns of the bucket through the filer: wait until
-        // a write goes through.
         let store = self.store();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -297,6 +269,11 @@ impl Weed {
             .with_access_key_id(ACCESS_KEY)
             .with_secret_access_key(SECRET_KEY)
             .with_allow_http(true)
+            .with_retry(object_store::RetryConfig {
+                max_retries: 1,
+                retry_timeout: Duration::from_secs(5),
+                ..object_store::RetryConfig::default()
+            })
             .build()
             .expect("store");
         Arc::new(store)
