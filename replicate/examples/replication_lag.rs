@@ -91,9 +91,10 @@ fn restore_throughput(weed: &common::Weed) {
         ..Config::default()
     };
     let db = Db::open_with(&src, config).expect("open");
-    let value: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let mut value: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     let mut last = TxId(0);
     for i in 0..16_000u32 {
+        value[..4].copy_from_slice(&i.to_le_bytes());
         let mut tx = db.begin();
         tx.put("t", format!("k{:06}", i % 4000).as_bytes(), &value).expect("put");
         last = tx.commit().expect("commit").expect("change");

@@ -208,3 +208,89 @@ impl ObjectManifest {
         chunks.chain(runs).max().unwrap_or(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(segment: u32, start: u64, end: u64, first_txid: u64, last_txid: u64) -> Chunk {
+        Chunk {
+            segment,
+            start,
+            end,
+            first_txid,
+            last_txid,
+            crc: 7,
+        }
+    }
+
+    fn sample() -> ObjectManifest {
+        ObjectManifest {
+            generation: 3,
+            writer: "w".into(),
+            chunks: vec![chunk(1, 0, 100, 1, 2), chunk(1, 100, 180, 3, 3)],
+            ..ObjectManifest::default()
+        }
+    }
+
+    #[test]
+    fn an_object_manifest_round_trips() {
+        let bytes = sample().encode();
+        assert_eq!(&bytes[0..8], b"TCREPLMF");
+        assert_eq!(ObjectManifest::decode(&bytes, "m").expect("decodes"), sample());
+    }
+
+    #[test]
+    fn any_flipped_bit_or_cut_is_a_corrupt_object_naming_it() {
+        let bytes = sample().encode().to_vec();
+        for at in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x10;
+            let err = ObjectManifest::decode(&bad, "p/m").expect_err("damage is detected");
+            assert!(
+                matches!(&err, Error::CorruptObject { object, .. } | Error::UnsupportedFormat { object, .. } if object == "p/m"),
+                "{err}"
+            );
+        }
+        for len in 0..bytes.len() {
+            let err = ObjectManifest::decode(&bytes[..len], "p/m").expect_err("a cut is detected");
+            assert!(matches!(&err, Error::CorruptObject { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn pieces_that_are_not_contiguous_are_refused() {
+        let mut m = sample();
+        m.chunks[1].start = 101;
+        let err = ObjectManifest::decode(&m.encode(), "m").expect_err("a gap");
+        assert!(matches!(&err, Error::CorruptObject { .. }), "{err}");
+    }
+
+    #[test]
+    fn restorable_ranges_follow_bases_and_chains() {
+        let mut m = sample();
+        // Segment 3 starts a chain only a manifest with runs through 5 can use.
+        m.chunks.push(chunk(3, 0, 90, 6, 8));
+        assert_eq!(crate::plan::restorable(&m), vec![(0, 3)]);
+        m.runs.push(RunObject {
+            number: 1,
+            first_txid: 1,
+            last_txid: 5,
+            len: 10,
+            crc: 1,
+        });
+        m.manifests.push(ManifestObject {
+            seq: 1,
+            runs_through: 5,
+            log_first_segment: 3,
+            log_first_txid: 6,
+            runs: vec![1],
+            len: 10,
+            crc: 1,
+        });
+        assert_eq!(crate::plan::restorable(&m), vec![(0, 3), (5, 8)]);
+        // Without its run the manifest is no base.
+        m.runs.clear();
+        assert_eq!(crate::plan::restorable(&m), vec![(0, 3)]);
+    }
+}
