@@ -30,10 +30,22 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn lag(weed: &common::Weed, tail_interval: Duration, n_commits: u64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = dir.path().join("src");
-    let db = Db::open_with(&src, Config { segment_roll_bytes: 1 << 20, ..Config::default() }).expect("open");
+    let db = Db::open_with(
+        &src,
+        Config {
+            segment_roll_bytes: 1 << 20,
+            ..Config::default()
+        },
+    )
+    .expect("open");
     let prefix = format!("lag-{}", tail_interval.as_millis());
-    let config = ReplicatorConfig { tail_interval, ..ReplicatorConfig::default() };
-    let running = Replicator::open(&src, weed.remote(&prefix), config).expect("replicator").spawn();
+    let config = ReplicatorConfig {
+        tail_interval,
+        ..ReplicatorConfig::default()
+    };
+    let running = Replicator::open(&src, weed.remote(&prefix), config)
+        .expect("replicator")
+        .spawn();
     let durable: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let seen: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -91,16 +103,21 @@ fn restore_throughput(weed: &common::Weed) {
         ..Config::default()
     };
     let db = Db::open_with(&src, config).expect("open");
-    let mut value: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let mut value: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     let mut last = TxId(0);
     for i in 0..16_000u32 {
         value[..4].copy_from_slice(&i.to_le_bytes());
         let mut tx = db.begin();
-        tx.put("t", format!("k{:06}", i % 4000).as_bytes(), &value).expect("put");
+        tx.put("t", format!("k{:06}", i % 4000).as_bytes(), &value)
+            .expect("put");
         last = tx.commit().expect("commit").expect("change");
     }
     db.flush().expect("flush");
-    let mut replicator = Replicator::open(&src, weed.remote("restore"), ReplicatorConfig::default()).expect("replicator");
+    let mut replicator =
+        Replicator::open(&src, weed.remote("restore"), ReplicatorConfig::default())
+            .expect("replicator");
     let started = Instant::now();
     let shipped = replicator.sync().expect("sync");
     let ship_secs = started.elapsed().as_secs_f64();

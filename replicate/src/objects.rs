@@ -237,7 +237,10 @@ mod tests {
     fn an_object_manifest_round_trips() {
         let bytes = sample().encode();
         assert_eq!(&bytes[0..8], b"TCREPLMF");
-        assert_eq!(ObjectManifest::decode(&bytes, "m").expect("decodes"), sample());
+        assert_eq!(
+            ObjectManifest::decode(&bytes, "m").expect("decodes"),
+            sample()
+        );
     }
 
     #[test]
