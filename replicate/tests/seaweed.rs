@@ -247,3 +247,62 @@ fn a_read_replica_follows_the_bucket_and_refresh_sees_new_commits() {
     replicator.release().expect("release");
     assert_same_as_of(&db, &replica, last);
 }
+
+#[test]
+fn the_binary_replicates_once_and_restores_with_aws_variables() {
+    let _one = ONE_SERVER_AT_A_TIME.lock();
+    let Some(weed) = Weed::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src");
+    let db = Db::open(&src).expect("open");
+    let mut last = TxId(0);
+    for i in 0..30 {
+        last = commit_step(&db, i);
+    }
+    let options = weed.options();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_timecask-replicate"))
+            .args(args)
+            .env(
+                "AWS_ENDPOINT_URL",
+                options.endpoint.as_deref().expect("endpoint"),
+            )
+            .env("AWS_REGION", "us-east-1")
+            .env(
+                "AWS_ACCESS_KEY_ID",
+                options.access_key_id.as_deref().expect("key"),
+            )
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                options.secret_access_key.as_deref().expect("secret"),
+            )
+            .env("AWS_ALLOW_HTTP", "true")
+            .output()
+            .expect("run timecask-replicate");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let url = weed.url("cli");
+    let src_arg = src.to_str().expect("utf-8 path");
+    let (ok, text) = run(&["replicate", "--db", src_arg, "--to", &url, "--once"]);
+    assert!(ok, "{text}");
+    assert!(text.contains(&format!("txids up to {}", last.0)), "{text}");
+    let out = dir.path().join("restored");
+    let out_arg = out.to_str().expect("utf-8 path");
+    let (ok, text) = run(&["restore", "--from", &url, "--at", "12", out_arg]);
+    assert!(ok, "{text}");
+    assert_same_as_of(&db, &Db::open(&out).expect("open"), TxId(12));
+    let (ok, text) = run(&[
+        "restore",
+        "--from",
+        &url,
+        "--at",
+        "99",
+        dir.path().join("x").to_str().expect("utf-8"),
+    ]);
+    assert!(
+        !ok && text.contains("txid 99 cannot be restored") && text.contains("0..=30"),
+        "{text}"
+    );
+}
