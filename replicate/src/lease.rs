@@ -60,7 +60,7 @@ fn body(owner: &str, ttl: Duration) -> Bytes {
         owner: owner.to_string(),
         expires_unix_ms: now_ms().saturating_add(ttl_ms),
     };
-    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    Bytes::from(serde_json::to_vec(&body).expect("plain data always serializes"))
 }
 
 fn is_conflict(e: &Error) -> bool {

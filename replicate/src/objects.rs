@@ -111,7 +111,7 @@ pub struct ObjectManifest {
 impl ObjectManifest {
     /// Encodes it: a 32-byte checksummed header, then the JSON body.
     pub(crate) fn encode(&self) -> Bytes {
-        let body = serde_json::to_vec(self).unwrap_or_default();
+        let body = serde_json::to_vec(self).expect("plain data always serializes");
         let mut out = Vec::with_capacity(HEADER_SIZE + body.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());

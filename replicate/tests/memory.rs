@@ -92,7 +92,8 @@ fn a_restarted_replicator_ships_only_what_is_missing() {
     let db = Db::open_with(dir.path().join("src"), source_config()).expect("open");
     let store = Arc::new(object_store::memory::InMemory::new());
     let config = ReplicatorConfig {
-        lease_ttl: std::time::Duration::from_millis(300),
+        // Generous: the check below must come before it expires.
+        lease_ttl: std::time::Duration::from_secs(6),
         ..ReplicatorConfig::default()
     };
     let mut first = Replicator::open(
@@ -117,7 +118,7 @@ fn a_restarted_replicator_ships_only_what_is_missing() {
         matches!(refused, Err(Error::Leased { .. })),
         "the lease still holds"
     );
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    std::thread::sleep(std::time::Duration::from_millis(6500));
     let mut second = Replicator::open(dir.path().join("src"), memory_remote(&store), config)
         .expect("after expiry");
     assert_eq!(
