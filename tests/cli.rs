@@ -1480,3 +1480,35 @@ fn log_follow_on_a_terminal_never_pages() {
     );
     assert!(!shown.contains("paged: "), "{shown:?}");
 }
+
+/// `timecask replicate|restore|follow` run `timecask-replicate` from PATH.
+#[test]
+fn replication_subcommands_run_timecask_replicate_from_path_or_say_how_to_install_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = Command::new(BIN)
+        .args(["restore", "--from", "s3://b/p", "--at", "1", "out"])
+        .env("PATH", dir.path())
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success());
+    assert!(
+        stderr.contains("`timecask-replicate`, which is not installed"),
+        "{stderr}"
+    );
+    let fake = dir.path().join("timecask-replicate");
+    std::fs::write(&fake, "#!/bin/sh\necho \"args: $*\"\nexit 3\n").expect("write");
+    let mut perms = std::fs::metadata(&fake).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&fake, perms).expect("chmod");
+    let ran = Command::new(BIN)
+        .args(["follow", "--from", "s3://b/p", "replica"])
+        .env("PATH", dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(ran.status.code(), Some(3), "its exit code is passed on");
+    assert_eq!(
+        String::from_utf8_lossy(&ran.stdout),
+        "args: follow --from s3://b/p replica\n"
+    );
+}

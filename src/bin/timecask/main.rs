@@ -15,6 +15,7 @@ mod changes;
 mod common;
 mod demo;
 mod docs;
+mod external;
 mod inspect;
 mod pager;
 mod render;
@@ -339,6 +340,10 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("error: internal error, please report it: {message}");
     }));
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    if let Some(code) = external::dispatch(&args) {
+        return code;
+    }
     let cli = Cli::parse();
     if cli.csv && !cli.command.has_csv() {
         Cli::command()
