@@ -109,6 +109,54 @@ fn every_flipped_bit_and_every_truncation_is_corrupt_never_wrong_data() {
     }
 }
 
+/// A directory key that is not its group's first entry, under a valid
+/// directory CRC (a writer bug, not a flipped bit): `verify` and a point
+/// read of the key are `Corrupt`.
+#[test]
+fn a_wrong_directory_key_with_a_valid_crc_is_corrupt_on_verify() {
+    let (versions, txs) = medium_history();
+    let storage = MemStorage::default();
+    build(
+        &storage,
+        Path::new("r"),
+        config(4096, false),
+        &versions,
+        &txs,
+    );
+    let mut bytes = storage.bytes(Path::new("r"));
+    // The first version block starts after the 16-byte header.
+    let at = 16;
+    assert_eq!(bytes[at + 4], 3, "grouped");
+    let n_groups =
+        u32::from_le_bytes(bytes[at + 13..at + 17].try_into().expect("4 bytes")) as usize;
+    let keys_len_at = at + 17 + 21 * n_groups;
+    let keys_len = u32::from_le_bytes(
+        bytes[keys_len_at..keys_len_at + 4]
+            .try_into()
+            .expect("4 bytes"),
+    ) as usize;
+    let keys_at = keys_len_at + 4;
+    // Group 0's key: varint table, varint key length, key bytes; change
+    // its last key byte.
+    let key_len = bytes[keys_at + 1] as usize;
+    bytes[keys_at + 1 + key_len] ^= 0x01;
+    let dir_end = keys_at + keys_len;
+    let crc = crc32fast::hash(&bytes[at + 4..dir_end]);
+    bytes[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+    storage.put(Path::new("bad"), bytes);
+    let run = open(&storage, Path::new("bad")).expect("opens: the block is read on demand");
+    let err = run.verify().expect_err("verify");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    let first = &versions[0];
+    let mapped = MemStorage::mapping();
+    mapped.put(Path::new("bad"), storage.bytes(Path::new("bad")));
+    let run = open(&mapped, Path::new("bad")).expect("open");
+    let err = run
+        .get_at(first.table, &first.key, first.txid)
+        .expect_err("point read");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+}
+
 #[test]
 fn a_foreign_file_is_corrupt_and_a_newer_run_unsupported() {
     let (versions, txs) = small_history();
