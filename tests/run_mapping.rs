@@ -97,3 +97,30 @@ fn a_byte_changed_under_a_live_map_is_corrupt_never_other_data() {
         "only {detected} of {flips} flips seen by reads through the map"
     );
 }
+
+/// A value larger than the buffers a thread keeps (1 MiB) reads back
+/// through the map, twice (the buffers freed after the first read), and
+/// small reads after it stay right.
+#[test]
+fn a_large_value_reads_back_through_the_map_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open_with(dir.path(), config(None)).expect("open");
+    let big: Vec<u8> = (0..3 << 20).map(|i: u32| (i * 7 % 251) as u8).collect();
+    let mut tx = db.begin();
+    tx.put("alpha", b"big", &big).expect("put");
+    tx.put("alpha", b"small", b"s").expect("put");
+    let t = tx.commit().expect("commit").expect("txid");
+    commit_rounds(&db, 0, 3);
+    db.compact().expect("compact");
+    drop(db);
+    let db = Db::open_with(dir.path(), config(None)).expect("open");
+    for _ in 0..2 {
+        let view = db.as_of(t).expect("view");
+        assert_eq!(view.get("alpha", b"big").expect("get"), Some(big.clone()));
+        assert_eq!(
+            view.get("alpha", b"small").expect("get"),
+            Some(b"s".to_vec())
+        );
+    }
+    db.verify().expect("verify");
+}

@@ -150,6 +150,21 @@ pub(super) struct GroupBuffers {
     raw: Vec<u8>,
 }
 
+/// Bytes a reused buffer may keep between reads; one that grew past this
+/// (a group holding a large value) is freed after its read.
+pub(super) const KEPT_BUFFER_BYTES: usize = 1 << 20;
+
+impl GroupBuffers {
+    /// Frees the buffers that grew past [`KEPT_BUFFER_BYTES`].
+    pub(super) fn trim(&mut self) {
+        for buf in [&mut self.body, &mut self.raw] {
+            if buf.capacity() > KEPT_BUFFER_BYTES {
+                *buf = Vec::new();
+            }
+        }
+    }
+}
+
 /// `bytes` copied into `buf` (grown, never shrunk), as a slice of it.
 fn copy_into<'b>(bytes: &[u8], buf: &'b mut Vec<u8>) -> &'b [u8] {
     buf.clear();

@@ -18,7 +18,7 @@ use super::footer::{
     BlockHandle, FOOTER_SIZE, Footer, HEADER_SIZE, RUN_FORMAT_VERSION, Refusal, Section,
     TxIndexEntry, VersionIndexEntry, check_header, decode_tx_index, decode_version_index,
 };
-use super::grouped::{GroupBuffers, GroupedBlock};
+use super::grouped::{GroupBuffers, GroupedBlock, KEPT_BUFFER_BYTES};
 use super::txblock::decode_tx_block;
 use super::{
     BLOCK_STORED_SIZE_MAX, Direction, RunSummary, SECTION_SIZE_MAX, TxEntry, VersionEntry,
@@ -252,6 +252,11 @@ impl Run {
                 Err(r) => Some(Err(err(0, r))),
             };
             // Put back, not borrowed meanwhile: `f` may read another block.
+            // A thread keeps at most about 1 MiB per buffer between reads.
+            bufs.trim();
+            if dir.capacity() > KEPT_BUFFER_BYTES {
+                dir = Vec::new();
+            }
             GROUP_BUFFERS.with(|cell| cell.set((dir, bufs)));
             if let Some(done) = done {
                 return done;
