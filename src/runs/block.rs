@@ -347,13 +347,8 @@ impl EntryView<'_> {
 
     pub(super) fn to_entry(self) -> VersionEntry {
         VersionEntry {
-            table: self.table,
             key: self.key.to_vec(),
-            txid: self.txid,
-            op: self.op,
-            commit_time: self.commit_time,
-            meta: self.meta(),
-            value: self.value.map(<[u8]>::to_vec),
+            ..self.to_entry_keyless()
         }
     }
 
@@ -398,6 +393,16 @@ impl EntryView<'_> {
             (v, bytes) => *v = bytes.map(<[u8]>::to_vec),
         }
     }
+}
+
+/// The sort key of the restart entry `r` is at, its txid as stored (the
+/// offset from the run's first txid).
+pub(super) fn restart_entry_key<'a>(r: &mut Reader<'a>) -> DecodeResult<(TableId, &'a [u8], u64)> {
+    let table = TableId(r.varint_max(u64::from(u32::MAX), "table id")? as u32);
+    r.varint_max(0, "shared key prefix at a restart")?;
+    let key = r.varint_bytes(KEY_SIZE_MAX, "key")?;
+    r.u8("entry flags")?;
+    Ok((table, key, r.varint("txid")?))
 }
 
 /// Decodes a version block entry by entry, checking every length, the
@@ -511,15 +516,12 @@ impl<'a> VersionCursor<'a> {
     fn restart_key(&self, i: usize) -> DecodeResult<(TableId, &'a [u8], TxId)> {
         let mut r = self.r.clone();
         r.set_pos(self.restart_offset(i));
-        let table = TableId(r.varint_max(u64::from(u32::MAX), "table id")? as u32);
-        r.varint_max(0, "shared key prefix at a restart")?;
-        let key = r.varint_bytes(KEY_SIZE_MAX, "key")?;
-        r.u8("entry flags")?;
+        let (table, key, delta) = restart_entry_key(&mut r)?;
         let txid = self
             .base
             .first_txid
             .0
-            .checked_add(r.varint("txid")?)
+            .checked_add(delta)
             .ok_or("restart txid overflows")?;
         Ok((table, key, TxId(txid)))
     }

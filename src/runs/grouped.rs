@@ -22,6 +22,7 @@
 
 use super::block::{
     Base, COMPRESSION_NONE, RESTART_INTERVAL as GROUP_ENTRIES, compress_body, decompress_into,
+    restart_entry_key,
 };
 use super::codec::{DecodeResult, Reader, put_varint, put_varint_bytes};
 use super::{BLOCK_RAW_SIZE_MAX, BLOCK_STORED_SIZE_MAX, Compression};
@@ -287,17 +288,24 @@ impl<'a> GroupedBlock<'a> {
 
     /// The sort key of group `g`'s first entry, from the directory.
     pub(super) fn key(&self, g: usize, base: Base) -> DecodeResult<(TableId, &'a [u8], TxId)> {
+        let (table, key, delta) = self.stored_key(g)?;
+        let txid = base
+            .first_txid
+            .0
+            .checked_add(delta)
+            .filter(|&t| t <= base.last_txid.0)
+            .ok_or("group txid outside the run's range")?;
+        Ok((table, key, TxId(txid)))
+    }
+
+    /// Group `g`'s directory key with its txid as stored (the offset from
+    /// the run's first txid, as in a restart entry).
+    fn stored_key(&self, g: usize) -> DecodeResult<(TableId, &'a [u8], u64)> {
         let at = self.group(g).key_offset;
         let mut r = Reader::new(self.keys.get(at..).ok_or("group key offset out of range")?);
         let table = TableId(r.varint_max(u64::from(u32::MAX), "group table id")? as u32);
         let key = r.varint_bytes(KEY_SIZE_MAX, "group key")?;
-        let txid = base
-            .first_txid
-            .0
-            .checked_add(r.varint("group txid")?)
-            .filter(|&t| t <= base.last_txid.0)
-            .ok_or("group txid outside the run's range")?;
-        Ok((table, key, TxId(txid)))
+        Ok((table, key, r.varint("group txid")?))
     }
 
     /// The last group whose first entry is at most `target` (group 0 if
@@ -374,7 +382,8 @@ impl<'a> GroupedBlock<'a> {
     }
 
     /// The whole raw block (entries, restart offsets, trailer), every group
-    /// checked; the bodies must tile the block exactly.
+    /// checked, and its first entry against its directory key; the bodies
+    /// must tile the block exactly.
     pub(super) fn reassemble(&self) -> DecodeResult<Vec<u8>> {
         let n_groups = self.n_groups();
         let mut raw = Vec::with_capacity(self.raw_len);
@@ -390,7 +399,13 @@ impl<'a> GroupedBlock<'a> {
             }
             tiled += group.body_len;
             restarts.push(u32_of(raw.len()));
-            raw.extend_from_slice(self.group_raw(g, &mut bufs)?);
+            let bytes = self.group_raw(g, &mut bufs)?;
+            if restart_entry_key(&mut Reader::new(bytes))? != self.stored_key(g)? {
+                return Err(format!(
+                    "group {g}'s first entry differs from its directory key"
+                ));
+            }
+            raw.extend_from_slice(bytes);
             if raw.len() > self.raw_len {
                 return Err("groups hold more than the raw block".into());
             }

@@ -280,22 +280,6 @@ impl Run {
         }
     }
 
-    /// Checks, from disk, that a grouped version block's directory keys
-    /// are its groups' first entries (every group decoded); nothing for a
-    /// block stored whole. For `verify`: a point read checks only the
-    /// groups it decodes.
-    pub(super) fn check_directory(&self, i: usize) -> Result<()> {
-        let handle = self.vindex[i].handle;
-        let mut stored = vec![0; handle.len as usize];
-        read_at(&*self.file, &self.path, &mut stored, handle.offset)?;
-        let block = GroupedBlock::parse(&stored).map_err(|r| self.corrupt(handle.offset, r))?;
-        if let Some(block) = block {
-            let mut bufs = GroupBuffers::default();
-            self.scan_groups(&block, handle, None, &mut bufs, &mut |_| true)?;
-        }
-        Ok(())
-    }
-
     /// `scan_block` over a grouped block: from the group `seek` picks, each
     /// group checked and decoded as it is reached; a group's first entry
     /// must be the key the directory gives it.
