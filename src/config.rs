@@ -80,6 +80,13 @@ pub struct Config {
     /// and merges read whole blocks. Tests use small blocks so a key spans
     /// several.
     pub run_block_bytes: usize,
+    /// Block-index entries per index page of a history run: 128 by
+    /// default (a page of about 4.5 KiB). Opening a run reads one small top
+    /// table entry per page, and a read loads (and keeps) the one page it
+    /// needs, so open time does not grow with the run; smaller pages make
+    /// the top tables larger and a cold read's page smaller. `1..=4096`;
+    /// tests use tiny pages so every index has several.
+    pub run_index_page_entries: u32,
     /// How history-run blocks are compressed: LZ4 by default; a block
     /// that does not shrink is stored as is either way. Only new runs
     /// follow a change: every block records its codec.
@@ -166,6 +173,7 @@ impl Default for Config {
             seal_log_bytes: Some(256 * 1024 * 1024),
             memory_budget: None,
             run_block_bytes: 64 * 1024,
+            run_index_page_entries: 128,
             run_compression: RunCompression::default(),
             read_only: false,
             recovery: Recovery::Strict,
@@ -213,6 +221,15 @@ impl Config {
             return Err(Error::InvalidConfig {
                 reason: format!(
                     "memory_budget {budget} needs history_runs and at least {MEMORY_BUDGET_MIN} bytes"
+                ),
+            });
+        }
+        if !(1..=crate::limits::INDEX_PAGE_ENTRIES_MAX).contains(&self.run_index_page_entries) {
+            return Err(Error::InvalidConfig {
+                reason: format!(
+                    "run_index_page_entries {} is outside 1..={}",
+                    self.run_index_page_entries,
+                    crate::limits::INDEX_PAGE_ENTRIES_MAX
                 ),
             });
         }

@@ -22,6 +22,9 @@ pub const SEGMENT_ROLL_SIZE_MIN: u64 = 4 * 1024;
 pub const BLOCK_TARGET_SIZE_MIN: usize = 64;
 /// Largest history-run block target.
 pub const BLOCK_TARGET_SIZE_MAX: usize = 16 * 1024 * 1024;
+/// Most block-index entries per history-run index page
+/// (`Config::run_index_page_entries`).
+pub const INDEX_PAGE_ENTRIES_MAX: u32 = 4096;
 /// Smallest [`Config::memory_budget`](crate::Config::memory_budget).
 pub const MEMORY_BUDGET_MIN: usize = 4 * 1024 * 1024;
 

@@ -463,32 +463,41 @@ impl Snapshot {
         };
         // The runs' versions (oldest first, all before the tail's), minus
         // what an erasure removed, then the tail's.
-        let mut items: Vec<(TxId, Option<VersionEntry>)> = sealed
-            .runs
-            .versions_upto(sealed.table, key, self.txid)?
-            .into_iter()
-            .filter(|e| !erased_entry(erased, e))
-            .map(|e| (e.txid, Some(e)))
-            .chain(tail.iter().map(|f| (f.value.item.txid(), None)))
+        let mut sealed_versions = sealed.runs.versions_upto(sealed.table, key, self.txid)?;
+        if erased.is_some() {
+            sealed_versions.retain(|e| !erased_entry(erased, e));
+        }
+        let n_sealed = sealed_versions.len();
+        let all: Vec<TxId> = sealed_versions
+            .iter()
+            .map(|e| e.txid)
+            .chain(tail.iter().map(|f| f.value.item.txid()))
             .collect();
-        let n_sealed = items.len() - tail.len();
         // A version superseded at or before the horizon was purged; the
-        // tail never holds one, so only run versions go.
-        let mut positions: Vec<usize> = (0..items.len()).collect();
-        positions.retain(|&i| items.get(i + 1).is_none_or(|next| next.0 > horizon));
-        let txids: Vec<TxId> = positions.iter().map(|&i| items[i].0).collect();
-        let mut out = Vec::new();
-        for (j, end_txid) in select_positions(&txids, &query, self.txid) {
-            let i = positions[j];
+        // tail never holds one, so only run versions go. `None`: none was.
+        let positions: Option<Vec<usize>> = {
+            let purged = |i: usize| all.get(i + 1).is_some_and(|&next| next <= horizon);
+            (0..all.len())
+                .any(purged)
+                .then(|| (0..all.len()).filter(|&i| !purged(i)).collect())
+        };
+        let txids = match &positions {
+            None => all,
+            Some(kept) => kept.iter().map(|&i| all[i]).collect(),
+        };
+        let selected = select_positions(&txids, &query, self.txid);
+        let mut out = Vec::with_capacity(selected.len());
+        for (j, end_txid) in selected {
+            let i = positions.as_ref().map_or(j, |kept| kept[j]);
             if i < n_sealed {
-                let Some(e) = items[i].1.take() else { continue };
+                let e = &mut sealed_versions[i];
                 out.push(Version {
                     txid: e.txid,
                     end_txid,
                     op: e.op,
                     commit_time: e.commit_time,
-                    meta: sealed_meta(&sealed.runs, &e)?,
-                    value: e.value,
+                    meta: sealed_meta(&sealed.runs, e)?,
+                    value: e.value.take(),
                 });
             } else {
                 let mut v = self.load_version(&tail[i - n_sealed])?;

@@ -67,6 +67,7 @@ impl Shared {
                 RunCompression::Zstd => Compression::Zstd { level: 3 },
             },
             bloom_bits_per_key: 10,
+            index_page_entries: shared.config.run_index_page_entries,
         };
         let mut manifest = shared.lock_manifest().clone();
         let (old, base, drops) = {

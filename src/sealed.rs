@@ -188,20 +188,25 @@ impl RunSet {
         key: &[u8],
         upto: TxId,
     ) -> Result<Vec<VersionEntry>> {
-        let mut out = Vec::new();
-        let runs = || {
-            self.runs
-                .iter()
-                .take_while(|r| r.summary().first_txid <= upto)
-        };
-        if runs().nth(1).is_some() {
-            // Several runs: their reads from disk, if any, in parallel.
-            for run in runs() {
-                run.prefetch_key(table, key, upto);
+        let mut spans = Vec::with_capacity(self.runs.len());
+        for run in self
+            .runs
+            .iter()
+            .take_while(|r| r.summary().first_txid <= upto)
+        {
+            if let Some(span) = run.key_span(table, key, upto)? {
+                spans.push((run, span));
             }
         }
-        for run in runs() {
-            run.versions_of_key_upto(table, key, upto, &mut out)?;
+        if spans.len() > 1 {
+            // Several runs: their reads from disk, if any, in parallel.
+            for (run, span) in &spans {
+                run.prefetch_span(*span);
+            }
+        }
+        let mut out = Vec::new();
+        for (run, span) in spans {
+            run.versions_in_span(span, table, key, upto, &mut out)?;
         }
         Ok(out)
     }

@@ -132,6 +132,8 @@ fn db_config(record_identical_updates: bool, history_runs: bool, background: boo
         // several) or, without, rewrites segments.
         history_runs,
         run_block_bytes: 64,
+        // Tiny index pages, loaded one by one as reads need them.
+        run_index_page_entries: 2,
         ..Config::default()
     }
 }

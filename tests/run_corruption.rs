@@ -358,18 +358,18 @@ fn a_newer_format_version_is_unsupported_format() {
     let run_name = name_of(&run);
     let bytes = std::fs::read(&run).expect("read");
     let mut header = bytes.clone();
-    header[8..12].copy_from_slice(&3u32.to_le_bytes());
+    header[8..12].copy_from_slice(&4u32.to_le_bytes());
     let crc = crc32fast::hash(&header[..12]);
     header[12..16].copy_from_slice(&crc.to_le_bytes());
     let mut footer = bytes.clone();
     let f = footer.len() - 144;
-    footer[f + 8..f + 12].copy_from_slice(&3u32.to_le_bytes());
+    footer[f + 8..f + 12].copy_from_slice(&4u32.to_le_bytes());
     let crc = crc32fast::hash(&footer[f..f + 140]);
     footer[f + 140..].copy_from_slice(&crc.to_le_bytes());
     for (name, bytes, what, version) in [
         ("MANIFEST", &newer, "manifest", 3),
-        (run_name.as_str(), &header, "run header", 3),
-        (run_name.as_str(), &footer, "run footer", 3),
+        (run_name.as_str(), &header, "run header", 4),
+        (run_name.as_str(), &footer, "run footer", 4),
     ] {
         for writer in [false, true] {
             stage(p.dir.path(), trial.path(), name, Some(bytes));

@@ -11,6 +11,7 @@ fn config() -> Config {
     Config {
         segment_roll_bytes: 4 * 1024,
         run_block_bytes: 64,
+        run_index_page_entries: 3,
         history_runs: true,
         ..Config::default()
     }

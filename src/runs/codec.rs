@@ -103,22 +103,27 @@ impl<'a> Reader<'a> {
     }
 
     fn varint_long(&mut self, what: &str) -> DecodeResult<u64> {
+        // Straight over the remaining bytes: one bounds check per varint.
+        let rest = &self.bytes[self.pos..];
         let mut n: u64 = 0;
-        for i in 0..10 {
-            let b = self.u8(what)?;
-            let low = u64::from(b & 0x7f);
+        for (i, &b) in rest.iter().take(10).enumerate() {
             if i == 9 && b > 1 {
                 return Err(format!("{what} varint overflows 64 bits"));
             }
-            n |= low << (7 * i);
+            n |= u64::from(b & 0x7f) << (7 * i);
             if b & 0x80 == 0 {
                 if i > 0 && b == 0 {
                     return Err(format!("{what} varint is not minimal"));
                 }
+                self.pos += i + 1;
                 return Ok(n);
             }
         }
-        Err(format!("{what} varint is longer than 10 bytes"))
+        if rest.len() < 10 {
+            Err(format!("{what} at byte {} runs past the end", self.pos))
+        } else {
+            Err(format!("{what} varint is longer than 10 bytes"))
+        }
     }
 
     /// A varint that must be at most `max`.

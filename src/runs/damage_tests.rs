@@ -169,7 +169,7 @@ fn a_foreign_file_is_corrupt_and_a_newer_run_unsupported() {
         Err(Error::Corrupt { offset: 0, .. })
     ));
     let mut newer = good.clone();
-    newer[8..12].copy_from_slice(&3u32.to_le_bytes());
+    newer[8..12].copy_from_slice(&4u32.to_le_bytes());
     let crc = crc32fast::hash(&newer[..12]);
     newer[12..16].copy_from_slice(&crc.to_le_bytes());
     storage.put(Path::new("newer"), newer);
@@ -178,8 +178,8 @@ fn a_foreign_file_is_corrupt_and_a_newer_run_unsupported() {
         matches!(
             err,
             Error::UnsupportedFormat {
-                found: 3,
-                supported: 2,
+                found: 4,
+                supported: 3,
                 ..
             }
         ),

@@ -8,9 +8,11 @@ use crate::types::{TableId, Timestamp, TxId};
 /// `TCASKRUN`, at the start of the header and of the footer.
 pub(super) const RUN_MAGIC: [u8; 8] = *b"TCASKRUN";
 /// The run format this build writes and reads.
-pub(super) const RUN_FORMAT_VERSION: u32 = 2;
-/// The oldest run format this build reads: version 1 differs only in that
-/// its version blocks are framed whole (no grouped blocks, FORMAT.md).
+pub(super) const RUN_FORMAT_VERSION: u32 = 3;
+/// The oldest run format this build reads: version 1 differs from 2 only in
+/// that its version blocks are framed whole (no grouped blocks), and 2 from
+/// 3 only in that its block indexes are flat sections, not pages behind a
+/// top table (FORMAT.md).
 pub(super) const RUN_FORMAT_VERSION_MIN: u32 = 1;
 /// `magic | u32 version | u32 crc32(bytes 0..12)`.
 pub(super) const HEADER_SIZE: usize = 16;
@@ -75,6 +77,8 @@ fn check_magic_crc_version(bytes: &[u8], crc_at: usize, what: &str) -> Result<()
 /// Everything the footer says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Footer {
+    /// The run format version (as the header's).
+    pub version: u32,
     pub first_txid: TxId,
     pub last_txid: TxId,
     pub first_commit_time: Timestamp,
@@ -101,7 +105,7 @@ impl Footer {
     pub(super) fn encode(&self) -> [u8; FOOTER_SIZE] {
         let mut b = Vec::with_capacity(FOOTER_SIZE);
         b.extend_from_slice(&RUN_MAGIC);
-        b.extend_from_slice(&RUN_FORMAT_VERSION.to_le_bytes());
+        b.extend_from_slice(&self.version.to_le_bytes());
         b.extend_from_slice(&0u32.to_le_bytes());
         for n in [
             self.first_txid.0,
@@ -171,6 +175,7 @@ impl Footer {
         ] = u64s;
         let [n_version_blocks, n_tx_blocks, vcrc, tcrc, bcrc] = u32s;
         Ok(Footer {
+            version: u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")),
             first_txid: TxId(first),
             last_txid: TxId(last),
             first_commit_time: Timestamp::from_micros(t0),
@@ -288,15 +293,40 @@ pub(super) struct TxIndexEntry {
 pub(super) fn encode_version_index(entries: &[VersionIndexEntry]) -> Vec<u8> {
     let mut b = Vec::new();
     for e in entries {
-        b.extend_from_slice(&e.handle.offset.to_le_bytes());
-        b.extend_from_slice(&e.handle.len.to_le_bytes());
-        b.extend_from_slice(&e.last_table.0.to_le_bytes());
-        b.extend_from_slice(&e.last_txid.0.to_le_bytes());
-        let len = u32::try_from(e.last_key.len()).expect("keys fit u32");
-        b.extend_from_slice(&len.to_le_bytes());
-        b.extend_from_slice(&e.last_key);
+        encode_version_entry(e, &mut b);
     }
     b
+}
+
+/// One version index entry: `u64 offset | u32 len | u32 table | u64 txid |
+/// u32 key_len | key`.
+pub(super) fn encode_version_entry(e: &VersionIndexEntry, b: &mut Vec<u8>) {
+    b.extend_from_slice(&e.handle.offset.to_le_bytes());
+    b.extend_from_slice(&e.handle.len.to_le_bytes());
+    b.extend_from_slice(&e.last_table.0.to_le_bytes());
+    b.extend_from_slice(&e.last_txid.0.to_le_bytes());
+    let len = u32::try_from(e.last_key.len()).expect("keys fit u32");
+    b.extend_from_slice(&len.to_le_bytes());
+    b.extend_from_slice(&e.last_key);
+}
+
+/// Decodes what [`encode_version_entry`] wrote.
+pub(super) fn decode_version_entry(r: &mut Reader<'_>) -> DecodeResult<VersionIndexEntry> {
+    let offset = r.u64("block offset")?;
+    let len = r.u32("block length")?;
+    let last_table = TableId(r.u32("table id")?);
+    let last_txid = TxId(r.u64("txid")?);
+    let key_len = r.u32("key length")? as usize;
+    if key_len > KEY_SIZE_MAX {
+        return Err(format!("index key length {key_len} exceeds the limit"));
+    }
+    let last_key = IndexKey::from(r.take(key_len, "key")?);
+    Ok(VersionIndexEntry {
+        handle: BlockHandle { offset, len },
+        last_table,
+        last_key,
+        last_txid,
+    })
 }
 
 pub(super) fn decode_version_index(bytes: &[u8], n: u32) -> DecodeResult<Vec<VersionIndexEntry>> {
@@ -309,21 +339,7 @@ pub(super) fn decode_version_index(bytes: &[u8], n: u32) -> DecodeResult<Vec<Ver
     let mut r = Reader::new(bytes);
     let mut out = Vec::with_capacity(n as usize);
     for _ in 0..n {
-        let offset = r.u64("block offset")?;
-        let len = r.u32("block length")?;
-        let last_table = TableId(r.u32("table id")?);
-        let last_txid = TxId(r.u64("txid")?);
-        let key_len = r.u32("key length")? as usize;
-        if key_len > KEY_SIZE_MAX {
-            return Err(format!("index key length {key_len} exceeds the limit"));
-        }
-        let last_key = IndexKey::from(r.take(key_len, "key")?);
-        out.push(VersionIndexEntry {
-            handle: BlockHandle { offset, len },
-            last_table,
-            last_key,
-            last_txid,
-        });
+        out.push(decode_version_entry(&mut r)?);
     }
     if !r.is_empty() {
         return Err("version index has trailing bytes".into());
@@ -334,12 +350,30 @@ pub(super) fn decode_version_index(bytes: &[u8], n: u32) -> DecodeResult<Vec<Ver
 pub(super) fn encode_tx_index(entries: &[TxIndexEntry]) -> Vec<u8> {
     let mut b = Vec::with_capacity(entries.len() * TX_INDEX_ENTRY_SIZE);
     for e in entries {
-        b.extend_from_slice(&e.handle.offset.to_le_bytes());
-        b.extend_from_slice(&e.handle.len.to_le_bytes());
-        b.extend_from_slice(&e.first_txid.0.to_le_bytes());
-        b.extend_from_slice(&e.first_commit_time.as_micros().to_le_bytes());
+        encode_tx_entry(e, &mut b);
     }
     b
+}
+
+/// One tx index entry: `u64 offset | u32 len | u64 first_txid | u64
+/// first_commit_time`.
+pub(super) fn encode_tx_entry(e: &TxIndexEntry, b: &mut Vec<u8>) {
+    b.extend_from_slice(&e.handle.offset.to_le_bytes());
+    b.extend_from_slice(&e.handle.len.to_le_bytes());
+    b.extend_from_slice(&e.first_txid.0.to_le_bytes());
+    b.extend_from_slice(&e.first_commit_time.as_micros().to_le_bytes());
+}
+
+/// Decodes what [`encode_tx_entry`] wrote.
+pub(super) fn decode_tx_entry(r: &mut Reader<'_>) -> DecodeResult<TxIndexEntry> {
+    Ok(TxIndexEntry {
+        handle: BlockHandle {
+            offset: r.u64("block offset")?,
+            len: r.u32("block length")?,
+        },
+        first_txid: TxId(r.u64("first txid")?),
+        first_commit_time: Timestamp::from_micros(r.u64("first commit time")?),
+    })
 }
 
 pub(super) fn decode_tx_index(bytes: &[u8], n: u32) -> DecodeResult<Vec<TxIndexEntry>> {
@@ -350,18 +384,7 @@ pub(super) fn decode_tx_index(bytes: &[u8], n: u32) -> DecodeResult<Vec<TxIndexE
         ));
     }
     let mut r = Reader::new(bytes);
-    (0..n)
-        .map(|_| {
-            Ok(TxIndexEntry {
-                handle: BlockHandle {
-                    offset: r.u64("block offset")?,
-                    len: r.u32("block length")?,
-                },
-                first_txid: TxId(r.u64("first txid")?),
-                first_commit_time: Timestamp::from_micros(r.u64("first commit time")?),
-            })
-        })
-        .collect()
+    (0..n).map(|_| decode_tx_entry(&mut r)).collect()
 }
 
 #[cfg(test)]
@@ -370,6 +393,7 @@ mod tests {
 
     fn footer() -> Footer {
         Footer {
+            version: RUN_FORMAT_VERSION,
             first_txid: TxId(5),
             last_txid: TxId(9),
             first_commit_time: Timestamp::from_micros(100),
@@ -433,10 +457,10 @@ mod tests {
     #[test]
     fn an_intact_newer_footer_or_header_is_newer_and_a_foreign_one_corrupt() {
         let mut bytes = footer().encode();
-        bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
+        bytes[8..12].copy_from_slice(&4u32.to_le_bytes());
         let crc = crc32fast::hash(&bytes[..FOOTER_BODY_SIZE]);
         bytes[FOOTER_BODY_SIZE..].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(Footer::decode(&bytes), Err(Refusal::Newer(3)));
+        assert_eq!(Footer::decode(&bytes), Err(Refusal::Newer(4)));
         let mut header = encode_header();
         assert_eq!(check_header(&header), Ok(()));
         header[..8].copy_from_slice(b"TCASKLOG");

@@ -53,9 +53,9 @@ impl Run {
             entries.push(e.to_entry());
             true
         })?;
-        let index = &self.vindex[i];
+        let index = self.block(i)?;
         let ends_right = entries.last().is_some_and(|e| e.sort_key() == index.last());
-        let starts_right = i == 0 || entries[0].sort_key() > self.vindex[i - 1].last();
+        let starts_right = i == 0 || entries[0].sort_key() > self.block(i - 1)?.last();
         if !ends_right || !starts_right {
             return Err(self.corrupt(
                 index.handle.offset,

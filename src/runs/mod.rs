@@ -1,5 +1,5 @@
 //! History runs: immutable, key-clustered, checksummed files of sealed
-//! history (issue 12). Not yet used by the engine.
+//! history (issue 12).
 //!
 //! A run holds every version of a contiguous txid range
 //! `[first_txid, last_txid]`, sorted by `(table, key, txid)` so one key's
@@ -13,7 +13,9 @@
 //! - `txblock`: the encoding of tx blocks. Pure, no I/O.
 //! - `bloom`: the per-run filter over `(table, key)`.
 //! - `footer`: the file header, the fixed-size footer and the two block
-//!   indexes. Pure, no I/O.
+//!   indexes' entries. Pure, no I/O.
+//! - `paged`: [`PagedIndex`], a block index in checksummed pages behind a
+//!   top table, each page read and checked on first use (format 3).
 //! - `writer`: [`RunWriter`], which builds a run through the storage seam.
 //! - `reader`: [`Run`], an open run: point reads, histories, tx records.
 //! - `iter`: whole-run iterators over versions and tx records.
@@ -44,6 +46,7 @@ mod footer;
 mod grouped;
 mod iter;
 mod merge;
+mod paged;
 mod reader;
 mod scan;
 mod txblock;
@@ -120,6 +123,9 @@ pub(crate) struct RunConfig {
     pub compression: Compression,
     /// Bloom filter bits per distinct `(table, key)`.
     pub bloom_bits_per_key: u32,
+    /// Block index entries per index page (format 3; 1 ..=
+    /// `paged::PAGE_ENTRIES_MAX`).
+    pub index_page_entries: u32,
 }
 
 impl Default for RunConfig {
@@ -128,6 +134,7 @@ impl Default for RunConfig {
             block_target_bytes: 64 * 1024,
             compression: Compression::Lz4,
             bloom_bits_per_key: 10,
+            index_page_entries: paged::PAGE_ENTRIES_DEFAULT,
         }
     }
 }

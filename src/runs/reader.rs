@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use super::block::{BLOCK_HEADER_SIZE, Base, VersionCursor, open_block};
+use super::block::{Base, VersionCursor, open_block};
 use super::bloom::{Bloom, key_hash};
 use super::cache::{Block, BlockCache};
 use super::footer::{
@@ -19,10 +19,9 @@ use super::footer::{
     TxIndexEntry, VersionIndexEntry, check_header, decode_tx_index, decode_version_index,
 };
 use super::grouped::{GroupBuffers, GroupedBlock, KEPT_BUFFER_BYTES};
+use super::paged::{IndexEntry, PageSource, PagedIndex, RunBounds, check_page_tiling, check_tiles};
 use super::txblock::decode_tx_block;
-use super::{
-    BLOCK_STORED_SIZE_MAX, Direction, RunSummary, SECTION_SIZE_MAX, TxEntry, VersionEntry,
-};
+use super::{Direction, RunSummary, SECTION_SIZE_MAX, TxEntry, VersionEntry};
 use crate::error::{Error, Result};
 use crate::storage::{MappedFile, Storage, StorageFile};
 use crate::types::{TableId, Timestamp, TxId};
@@ -40,6 +39,14 @@ thread_local! {
     static GROUP_BUFFERS: Cell<(Vec<u8>, GroupBuffers)> = Cell::new((Vec::new(), GroupBuffers::default()));
 }
 
+/// The version blocks `lo..=hi` of a run that may hold one key's versions
+/// ([`Run::key_span`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KeySpan {
+    lo: usize,
+    hi: usize,
+}
+
 /// An open, checked run file.
 #[derive(Debug)]
 pub(crate) struct Run {
@@ -47,8 +54,8 @@ pub(crate) struct Run {
     file: Arc<dyn StorageFile>,
     uid: u64,
     pub(super) footer: Footer,
-    pub(super) vindex: Vec<VersionIndexEntry>,
-    pub(super) tindex: Vec<TxIndexEntry>,
+    pub(super) vindex: PagedIndex<VersionIndexEntry>,
+    pub(super) tindex: PagedIndex<TxIndexEntry>,
     /// Loaded once point reads here have found nothing
     /// [`BLOOM_AFTER_MISSES`] times (`Run::bloom`).
     bloom: OnceLock<Bloom>,
@@ -97,14 +104,17 @@ impl Run {
         read_at(&*file, path, &mut footer, footer_at)?;
         let footer = Footer::decode(&footer).map_err(|r| refused(footer_at, r))?;
         check_footer(&footer, footer_at).map_err(|reason| corrupt(footer_at, reason))?;
-        let vbytes = read_section(&*file, path, footer.version_index)?;
-        let vindex = decode_version_index(&vbytes, footer.n_version_blocks)
-            .map_err(|r| corrupt(footer.version_index.offset, r))?;
-        let tbytes = read_section(&*file, path, footer.tx_index)?;
-        let tindex = decode_tx_index(&tbytes, footer.n_tx_blocks)
-            .map_err(|r| corrupt(footer.tx_index.offset, r))?;
-        check_indexes(&footer, &vindex, &tindex)
-            .map_err(|r| corrupt(footer.version_index.offset, r))?;
+        let header_version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+        if footer.version != header_version {
+            return Err(corrupt(
+                footer_at,
+                format!(
+                    "footer says format {} and the header {header_version}",
+                    footer.version
+                ),
+            ));
+        }
+        let (vindex, tindex) = open_indexes(&*file, path, &footer)?;
         // A map that fails, or that does not show the file opened above,
         // leaves reads on `read_exact_at`.
         let map = match storage.map_read_only(path) {
@@ -171,12 +181,8 @@ impl Run {
     pub(crate) fn summary_bytes(&self) -> usize {
         std::mem::size_of::<Run>()
             + self.path.as_os_str().len()
-            + self
-                .vindex
-                .iter()
-                .map(|e| std::mem::size_of::<VersionIndexEntry>() + e.last_key.heap_bytes())
-                .sum::<usize>()
-            + self.tindex.len() * std::mem::size_of::<TxIndexEntry>()
+            + self.vindex.heap_bytes()
+            + self.tindex.heap_bytes()
             + self.bloom.get().map_or(0, Bloom::heap_bytes)
     }
 
@@ -241,7 +247,7 @@ impl Run {
         seek: Option<(TableId, &[u8], TxId)>,
         mut f: impl FnMut(super::block::EntryView<'_>) -> bool,
     ) -> Result<()> {
-        let handle = self.vindex[i].handle;
+        let handle = self.block(i)?.handle;
         let err =
             |pos: usize, r: String| self.corrupt(handle.offset, format!("{r} (block byte {pos})"));
         if let Some(stored) = self.mapped(handle) {
@@ -320,15 +326,34 @@ impl Run {
         Ok(())
     }
 
-    fn block_last_is_key(&self, i: usize, table: TableId, key: &[u8]) -> bool {
-        let e = &self.vindex[i];
-        e.last_table == table && *e.last_key == *key
+    fn block_last_is_key(&self, i: usize, table: TableId, key: &[u8]) -> Result<bool> {
+        let e = self.block(i)?;
+        Ok(e.last_table == table && *e.last_key == *key)
+    }
+
+    /// Version block `i`'s index entry (its page read on first use).
+    pub(super) fn block(&self, i: usize) -> Result<&VersionIndexEntry> {
+        self.vindex.get(self, i)
+    }
+
+    /// The first version block whose index entry fails `pred` (true on a
+    /// prefix of the index), or the block count.
+    pub(super) fn first_block_not(
+        &self,
+        pred: impl Fn(&VersionIndexEntry) -> bool,
+    ) -> Result<usize> {
+        self.vindex.partition_point(self, pred)
+    }
+
+    /// Tx block `j`'s index entry.
+    pub(super) fn tx_block_entry(&self, j: usize) -> Result<TxIndexEntry> {
+        self.tindex.get(self, j).copied()
     }
 
     /// How many versions of `table` the run holds; reads only the blocks
     /// that hold them (through the cache).
     pub(crate) fn count_in_table(&self, table: TableId) -> Result<u64> {
-        let first = self.vindex.partition_point(|e| e.last_table < table);
+        let first = self.first_block_not(|e| e.last_table < table)?;
         let mut n = 0;
         for i in first..self.vindex.len() {
             let mut past = false;
@@ -337,7 +362,7 @@ impl Run {
                 n += u64::from(e.table == table);
                 !past
             })?;
-            if past || self.vindex[i].last_table > table {
+            if past || self.block(i)?.last_table > table {
                 break;
             }
         }
@@ -376,7 +401,7 @@ impl Run {
     /// `get_at` without the filter.
     fn find_at(&self, table: TableId, key: &[u8], txid: TxId) -> Result<Option<VersionEntry>> {
         let target = (table, key, txid);
-        let i = self.vindex.partition_point(|e| e.last() < target);
+        let i = self.first_block_not(|e| e.last() < target)?;
         if i < self.vindex.len() {
             // The greatest entry <= target, if block i holds one.
             let (mut best, mut any, mut of_key) = (None, false, false);
@@ -397,7 +422,7 @@ impl Run {
         }
         // Every entry of block i is after the target: the greatest entry
         // before it is the last of block i - 1, known from the index.
-        if i == 0 || !self.block_last_is_key(i - 1, table, key) {
+        if i == 0 || !self.block_last_is_key(i - 1, table, key)? {
             return Ok(None);
         }
         self.last_entry_of_block(i - 1).map(Some)
@@ -405,37 +430,50 @@ impl Run {
 
     fn last_entry_of_block(&self, i: usize) -> Result<VersionEntry> {
         let mut last = None;
-        self.scan_block(i, true, Some(self.vindex[i].last()), |e| {
-            if e.sort_key() == self.vindex[i].last() {
+        let index = self.block(i)?;
+        self.scan_block(i, true, Some(index.last()), |e| {
+            if e.sort_key() == index.last() {
                 last = Some(e.to_entry());
             }
             true
         })?;
         last.ok_or_else(|| {
             self.corrupt(
-                self.vindex[i].handle.offset,
+                index.handle.offset,
                 "block does not end with its index entry",
             )
         })
     }
 
-    /// Starts reading (`MappedFile::prefetch`) the blocks that hold
-    /// `(table, key)`'s versions up to `upto`, so that a history over
-    /// several runs waits for their I/O once, not run after run. Nothing
-    /// for an unmapped run.
-    pub(crate) fn prefetch_key(&self, table: TableId, key: &[u8], upto: TxId) {
-        let Some(map) = &self.map else { return };
-        if upto < self.footer.first_txid || self.ruled_out_if_loaded(table, key) {
-            return;
+    /// The version blocks that may hold `(table, key)`'s versions up to
+    /// `upto`: `None` when the run has none (before its range, empty, or
+    /// ruled out by a loaded filter). Computed once per history read, for
+    /// both [`Run::prefetch_span`] and [`Run::versions_in_span`].
+    pub(crate) fn key_span(
+        &self,
+        table: TableId,
+        key: &[u8],
+        upto: TxId,
+    ) -> Result<Option<KeySpan>> {
+        if upto < self.footer.first_txid
+            || self.vindex.is_empty()
+            || self.ruled_out_if_loaded(table, key)
+        {
+            return Ok(None);
         }
-        let lo = self
-            .vindex
-            .partition_point(|e| e.last() < (table, key, TxId::ZERO));
-        let hi = self
-            .vindex
-            .partition_point(|e| e.last() < (table, key, upto));
-        let blocks = &self.vindex[lo.min(self.vindex.len())..(hi + 1).min(self.vindex.len())];
-        if let (Some(first), Some(last)) = (blocks.first(), blocks.last()) {
+        let lo = self.first_block_not(|e| e.last() < (table, key, TxId::ZERO))?;
+        let hi = self.first_block_not(|e| e.last() < (table, key, upto))?;
+        let hi = hi.min(self.vindex.len() - 1);
+        Ok((lo <= hi).then_some(KeySpan { lo, hi }))
+    }
+
+    /// Starts reading (`MappedFile::prefetch`) the blocks of `span`, so
+    /// that a history over several runs waits for their I/O once, not run
+    /// after run. Nothing for an unmapped run.
+    pub(crate) fn prefetch_span(&self, span: KeySpan) {
+        let Some(map) = &self.map else { return };
+        // Only a hint: the span's pages were loaded by `key_span`.
+        if let (Ok(first), Ok(last)) = (self.block(span.lo), self.block(span.hi)) {
             let start = first.handle.offset as usize;
             let end = last.handle.offset as usize + last.handle.len as usize;
             map.prefetch(start, end - start);
@@ -443,37 +481,35 @@ impl Run {
     }
 
     /// Appends to `out` every version of `(table, key)` with a txid at most
-    /// `upto`, oldest first, each with an empty `key` (the caller's): a
+    /// `upto` in the blocks of `span` (from [`Run::key_span`] with the same
+    /// arguments), oldest first, each with an empty `key` (the caller's): a
     /// whole history allocates only the values.
-    pub(crate) fn versions_of_key_upto(
+    pub(crate) fn versions_in_span(
         &self,
+        span: KeySpan,
         table: TableId,
         key: &[u8],
         upto: TxId,
         out: &mut Vec<VersionEntry>,
     ) -> Result<()> {
-        if upto < self.footer.first_txid
-            || self.vindex.is_empty()
-            || self.ruled_out_if_loaded(table, key)
-        {
-            return Ok(());
-        }
         let start = (table, key, TxId::ZERO);
-        let lo = self.vindex.partition_point(|e| e.last() < start);
-        let end = (table, key, upto);
-        for i in lo..self.vindex.len() {
+        for i in span.lo..=span.hi {
             let mut past = false;
             self.scan_block(i, true, Some(start), |e| {
-                if e.sort_key() > end {
-                    past = true;
-                    return false;
+                // One key comparison per entry.
+                match (e.table, e.key).cmp(&(table, key)) {
+                    std::cmp::Ordering::Less => true,
+                    std::cmp::Ordering::Equal if e.txid <= upto => {
+                        out.push(e.to_entry_keyless());
+                        true
+                    }
+                    _ => {
+                        past = true;
+                        false
+                    }
                 }
-                if e.table == table && e.key == key {
-                    out.push(e.to_entry_keyless());
-                }
-                true
             })?;
-            if past || self.vindex[i].last() >= end {
+            if past {
                 break;
             }
         }
@@ -501,17 +537,14 @@ impl Run {
             return Ok(out);
         }
         let n = self.vindex.len();
-        let lo = self
-            .vindex
-            .partition_point(|e| e.last() < (table, key, from));
-        let lo = if lo > 0 && self.block_last_is_key(lo - 1, table, key) {
+        let lo = self.first_block_not(|e| e.last() < (table, key, from))?;
+        let lo = if lo > 0 && self.block_last_is_key(lo - 1, table, key)? {
             lo - 1
         } else {
             lo
         };
         let hi = self
-            .vindex
-            .partition_point(|e| e.last() < (table, key, to))
+            .first_block_not(|e| e.last() < (table, key, to))?
             .min(n - 1);
         if lo > hi {
             return Ok(out);
@@ -574,11 +607,12 @@ impl Run {
     /// Decodes tx block `j` (its records are `first_txid` up to the next
     /// block's first txid).
     pub(super) fn tx_block(&self, j: usize, cached: bool) -> Result<Vec<TxEntry>> {
-        let e = self.tindex[j];
-        let end = self
-            .tindex
-            .get(j + 1)
-            .map_or(self.footer.last_txid.next(), |next| next.first_txid);
+        let e = self.tx_block_entry(j)?;
+        let end = if j + 1 < self.tindex.len() {
+            self.tx_block_entry(j + 1)?.first_txid
+        } else {
+            self.footer.last_txid.next()
+        };
         let raw = self.read_block(e.handle, cached)?;
         let records = decode_tx_block(&raw, e.first_txid, end.0 - e.first_txid.0, self.base())
             .map_err(|r| self.corrupt(e.handle.offset, r))?;
@@ -596,8 +630,11 @@ impl Run {
         if txid < self.footer.first_txid || txid > self.footer.last_txid {
             return Ok(None);
         }
-        let j = self.tindex.partition_point(|e| e.first_txid <= txid) - 1;
-        let first = self.tindex[j].first_txid;
+        let j = self
+            .tindex
+            .partition_point(self, |e| e.first_txid <= txid)?
+            - 1;
+        let first = self.tx_block_entry(j)?.first_txid;
         let mut records = self.tx_block(j, true)?;
         Ok(Some(records.swap_remove((txid.0 - first.0) as usize)))
     }
@@ -611,10 +648,30 @@ impl Run {
         if time >= self.footer.last_commit_time {
             return Ok(Some(self.footer.last_txid));
         }
-        let j = self.tindex.partition_point(|e| e.first_commit_time <= time) - 1;
+        let j = self
+            .tindex
+            .partition_point(self, |e| e.first_commit_time <= time)?
+            - 1;
         let records = self.tx_block(j, true)?;
         let k = records.partition_point(|r| r.commit_time <= time);
         Ok(Some(records[k - 1].txid))
+    }
+}
+
+impl PageSource for Run {
+    fn page_bytes(&self, offset: u64, len: u32) -> Result<Vec<u8>> {
+        // `open` checked that the pages lie inside the file. Copied out of
+        // the map, so the CRC checked is over the bytes decoded.
+        if let Some(bytes) = self.mapped(BlockHandle { offset, len }) {
+            return Ok(bytes.to_vec());
+        }
+        let mut bytes = vec![0; len as usize];
+        read_at(&*self.file, &self.path, &mut bytes, offset)?;
+        Ok(bytes)
+    }
+
+    fn corrupt(&self, offset: u64, reason: String) -> Error {
+        Error::corrupt(&self.path, offset, reason)
     }
 }
 
@@ -679,43 +736,77 @@ fn check_footer(f: &Footer, footer_at: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Both indexes: blocks tile the file from the header to the version
-/// index, version blocks first; last keys strictly increase; tx blocks
-/// start at the run's first txid and strictly increase.
-fn check_indexes(f: &Footer, v: &[VersionIndexEntry], t: &[TxIndexEntry]) -> Result<(), String> {
+type Indexes = (PagedIndex<VersionIndexEntry>, PagedIndex<TxIndexEntry>);
+
+/// Reads and checks the two block indexes: in format 3 their top tables
+/// (the pages load on first use), before that the flat sections whole.
+fn open_indexes(file: &dyn StorageFile, path: &Path, f: &Footer) -> Result<Indexes> {
+    let corrupt = |offset: u64, reason: String| Error::corrupt(path, offset, reason);
+    let bounds = RunBounds {
+        first_txid: f.first_txid,
+        last_txid: f.last_txid,
+        first_commit_time: f.first_commit_time,
+        last_commit_time: f.last_commit_time,
+    };
+    let vbytes = read_section(file, path, f.version_index)?;
+    let tbytes = read_section(file, path, f.tx_index)?;
+    let header = HEADER_SIZE as u64;
+    if f.version >= 3 {
+        let vindex = PagedIndex::from_top(&vbytes, f.n_version_blocks, header, bounds)
+            .map_err(|r| corrupt(f.version_index.offset, r))?;
+        let tindex = PagedIndex::from_top(&tbytes, f.n_tx_blocks, vindex.end(), bounds)
+            .map_err(|r| corrupt(f.tx_index.offset, r))?;
+        // The blocks end where the pages start; the pages tile up to the
+        // top tables.
+        let pages = vindex
+            .page_refs()
+            .iter()
+            .map(|p| (p.offset, p.len))
+            .chain(tindex.page_refs().iter().map(|p| (p.offset, p.len)));
+        check_page_tiling(pages, tindex.end(), f.version_index.offset)
+            .map_err(|r| corrupt(f.version_index.offset, r))?;
+        return Ok((vindex, tindex));
+    }
+    let v = decode_version_index(&vbytes, f.n_version_blocks)
+        .map_err(|r| corrupt(f.version_index.offset, r))?;
+    let t = decode_tx_index(&tbytes, f.n_tx_blocks).map_err(|r| corrupt(f.tx_index.offset, r))?;
+    check_flat_indexes(f, &v, &t, &bounds).map_err(|r| corrupt(f.version_index.offset, r))?;
+    let vindex = PagedIndex::loaded(v, header, bounds);
+    let tindex = PagedIndex::loaded(t, vindex.end(), bounds);
+    Ok((vindex, tindex))
+}
+
+/// Both flat indexes (formats 1 and 2): blocks tile the file from the
+/// header to the version index, version blocks first; entries in order and
+/// within the run.
+fn check_flat_indexes(
+    f: &Footer,
+    v: &[VersionIndexEntry],
+    t: &[TxIndexEntry],
+    bounds: &RunBounds,
+) -> Result<(), String> {
     let mut at = HEADER_SIZE as u64;
     let handles = v.iter().map(|e| e.handle).chain(t.iter().map(|e| e.handle));
     for h in handles {
-        let len = h.len as usize;
-        if h.offset != at || !(BLOCK_HEADER_SIZE..=BLOCK_STORED_SIZE_MAX).contains(&len) {
-            return Err(format!(
-                "block at {} is not where the previous one ends",
-                h.offset
-            ));
-        }
+        check_tiles(h, at)?;
         at += u64::from(h.len);
     }
     if at != f.version_index.offset {
         return Err("blocks do not end where the version index starts".into());
     }
-    let in_range = |txid: TxId| f.first_txid <= txid && txid <= f.last_txid;
-    if !v.windows(2).all(|w| w[0].last() < w[1].last()) || !v.iter().all(|e| in_range(e.last_txid))
-    {
-        return Err("version index entries are out of order".into());
+    if t.is_empty() {
+        return Err("a run has at least one tx block".into());
     }
-    let first = t.first().ok_or("a run has at least one tx block")?;
-    if first.first_txid != f.first_txid || first.first_commit_time != f.first_commit_time {
-        return Err("tx index does not start at the run's first txid".into());
-    }
-    let ordered = t.windows(2).all(|w| {
-        w[0].first_txid < w[1].first_txid && w[0].first_commit_time <= w[1].first_commit_time
-    });
-    if !ordered
-        || !t
-            .iter()
-            .all(|e| in_range(e.first_txid) && e.first_commit_time <= f.last_commit_time)
-    {
-        return Err("tx index entries are out of order".into());
+    check_in_order(v, bounds)?;
+    check_in_order(t, bounds)
+}
+
+fn check_in_order<E: IndexEntry>(entries: &[E], bounds: &RunBounds) -> Result<(), String> {
+    for (i, e) in entries.iter().enumerate() {
+        e.check(bounds, i == 0)?;
+        if i > 0 && !e.follows(&entries[i - 1]) {
+            return Err("index entries are out of order".into());
+        }
     }
     Ok(())
 }

@@ -154,16 +154,14 @@ impl Run {
     }
 
     fn scan_forward(&self, range: &KeyRange<'_>, at: TxId, mut batch: Batch) -> Result<ScanBatch> {
-        let first = self
-            .vindex
-            .partition_point(|e| range.before_start(e.last_table, &e.last_key));
+        let first = self.first_block_not(|e| range.before_start(e.last_table, &e.last_key))?;
         let target = range.seek_target();
         let mut current: Option<Current> = None;
         for i in first..self.vindex.len() {
             // `Some(exhausted)` once the batch is decided.
             let mut stop = None;
             let mut ends_at_index = false;
-            let index_last = self.vindex[i].last();
+            let index_last = self.block(i)?.last();
             self.scan_block(i, true, Some(target), |e| {
                 ends_at_index = e.sort_key() == index_last;
                 if range.before_start(e.table, e.key) {
@@ -204,9 +202,7 @@ impl Run {
     fn scan_reverse(&self, range: &KeyRange<'_>, at: TxId, mut batch: Batch) -> Result<ScanBatch> {
         // The last block whose last entry is in or before the range, or the
         // first one after it, which may still start with keys of the range.
-        let after = self
-            .vindex
-            .partition_point(|e| !range.after_end(e.last_table, &e.last_key));
+        let after = self.first_block_not(|e| !range.after_end(e.last_table, &e.last_key))?;
         let mut i = after.min(self.vindex.len() - 1);
         let mut current: Option<Current> = None;
         loop {
@@ -235,7 +231,7 @@ impl Run {
             if i == 0 {
                 return Ok(batch.finish(current, true));
             }
-            let prev = &self.vindex[i - 1];
+            let prev = self.block(i - 1)?;
             if range.before_start(prev.last_table, &prev.last_key) {
                 return Ok(batch.finish(current, true));
             }
@@ -257,7 +253,7 @@ impl Run {
     fn block_groups(&self, i: usize, range: &KeyRange<'_>, at: TxId) -> Result<Vec<Current>> {
         let mut groups: Vec<Current> = Vec::new();
         let (mut past_end, mut ends_at_index) = (false, false);
-        let index_last = self.vindex[i].last();
+        let index_last = self.block(i)?.last();
         self.scan_block(i, true, Some(range.seek_target()), |e| {
             ends_at_index = e.sort_key() == index_last;
             if range.before_start(e.table, e.key) {
@@ -286,7 +282,7 @@ impl Run {
 
     fn disagrees(&self, i: usize) -> crate::error::Error {
         self.corrupt(
-            self.vindex[i].handle.offset,
+            self.block(i).map_or(0, |b| b.handle.offset),
             "version block does not end with its index entry",
         )
     }
@@ -512,6 +508,7 @@ mod tests {
         let (run, versions) = run_of(&storage, spanning_history(), 1, 50, 64, false);
         let k_blocks = run
             .vindex
+            .all_entries(&run)
             .iter()
             .filter(|e| e.last_table == TableId(1) && *e.last_key == *b"k")
             .count();

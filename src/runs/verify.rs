@@ -19,7 +19,11 @@ impl Run {
         let mut times = Vec::with_capacity(n_txs.min(1 << 24));
         let mut changes = Vec::with_capacity(n_txs.min(1 << 24));
         let mut metas_in_tx = Vec::with_capacity(n_txs.min(1 << 24));
-        for (j, entry) in self.tindex.iter().enumerate() {
+        // Every index page, whatever the reads so far loaded.
+        self.vindex.load_all(self)?;
+        self.tindex.load_all(self)?;
+        for j in 0..self.tindex.len() {
+            let entry = self.tx_block_entry(j)?;
             for tx in self.tx_block(j, false)? {
                 if decode_meta(&tx.meta).is_err() {
                     return Err(self.corrupt(entry.handle.offset, "tx metadata does not decode"));
@@ -99,7 +103,10 @@ impl Run {
 
     /// Offset of the block that holds `e` (for error messages).
     fn block_offset_of(&self, e: &super::VersionEntry) -> u64 {
-        let i = self.vindex.partition_point(|b| b.last() < e.sort_key());
-        self.vindex.get(i).map_or(0, |b| b.handle.offset)
+        let i = self.first_block_not(|b| b.last() < e.sort_key());
+        i.ok()
+            .filter(|&i| i < self.vindex.len())
+            .and_then(|i| self.block(i).ok())
+            .map_or(0, |b| b.handle.offset)
     }
 }

@@ -19,9 +19,10 @@ use super::block::{Base, VersionBlockBuilder, seal_block};
 const TX_BLOCK_TARGET_MAX: usize = 16 * 1024;
 use super::bloom::{Bloom, key_hash};
 use super::footer::{
-    BlockHandle, Footer, HEADER_SIZE, Section, TxIndexEntry, VersionIndexEntry, encode_header,
-    encode_tx_index, encode_version_index,
+    BlockHandle, Footer, HEADER_SIZE, RUN_FORMAT_VERSION, Section, TxIndexEntry, VersionIndexEntry,
+    encode_header,
 };
+use super::paged::{PAGE_ENTRIES_MAX, encode_pages};
 use super::txblock::TxBlockBuilder;
 use super::{
     BLOCK_TARGET_SIZE_MAX, BLOCK_TARGET_SIZE_MIN, META_INLINE_SIZE_MAX, MetaRef, RunConfig,
@@ -77,6 +78,7 @@ impl RunWriter {
     ) -> Result<RunWriter> {
         if !(BLOCK_TARGET_SIZE_MIN..=BLOCK_TARGET_SIZE_MAX).contains(&config.block_target_bytes)
             || !(1..=64).contains(&config.bloom_bits_per_key)
+            || !(1..=PAGE_ENTRIES_MAX).contains(&config.index_page_entries)
         {
             return Err(Error::InvalidConfig {
                 reason: format!("run config out of range: {config:?}"),
@@ -312,13 +314,19 @@ impl RunWriter {
             "each change lists a version of this run"
         );
         self.flush_tx_block()?;
-        let vindex = encode_version_index(&self.vindex);
-        let version_index = self.write_section(&vindex)?;
-        let tindex = encode_tx_index(&self.tindex);
-        let tx_index = self.write_section(&tindex)?;
+        // The index pages, then their top tables (the sections the footer
+        // names).
+        let per_page = self.config.index_page_entries as usize;
+        let (vpages, vtop) = encode_pages(&self.vindex, per_page, self.offset);
+        self.write(&vpages)?;
+        let (tpages, ttop) = encode_pages(&self.tindex, per_page, self.offset);
+        self.write(&tpages)?;
+        let version_index = self.write_section(&vtop)?;
+        let tx_index = self.write_section(&ttop)?;
         let bloom = Bloom::build(&self.key_hashes, self.config.bloom_bits_per_key).encode();
         let bloom = self.write_section(&bloom)?;
         let footer = Footer {
+            version: RUN_FORMAT_VERSION,
             first_txid: self.range.first_txid,
             last_txid: self.range.last_txid,
             first_commit_time: self.range.first_commit_time,

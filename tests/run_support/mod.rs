@@ -19,6 +19,8 @@ pub fn config(storage: Option<Arc<dyn Storage>>) -> Config {
         durability: Durability::Immediate,
         segment_roll_bytes: timecask::limits::SEGMENT_ROLL_SIZE_MIN,
         run_block_bytes: 64,
+        // Tiny index pages: every run's index has several.
+        run_index_page_entries: 2,
         history_runs: true,
         // The SIGKILL test forks children from this process: until it execs,
         // a child holds copies of every descriptor, the `LOCK` of a database
