@@ -1,6 +1,7 @@
 //! timecask against the stacks its users would otherwise pick: SQLite with
-//! SQLAlchemy-Continuum's schema and validity strategy, sled 0.34.7 and
-//! redb, all driven through one [`Engine`] trait with one seeded workload.
+//! SQLAlchemy-Continuum's schema and validity strategy, sled 0.34.7, redb
+//! and LMDB (through heed), all driven through one [`Engine`] trait
+//! with one seeded workload.
 //!
 //! The workload (issue 8): `K` user rows (`name`, `email`, `age`, ~60-byte
 //! values) inserted by transaction 1, then `U` single-row update
@@ -18,6 +19,7 @@ pub mod alloc;
 pub mod cache;
 pub mod engines;
 
+pub use engines::lmdb::Lmdb;
 pub use engines::redb::Redb;
 pub use engines::sled::Sled;
 pub use engines::sqlite::Sqlite;
@@ -194,10 +196,12 @@ impl RowOut for Row {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Commit {
     /// fsynced before commit returns (SQLite `synchronous=FULL`, sled
-    /// `flush()`, redb `Durability::Immediate`, timecask `Immediate`).
+    /// `flush()`, redb `Durability::Immediate`, LMDB's default sync, timecask
+    /// `Immediate`).
     Durable,
     /// Not fsynced per commit (SQLite `synchronous=NORMAL`, sled without
-    /// `flush()`, redb `Durability::None`, timecask `Buffered`).
+    /// `flush()`, redb `Durability::None`, LMDB `NO_SYNC`, timecask
+    /// `Buffered`).
     Buffered,
     /// SQLite `synchronous=OFF`; the same as `Buffered` elsewhere.
     Off,

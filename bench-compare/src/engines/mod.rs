@@ -1,5 +1,6 @@
-//! The four engines behind [`Engine`](crate::Engine).
+//! The five engines behind [`Engine`](crate::Engine).
 
+pub mod lmdb;
 pub mod redb;
 pub mod sled;
 pub mod sqlite;
