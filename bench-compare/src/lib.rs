@@ -1,6 +1,6 @@
 //! timecask against the stacks its users would otherwise pick: SQLite with
-//! SQLAlchemy-Continuum's schema and validity strategy, sled 0.34.7, redb
-//! and LMDB (through heed), all driven through one [`Engine`] trait
+//! SQLAlchemy-Continuum's schema and validity strategy, sled 0.34.7, redb,
+//! LMDB (through heed) and fjall, all driven through one [`Engine`] trait
 //! with one seeded workload.
 //!
 //! The workload (issue 8): `K` user rows (`name`, `email`, `age`, ~60-byte
@@ -19,6 +19,7 @@ pub mod alloc;
 pub mod cache;
 pub mod engines;
 
+pub use engines::fjall::Fjall;
 pub use engines::lmdb::Lmdb;
 pub use engines::redb::Redb;
 pub use engines::sled::Sled;
@@ -196,12 +197,12 @@ impl RowOut for Row {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Commit {
     /// fsynced before commit returns (SQLite `synchronous=FULL`, sled
-    /// `flush()`, redb `Durability::Immediate`, LMDB's default sync, timecask
-    /// `Immediate`).
+    /// `flush()`, redb `Durability::Immediate`, LMDB's default sync, fjall
+    /// `PersistMode::SyncAll`, timecask `Immediate`).
     Durable,
     /// Not fsynced per commit (SQLite `synchronous=NORMAL`, sled without
-    /// `flush()`, redb `Durability::None`, LMDB `NO_SYNC`, timecask
-    /// `Buffered`).
+    /// `flush()`, redb `Durability::None`, LMDB `NO_SYNC`, fjall without
+    /// persist, timecask `Buffered`).
     Buffered,
     /// SQLite `synchronous=OFF`; the same as `Buffered` elsewhere.
     Off,

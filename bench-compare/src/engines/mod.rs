@@ -1,5 +1,6 @@
-//! The five engines behind [`Engine`](crate::Engine).
+//! The six engines behind [`Engine`](crate::Engine).
 
+pub mod fjall;
 pub mod lmdb;
 pub mod redb;
 pub mod sled;
