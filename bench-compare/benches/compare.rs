@@ -1,7 +1,8 @@
 //! Criterion benches for issue 8: each workload item, per engine, on the
 //! same seeded workload as the one-command run (`src/main.rs`).
 //!
-//! Groups (one function per engine: `timecask`, `sqlite`, `sled`, `redb`):
+//! Groups (one function per engine: `timecask`, `sqlite`, `sled`, `redb`,
+//! `lmdb`, `fjall`):
 //! `as_of_point`, `latest_point`, `history_20`, `history_hot`,
 //! `scan_as_of`, `open_warm`, `open_cold`, `open_checkpoint_warm`
 //! (timecask only), `commit_buffered`, `commit_off` (SQLite only),
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput};
 use timecask_bench_compare::{
-    Commit, Engine, Params, Redb, Sled, Sqlite, Timecask, Updater, Workload, cache,
+    Commit, Engine, Fjall, Lmdb, Params, Redb, Sled, Sqlite, Timecask, Updater, Workload, cache,
 };
 
 struct Fixture<E> {
@@ -244,5 +245,7 @@ fn main() {
     engine::<Sqlite>(&mut c, &w, "sqlite");
     engine::<Sled>(&mut c, &w, "sled");
     engine::<Redb>(&mut c, &w, "redb");
+    engine::<Lmdb>(&mut c, &w, "lmdb");
+    engine::<Fjall>(&mut c, &w, "fjall");
     c.final_summary();
 }

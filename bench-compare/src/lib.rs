@@ -1,6 +1,7 @@
 //! timecask against the stacks its users would otherwise pick: SQLite with
-//! SQLAlchemy-Continuum's schema and validity strategy, sled 0.34.7 and
-//! redb, all driven through one [`Engine`] trait with one seeded workload.
+//! SQLAlchemy-Continuum's schema and validity strategy, sled 0.34.7, redb,
+//! LMDB (through heed) and fjall, all driven through one [`Engine`] trait
+//! with one seeded workload.
 //!
 //! The workload (issue 8): `K` user rows (`name`, `email`, `age`, ~60-byte
 //! values) inserted by transaction 1, then `U` single-row update
@@ -18,6 +19,8 @@ pub mod alloc;
 pub mod cache;
 pub mod engines;
 
+pub use engines::fjall::Fjall;
+pub use engines::lmdb::Lmdb;
 pub use engines::redb::Redb;
 pub use engines::sled::Sled;
 pub use engines::sqlite::Sqlite;
@@ -194,10 +197,12 @@ impl RowOut for Row {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Commit {
     /// fsynced before commit returns (SQLite `synchronous=FULL`, sled
-    /// `flush()`, redb `Durability::Immediate`, timecask `Immediate`).
+    /// `flush()`, redb `Durability::Immediate`, LMDB's default sync, fjall
+    /// `PersistMode::SyncAll`, timecask `Immediate`).
     Durable,
     /// Not fsynced per commit (SQLite `synchronous=NORMAL`, sled without
-    /// `flush()`, redb `Durability::None`, timecask `Buffered`).
+    /// `flush()`, redb `Durability::None`, LMDB `NO_SYNC`, fjall without
+    /// persist, timecask `Buffered`).
     Buffered,
     /// SQLite `synchronous=OFF`; the same as `Buffered` elsewhere.
     Off,

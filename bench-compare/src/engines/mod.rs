@@ -1,5 +1,7 @@
-//! The four engines behind [`Engine`](crate::Engine).
+//! The six engines behind [`Engine`](crate::Engine).
 
+pub mod fjall;
+pub mod lmdb;
 pub mod redb;
 pub mod sled;
 pub mod sqlite;
