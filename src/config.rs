@@ -39,9 +39,12 @@ pub struct Config {
     /// let go before failing with [`Error::Locked`](crate::Error::Locked).
     /// Zero (the default) fails at once.
     pub lock_timeout: Duration,
-    /// On a clean close, write an index checkpoint if at least 10,000
-    /// frames were replayed or committed since the last one, so the next
-    /// open is fast. On by default.
+    /// On a clean close, make the next open fast: with
+    /// [`history_runs`](Config::history_runs), if the log tail holds at
+    /// least 10,000 versions or frames, seal it into a history run (the
+    /// next open replays nothing); without, if at least 10,000 frames were
+    /// replayed or committed since the last checkpoint, write an index
+    /// checkpoint (also the fallback if sealing fails). On by default.
     pub checkpoint_on_close: bool,
     /// Bytes of recently read values and metadata kept in memory, so hot
     /// reads skip the disk read. 64 MiB by default; 0 turns it off.
@@ -68,9 +71,10 @@ pub struct Config {
     /// `value_cache_bytes` and `block_cache_bytes`) and half for the
     /// in-memory tail of the index, which the background sealer moves into
     /// history runs when its estimated size (64 bytes per version, 24 per
-    /// transaction) reaches that half. On top come the run summaries (a
-    /// block-index entry per 64 KiB block and a 10-bit-per-key filter:
-    /// about 0.4% of the run bytes) and what the caller holds. `None` by
+    /// transaction) reaches that half. On top come the run summaries (the
+    /// block-index pages reads have loaded, at most an entry per 64 KiB
+    /// block, and a 10-bit-per-key filter: at most about 0.4% of the run
+    /// bytes) and what the caller holds. `None` by
     /// default: each setting as given. Needs `history_runs`.
     pub memory_budget: Option<usize>,
     /// Uncompressed bytes per history-run block. 64 KiB by default

@@ -35,8 +35,9 @@ use crate::trigger::SealTrigger;
 use crate::tx::WriteTx;
 use crate::types::{Timestamp, TxId};
 
-/// A clean close writes a checkpoint if at least this many frames were
-/// replayed or committed since the last one.
+/// A clean close seals the log tail when it holds at least this many
+/// versions or frames (with history runs), or writes a checkpoint when at
+/// least this many frames were replayed or committed since the last one.
 const CHECKPOINT_ON_CLOSE_MIN_FRAMES: u64 = 10_000;
 
 /// Name of the lock file inside a database directory.
@@ -387,6 +388,7 @@ impl Db {
             torn_tail_bytes: recovered.torn_bytes,
             lost_txids: recovered.lost.clone(),
             checkpoint_used,
+            frames_replayed: recovered.frames_replayed,
             frames_since_checkpoint: AtomicU64::new(recovered.frames_replayed),
             index: RwLock::new(index),
             manifest: Mutex::new(manifest),
@@ -632,6 +634,7 @@ impl Db {
             torn_tail_bytes: self.shared.torn_tail_bytes,
             lost_txids: self.shared.lost_txids.clone(),
             opened_from_checkpoint: self.shared.checkpoint_used,
+            frames_replayed: self.shared.frames_replayed,
             background_error: self.shared.sealer.error(),
         }
     }
@@ -656,6 +659,11 @@ pub struct Stats {
     /// The index was loaded from the checkpoint at open (only the frames
     /// after it were replayed).
     pub opened_from_checkpoint: bool,
+    /// Log frames (transactions) the open replayed into the in-memory
+    /// index: those after the history runs and after the checkpoint. A
+    /// clean close with history runs seals the log tail, so the next open
+    /// replays none.
+    pub frames_replayed: u64,
     /// Why the last background job (sealing the log into history runs)
     /// failed, if it did; it is tried again after more commits, and
     /// [`Db::compact`] reports the error itself.
@@ -790,12 +798,26 @@ impl Drop for Shared {
             return;
         }
         // Best effort: Buffered commits reach the disk on a clean close,
-        // and a large replay is not repeated on the next open.
+        // and a large replay is not repeated on the next open: with history
+        // runs the tail is sealed into a run (the next open reads the
+        // manifest and the runs' top tables and replays nothing), else, or
+        // if sealing fails, a checkpoint is written.
         let _ = self.durable.sync_all();
-        if self.config.checkpoint_on_close
-            && self.frames_since_checkpoint.load(Ordering::Relaxed)
-                >= CHECKPOINT_ON_CLOSE_MIN_FRAMES
-        {
+        if !self.config.checkpoint_on_close {
+            return;
+        }
+        let frames = self.frames_since_checkpoint.load(Ordering::Relaxed);
+        if self.config.history_runs {
+            // The tail is what the next open replays: many frames, or a
+            // few large ones (an import in one transaction).
+            let tail = self.read_index().n_versions();
+            if (frames >= CHECKPOINT_ON_CLOSE_MIN_FRAMES || tail >= CHECKPOINT_ON_CLOSE_MIN_FRAMES)
+                && crate::sealer::seal_now(self).is_ok()
+            {
+                return;
+            }
+        }
+        if frames >= CHECKPOINT_ON_CLOSE_MIN_FRAMES {
             let _ = self.write_checkpoint();
         }
     }

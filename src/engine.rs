@@ -73,6 +73,8 @@ pub(crate) struct Shared {
     pub(crate) lost_txids: Option<std::ops::RangeInclusive<TxId>>,
     /// Open started from the index checkpoint.
     pub(crate) checkpoint_used: bool,
+    /// Log frames the open replayed into the index.
+    pub(crate) frames_replayed: u64,
     /// Frames replayed or committed since the last checkpoint.
     pub(crate) frames_since_checkpoint: AtomicU64,
     /// Held for the lifetime of the database; the OS lock dies with it.

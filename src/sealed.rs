@@ -204,7 +204,9 @@ impl RunSet {
                 run.prefetch_span(*span);
             }
         }
-        let mut out = Vec::new();
+        // Room for a typical history at once instead of five doublings of
+        // 100-byte entries.
+        let mut out = Vec::with_capacity(if spans.is_empty() { 0 } else { 64 });
         for (run, span) in spans {
             run.versions_in_span(span, table, key, upto, &mut out)?;
         }

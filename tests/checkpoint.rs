@@ -154,6 +154,7 @@ fn clean_close_writes_a_checkpoint_after_many_frames() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = Config {
         durability: Durability::Buffered,
+        history_runs: false,
         ..Config::default()
     };
     let db = Db::open_with(dir.path(), config.clone()).expect("open");
@@ -162,4 +163,45 @@ fn clean_close_writes_a_checkpoint_after_many_frames() {
     let db = Db::open_with(dir.path(), config).expect("open");
     assert!(db.stats().opened_from_checkpoint);
     assert_eq!(db.latest_txid(), TxId(10_050));
+}
+
+/// With history runs (the default), a clean close after many frames seals
+/// the log tail into a run instead: the next open replays nothing and
+/// answers as before, and a close after few frames leaves the log alone.
+#[test]
+fn clean_close_with_runs_seals_the_tail_so_the_next_open_replays_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        durability: Durability::Buffered,
+        segment_roll_bytes: 64 * 1024,
+        ..Config::default()
+    };
+    let db = Db::open_with(dir.path(), config.clone()).expect("open");
+    commit_range(&db, 0, 10_050);
+    let before = fingerprint(&db);
+    drop(db);
+    let db = Db::open_with(dir.path(), config.clone()).expect("open");
+    let stats = db.stats();
+    assert_eq!(stats.frames_replayed, 0, "{stats:?}");
+    assert!(!stats.opened_from_checkpoint);
+    assert_eq!(fingerprint(&db), before);
+    // A few more commits: closed without sealing, replayed on open.
+    commit_range(&db, 10_050, 10_060);
+    let before = fingerprint(&db);
+    drop(db);
+    let db = Db::open_with(dir.path(), config.clone()).expect("open");
+    assert_eq!(db.stats().frames_replayed, 10);
+    assert_eq!(fingerprint(&db), before);
+    drop(db);
+    // An import in one transaction: one frame, many versions, sealed too.
+    let db = Db::open_with(dir.path(), config.clone()).expect("open");
+    let mut tx = db.begin();
+    for k in 0..12_000u32 {
+        tx.put("import", k.to_be_bytes(), b"row").expect("put");
+    }
+    tx.commit().expect("commit");
+    drop(db);
+    let db = Db::open_with(dir.path(), config).expect("open");
+    assert_eq!(db.stats().frames_replayed, 0);
+    assert_eq!(db.snapshot().iter("import").expect("iter").count(), 12_000);
 }
