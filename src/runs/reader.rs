@@ -1,5 +1,7 @@
 //! `Run`: an open run file. Open reads and checks the header, the footer
-//! and both block indexes (the run's in-memory summary); the bloom filter
+//! and the top tables of both block indexes (the run's in-memory summary;
+//! each index page is read and checked when a read first needs it, see
+//! `paged`, and the flat indexes of formats 1 and 2 are read whole); the bloom filter
 //! is read and checked once point reads of keys the run lacks have been
 //! frequent enough (histories and scans use it only once loaded), so
 //! neither an open nor a read of a key the run has reads a filter. Every later read is one block (or, at a key's block boundary,
