@@ -469,6 +469,7 @@ impl PyDb {
             horizon: s.horizon.0,
             torn_tail_bytes: s.torn_tail_bytes,
             opened_from_checkpoint: s.opened_from_checkpoint,
+            frames_replayed: s.frames_replayed,
         })
     }
 

@@ -262,6 +262,7 @@ report! {
         horizon: u64,
         torn_tail_bytes: u64,
         opened_from_checkpoint: bool,
+        frames_replayed: u64,
     }
 }
 

@@ -206,3 +206,4 @@ def test_checkpoint_is_used_on_reopen(path):
         db.checkpoint()
     with timecask.open(path) as db:
         assert db.stats().opened_from_checkpoint
+        assert db.stats().frames_replayed == 0

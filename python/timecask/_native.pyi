@@ -79,6 +79,7 @@ class Stats:
     horizon: int
     torn_tail_bytes: int
     opened_from_checkpoint: bool
+    frames_replayed: int
 
 class VerifyReport:
     txid: int
