@@ -28,6 +28,12 @@ use crate::runs::{
 use crate::storage::Storage;
 use crate::types::{TableId, Timestamp, TxId};
 
+/// A history's read of its first run that took this long waited for the
+/// disk: the other runs' blocks of the key are then prefetched together.
+/// A warm read of a run's span takes a few microseconds, a page read from
+/// an SSD tens to hundreds.
+const COLD_READ: std::time::Duration = std::time::Duration::from_micros(25);
+
 /// Bytes of the suffix a system record's key gets in a run.
 pub(crate) const SYSTEM_KEY_SUFFIX: usize = 5;
 
@@ -181,7 +187,9 @@ impl RunSet {
     }
 
     /// Every version of `key` with a txid at most `upto`, oldest first,
-    /// each with an empty `key` (the caller's).
+    /// each with an empty `key` (the caller's). Reads the oldest run first
+    /// and prefetches the others only if that read waited for the disk
+    /// ([`COLD_READ`]).
     pub(crate) fn versions_upto(
         &self,
         table: TableId,
@@ -198,15 +206,23 @@ impl RunSet {
                 spans.push((run, span));
             }
         }
-        if spans.len() > 1 {
-            // Several runs: their reads from disk, if any, in parallel.
-            for (run, span) in &spans {
-                run.prefetch_span(*span);
-            }
-        }
         // Room for a typical history at once instead of five doublings of
         // 100-byte entries.
         let mut out = Vec::with_capacity(if spans.is_empty() { 0 } else { 64 });
+        let mut spans = spans.into_iter();
+        if let Some((run, span)) = spans.next() {
+            // The oldest (largest) run first. If its read waited for the
+            // disk, the others are read from disk too, probably: start all
+            // their reads at once so the history waits for one more round
+            // of I/O, not one per run. A warm read makes no system call.
+            let started = std::time::Instant::now();
+            run.versions_in_span(span, table, key, upto, &mut out)?;
+            if started.elapsed() >= COLD_READ {
+                for (run, span) in spans.clone() {
+                    run.prefetch_span(span);
+                }
+            }
+        }
         for (run, span) in spans {
             run.versions_in_span(span, table, key, upto, &mut out)?;
         }

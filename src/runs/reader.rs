@@ -464,9 +464,14 @@ impl Run {
             return Ok(None);
         }
         let lo = self.first_block_not(|e| e.last() < (table, key, TxId::ZERO))?;
-        let hi = self.first_block_not(|e| e.last() < (table, key, upto))?;
-        let hi = hi.min(self.vindex.len() - 1);
-        Ok((lo <= hi).then_some(KeySpan { lo, hi }))
+        // A key's versions span few blocks: walk from `lo` rather than
+        // search again.
+        let n = self.vindex.len();
+        let mut hi = lo;
+        while hi + 1 < n && self.block(hi)?.last() < (table, key, upto) {
+            hi += 1;
+        }
+        Ok((lo < n).then_some(KeySpan { lo, hi }))
     }
 
     /// Starts reading (`MappedFile::prefetch`) the blocks of `span`, so
