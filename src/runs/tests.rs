@@ -422,18 +422,7 @@ fn zstd_fixture_run_reads_back() {
 
 #[test]
 fn a_key_the_filter_rules_out_reads_no_block() {
-    let mut versions = Vec::new();
-    for k in 0..2000u32 {
-        versions.push(VersionEntry {
-            table: TableId(0),
-            key: format!("key-{k:05}").into_bytes(),
-            txid: TxId(1),
-            op: Op::Insert,
-            commit_time: time_of(1),
-            meta: super::MetaRef::None,
-            value: Some(vec![7; 10]),
-        });
-    }
+    let versions = inserts_at_txid_1(2000);
     let txs = tx_records(&versions, 1, 1, |_| super::EMPTY_META.to_vec());
     let storage = MemStorage::default();
     build(
@@ -611,17 +600,7 @@ fn a_merge_that_drops_every_version_keeps_every_tx_record() {
 /// (kept for later reads) and its block.
 #[test]
 fn open_reads_the_top_tables_and_a_read_loads_one_index_page() {
-    let versions: Vec<VersionEntry> = (0..600u32)
-        .map(|k| VersionEntry {
-            table: TableId(0),
-            key: format!("key-{k:05}").into_bytes(),
-            txid: TxId(1),
-            op: Op::Insert,
-            commit_time: time_of(1),
-            meta: super::MetaRef::None,
-            value: Some(vec![7; 10]),
-        })
-        .collect();
+    let versions = inserts_at_txid_1(600);
     let txs = tx_records(&versions, 1, 1, |_| super::EMPTY_META.to_vec());
     let storage = MemStorage::default();
     build(&storage, Path::new("r"), config(64, false), &versions, &txs);
@@ -646,4 +625,20 @@ fn open_reads_the_top_tables_and_a_read_loads_one_index_page() {
         .expect("get again");
     assert_eq!(storage.reads() - before, 1, "the page stays loaded");
     check_run(&run, &versions, &txs);
+}
+
+/// `n` keys `key-00000`, `key-00001`, ... of table 0, each inserted at
+/// txid 1 with a 10-byte value.
+fn inserts_at_txid_1(n: u32) -> Vec<VersionEntry> {
+    (0..n)
+        .map(|k| VersionEntry {
+            table: TableId(0),
+            key: format!("key-{k:05}").into_bytes(),
+            txid: TxId(1),
+            op: Op::Insert,
+            commit_time: time_of(1),
+            meta: super::MetaRef::None,
+            value: Some(vec![7; 10]),
+        })
+        .collect()
 }
