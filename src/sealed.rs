@@ -196,14 +196,28 @@ impl RunSet {
         key: &[u8],
         upto: TxId,
     ) -> Result<Vec<VersionEntry>> {
-        let mut spans = Vec::with_capacity(self.runs.len());
-        for run in self
+        let runs: Vec<&Arc<Run>> = self
             .runs
             .iter()
             .take_while(|r| r.summary().first_txid <= upto)
-        {
+            .collect();
+        // Index pages not loaded yet are read for all runs at once; their
+        // runs' blocks are then probably not in memory either.
+        let mut cold = false;
+        if runs.len() > 1 {
+            for run in &runs {
+                cold |= run.prefetch_index_page(table, key);
+            }
+        }
+        let mut spans = Vec::with_capacity(runs.len());
+        for run in runs {
             if let Some(span) = run.key_span(table, key, upto)? {
                 spans.push((run, span));
+            }
+        }
+        if cold && spans.len() > 1 {
+            for (run, span) in &spans {
+                run.prefetch_span(*span);
             }
         }
         // Room for a typical history at once instead of five doublings of
@@ -217,7 +231,7 @@ impl RunSet {
             // of I/O, not one per run. A warm read makes no system call.
             let started = std::time::Instant::now();
             run.versions_in_span(span, table, key, upto, &mut out)?;
-            if started.elapsed() >= COLD_READ {
+            if !cold && started.elapsed() >= COLD_READ {
                 for (run, span) in spans.clone() {
                     run.prefetch_span(span);
                 }

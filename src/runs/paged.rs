@@ -309,6 +309,14 @@ impl<E: IndexEntry> PagedIndex<E> {
         Ok(p * self.page_entries + page.partition_point(pred))
     }
 
+    /// Where the page `partition_point(pred)` would read is, if it is not
+    /// loaded yet (so a caller can start reading it early).
+    pub(super) fn unloaded_page_for(&self, pred: impl Fn(&E) -> bool) -> Option<(u64, u32)> {
+        let p = self.top.partition_point(|r| pred(&r.last));
+        let at = self.top.get(p)?;
+        (self.pages[p].get().is_none()).then_some((at.offset, at.len))
+    }
+
     /// Loads every page (a full check: `verify`).
     pub(super) fn load_all(&self, src: &dyn PageSource) -> Result<()> {
         for p in 0..self.top.len() {

@@ -474,6 +474,27 @@ impl Run {
         Ok((lo < n).then_some(KeySpan { lo, hi }))
     }
 
+    /// Starts reading (`MappedFile::prefetch`) the block-index page that
+    /// [`Run::key_span`] of `(table, key)` will need, if it is not loaded
+    /// yet; says whether it did (then the run's blocks are probably not in
+    /// memory either). No system call once the page is loaded.
+    pub(crate) fn prefetch_index_page(&self, table: TableId, key: &[u8]) -> bool {
+        let Some(map) = &self.map else { return false };
+        if self.ruled_out_if_loaded(table, key) {
+            return false;
+        }
+        match self
+            .vindex
+            .unloaded_page_for(|e| e.last() < (table, key, TxId::ZERO))
+        {
+            Some((offset, len)) => {
+                map.prefetch(offset as usize, len as usize);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Starts reading (`MappedFile::prefetch`) the blocks of `span`, so
     /// that a history over several runs waits for their I/O once, not run
     /// after run. Nothing for an unmapped run.
@@ -668,8 +689,11 @@ impl Run {
 impl PageSource for Run {
     fn page_bytes(&self, offset: u64, len: u32) -> Result<Vec<u8>> {
         // `open` checked that the pages lie inside the file. Copied out of
-        // the map, so the CRC checked is over the bytes decoded.
-        if let Some(bytes) = self.mapped(BlockHandle { offset, len }) {
+        // the map, so the CRC checked is over the bytes decoded; the page
+        // is first advised whole, so a cold page (a few KiB over two
+        // memory pages) is one round of I/O, not a fault per memory page.
+        if let (Some(map), Some(bytes)) = (&self.map, self.mapped(BlockHandle { offset, len })) {
+            map.prefetch(offset as usize, len as usize);
             return Ok(bytes.to_vec());
         }
         let mut bytes = vec![0; len as usize];
