@@ -642,3 +642,29 @@ fn inserts_at_txid_1(n: u32) -> Vec<VersionEntry> {
         })
         .collect()
 }
+
+/// LZ4 bodies that are not what the writer made (their CRC would have to
+/// be forged to get here) are errors: no panic, no read outside the input
+/// and no output from outside what the block itself wrote (a match
+/// reaching before the start, RUSTSEC-2026-0041's case).
+#[test]
+fn malformed_lz4_bodies_are_errors() {
+    let mut out = vec![0xAA; 64];
+    // One literal, then a match 65,535 bytes back.
+    let before_start = [0x10, b'a', 0xFF, 0xFF];
+    assert!(super::block::decompress_into(2, &before_start, &mut out).is_err());
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for len in 0..2000usize {
+        let body: Vec<u8> = (0..len % 97)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut out = vec![0; len % 61];
+        // Either an error or exactly the output length: never a panic.
+        let _ = super::block::decompress_into(2, &body, &mut out);
+    }
+}
