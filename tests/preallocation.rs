@@ -417,3 +417,69 @@ fn preallocation_off_appends_every_frame() {
         assert_eq!(len(&seg), frames_end(&seg));
     }
 }
+
+/// The header of segment `id` whose first txid is `first_txid`.
+fn segment_header(id: u32, first_txid: u64) -> Vec<u8> {
+    let mut header = Vec::new();
+    header.extend_from_slice(b"TCASKLOG");
+    header.extend_from_slice(&1u32.to_le_bytes());
+    header.extend_from_slice(&id.to_le_bytes());
+    header.extend_from_slice(&first_txid.to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    let crc = crc32fast::hash(&header);
+    header.extend_from_slice(&crc.to_le_bytes());
+    header
+}
+
+#[test]
+fn after_a_failed_roll_the_old_segment_keeps_ending_at_its_frames() {
+    let mut failed_rolls = 0;
+    for fail_sync in 1..=4 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = FaultyStorage::default();
+        let db = Db::open_with(dir.path(), faulty(&storage, Durability::Buffered)).expect("open");
+        let n = 5;
+        for i in 1..=n {
+            commit(&db, i).expect("commit");
+        }
+        // Compaction seals the active segment (a roll); one of its fsyncs
+        // is the new segment's header, whose creation then fails.
+        storage.arm(|p| p.fail_sync_at = Some(fail_sync));
+        let compacted = db.compact();
+        let segs = segments(dir.path());
+        if compacted.is_ok() || segs.len() != 1 || commit(&db, n + 1).is_err() {
+            // No failed roll, or the segment's own fsync failed (poisoned).
+            continue;
+        }
+        failed_rolls += 1;
+        let what = format!("fsync {fail_sync}");
+        // Commits go on into the first segment, without preallocation.
+        let last = n + 30;
+        for i in n + 2..=last {
+            commit(&db, i).expect(&what);
+        }
+        assert_eq!(len(&segs[0]), frames_end(&segs[0]), "{what}");
+        // A process crash, with the failed roll's new segment left behind
+        // (its removal failed too): a stale header after the frames.
+        let image = tempfile::tempdir().expect("tempdir");
+        storage.crash_image_with(
+            dir.path(),
+            image.path(),
+            &CrashMode::AllWritten,
+            DirState::Live,
+        );
+        fs::write(
+            image.path().join("0000000002.tcseg"),
+            segment_header(2, n + 1),
+        )
+        .expect("write");
+        let reader = Db::open_read_only(image.path()).expect(&what);
+        assert_has(&reader, last);
+        drop(reader);
+        let reopened = Db::open_with(image.path(), config(Durability::Buffered)).expect(&what);
+        assert_has(&reopened, last);
+        commit(&reopened, last + 1).expect(&what);
+        reopened.verify().expect(&what);
+    }
+    assert!(failed_rolls > 0, "no fsync failed a roll's creation");
+}

@@ -60,6 +60,11 @@ pub(crate) struct LogWriter {
     /// `len..allocated` are zeros written and fsynced by [`LogWriter::extend`].
     allocated: u64,
     sizing: SegmentSizing,
+    /// A roll cut this segment back and then failed to create the next one:
+    /// frames go on into this segment without preallocation, so it still
+    /// ends at its last frame if a stale next segment was left behind
+    /// (recovery and followers take such a segment as a roll in progress).
+    no_preallocation: bool,
     /// Shared with group commit: set by a failed fsync of any log file, or
     /// when a failed write could not be cut off again (the file's state is
     /// unknown); no more writes until reopen.
@@ -85,6 +90,7 @@ impl LogWriter {
             len,
             allocated: len,
             sizing,
+            no_preallocation: false,
             poison,
         }
     }
@@ -163,7 +169,7 @@ impl LogWriter {
     /// the logical end are what recovery expects there); a failed fsync
     /// poisons the writer like any other. Either way no frame is written.
     fn extend(&mut self, end: u64) -> Result<()> {
-        if end <= self.allocated {
+        if end <= self.allocated || self.no_preallocation {
             return Ok(());
         }
         let chunk_end = self.allocated + self.sizing.preallocate_bytes;
@@ -219,13 +225,15 @@ impl LogWriter {
             self.storage.as_ref(),
             &self.dir,
             SegmentHeader { id, first_txid },
-        )?;
+        )
+        .inspect_err(|_| self.no_preallocation = true)?;
         files.insert(id, Arc::clone(&file));
         self.segment = id;
         self.path = segment_path(&self.dir, id);
         self.file = file;
         self.len = SEGMENT_HEADER_SIZE as u64;
         self.allocated = self.len;
+        self.no_preallocation = false;
         Ok(())
     }
 }
