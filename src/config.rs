@@ -30,8 +30,9 @@ pub struct Config {
     /// The newest segment file is extended this many bytes at a time (at
     /// most to `segment_roll_bytes`), with zeros written and fsynced once,
     /// so each durable commit overwrites space the file already has and its
-    /// `fdatasync` commits no change of size (measured: a 4 KiB commit's
-    /// fsync about a third cheaper on ext4). 4 MiB by default; 0 turns it
+    /// `fdatasync` commits no change of size (measured on ext4: a 4 KiB
+    /// write + `fdatasync` about 45% cheaper than an append, a durable
+    /// commit about 20%; see BENCHMARKS.md). 4 MiB by default; 0 turns it
     /// off (every frame extends the file). The space is cut off again when
     /// the segment rolls and when the database closes.
     pub segment_preallocate_bytes: u64,
