@@ -139,12 +139,20 @@ fn bench_commit(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(4));
     group.warm_up_time(Duration::from_secs(1));
     group.throughput(Throughput::Elements(1));
-    for (name, durability) in [
-        ("buffered_single_put", Durability::Buffered),
-        ("immediate_single_put", Durability::Immediate),
+    // The last one is the baseline for preallocated segment space: every
+    // frame appends, so every fsync also commits a size change.
+    let default = Config::default().segment_preallocate_bytes;
+    for (name, durability, preallocate) in [
+        ("buffered_single_put", Durability::Buffered, default),
+        ("immediate_single_put", Durability::Immediate, default),
+        ("immediate_single_put_no_prealloc", Durability::Immediate, 0),
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open_with(dir.path(), config(durability)).expect("open");
+        let config = Config {
+            segment_preallocate_bytes: preallocate,
+            ..config(durability)
+        };
+        let db = Db::open_with(dir.path(), config).expect("open");
         // Preload every key so the measured puts are updates.
         let mut tx = db.begin();
         for k in 0..N_KEYS {

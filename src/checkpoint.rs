@@ -64,7 +64,7 @@ impl Shared {
         // checkpoint, which must not then name segments they remove.
         let _one_at_a_time = self.lock_maintenance();
         let (txid, body) = {
-            let _writer = self.lock_writer();
+            let writer = self.lock_writer();
             // Everything indexed is written; make it durable so the
             // checkpoint never covers frames a power cut could take back.
             // Through group commit, so a failed fsync poisons the writer
@@ -73,12 +73,18 @@ impl Shared {
             let index = self.read_index();
             let txid = index.last_txid();
             let mut segments = Vec::new();
+            // The newest segment's length is its logical end, not the
+            // file's (which includes preallocated space).
+            let (active, active_len) = writer.log.position();
             for id in list_segments(&self.dir)? {
-                let len = self
-                    .files
-                    .handle(id)?
-                    .len()
-                    .map_err(|e| Error::io(segment_path(&self.dir, id), e))?;
+                let len = if id == active {
+                    active_len
+                } else {
+                    self.files
+                        .handle(id)?
+                        .len()
+                        .map_err(|e| Error::io(segment_path(&self.dir, id), e))?
+                };
                 segments.push((id, len));
             }
             let last_frame = match index.tx(txid) {

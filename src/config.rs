@@ -27,6 +27,15 @@ pub struct Config {
     pub durability: Durability,
     /// A new segment file is started once the current one reaches this size.
     pub segment_roll_bytes: u64,
+    /// The newest segment file is extended this many bytes at a time (at
+    /// most to `segment_roll_bytes`), with zeros written and fsynced once,
+    /// so each durable commit overwrites space the file already has and its
+    /// `fdatasync` commits no change of size (measured on ext4: a 4 KiB
+    /// write + `fdatasync` about 45% cheaper than an append, a durable
+    /// commit about 20%; see BENCHMARKS.md). 4 MiB by default; 0 turns it
+    /// off (every frame extends the file). The space is cut off again when
+    /// the segment rolls and when the database closes.
+    pub segment_preallocate_bytes: u64,
     /// Record a version even when an update writes the value the key
     /// already has. Off by default: such updates record nothing.
     pub record_identical_updates: bool,
@@ -166,6 +175,7 @@ impl Default for Config {
         Config {
             durability: Durability::Immediate,
             segment_roll_bytes: 64 * 1024 * 1024,
+            segment_preallocate_bytes: 4 * 1024 * 1024,
             record_identical_updates: false,
             create_if_missing: true,
             storage: Arc::new(FileStorage),
@@ -203,12 +213,28 @@ impl Config {
         self.memory_budget.map(|b| (b / 2) as u64)
     }
 
+    /// How the log writer sizes segments.
+    pub(crate) fn segment_sizing(&self) -> crate::log::writer::SegmentSizing {
+        crate::log::writer::SegmentSizing {
+            roll_bytes: self.segment_roll_bytes,
+            preallocate_bytes: self.segment_preallocate_bytes,
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         if !(SEGMENT_ROLL_SIZE_MIN..=SEGMENT_ROLL_SIZE_MAX).contains(&self.segment_roll_bytes) {
             return Err(Error::InvalidConfig {
                 reason: format!(
                     "segment_roll_bytes {} is outside {SEGMENT_ROLL_SIZE_MIN}..={SEGMENT_ROLL_SIZE_MAX}",
                     self.segment_roll_bytes
+                ),
+            });
+        }
+        if self.segment_preallocate_bytes > SEGMENT_ROLL_SIZE_MAX {
+            return Err(Error::InvalidConfig {
+                reason: format!(
+                    "segment_preallocate_bytes {} is above {SEGMENT_ROLL_SIZE_MAX}",
+                    self.segment_preallocate_bytes
                 ),
             });
         }

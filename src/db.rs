@@ -654,7 +654,9 @@ pub struct Stats {
     pub horizon: TxId,
     /// Bytes of a torn (unacknowledged) tail cut off the log at open; for a
     /// read-only database, the bytes after the valid log that it ignored
-    /// (perhaps a commit a writer was appending as it opened).
+    /// (perhaps a commit a writer was appending as it opened). Counted to
+    /// the last non-zero byte: zeros after the last frame are preallocated
+    /// space, not a tear.
     pub torn_tail_bytes: u64,
     /// The index was loaded from the checkpoint at open (only the frames
     /// after it were replayed).
@@ -713,7 +715,7 @@ fn load_and_replay(
         let log = LogFiles {
             storage: &config.storage,
             dir,
-            roll_bytes: config.segment_roll_bytes,
+            sizing: config.segment_sizing(),
             segments,
             files: &files,
             poison,
@@ -820,6 +822,8 @@ impl Drop for Shared {
         if frames >= CHECKPOINT_ON_CLOSE_MIN_FRAMES {
             let _ = self.write_checkpoint();
         }
+        // The newest segment is left as long as its frames.
+        let _ = self.lock_writer().log.release_preallocation();
     }
 }
 

@@ -165,7 +165,7 @@ impl Shared {
         let log = LogFiles {
             storage: &self.config.storage,
             dir: &self.dir,
-            roll_bytes: self.config.segment_roll_bytes,
+            sizing: self.config.segment_sizing(),
             segments: &segments,
             files: &files,
             poison: &poison,

@@ -6,7 +6,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::index::chain::visible_position;
-use crate::log::recovery::SegmentScan;
+use crate::log::recovery::{SegmentScan, nonzero_end};
 use crate::log::segment::{SEGMENT_HEADER_SIZE, SegmentHeader, segment_path};
 use crate::types::TxId;
 
@@ -125,7 +125,13 @@ impl Db {
             // A read-only database ended its log before such a frame when
             // it opened (a writer may have been appending it).
             let may_be_in_progress = shared.config.read_only || shared.durable.written() != upto;
-            if end < size && (!newest || !may_be_in_progress) {
+            // Zeros after the newest segment's last frame are preallocated
+            // space, not damage.
+            let damaged = end < size
+                && (!newest
+                    || (!may_be_in_progress
+                        && nonzero_end(file.as_ref(), &path, end, size)? > end));
+            if damaged {
                 return Err(Error::corrupt(
                     &path,
                     end,

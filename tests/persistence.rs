@@ -110,7 +110,13 @@ fn torn_tail_is_cut_and_database_stays_writable() {
         fs::write(dir.path().join("COMMIT"), &witness).expect("restore witness");
         let db = Db::open_with(dir.path(), buffered()).expect("open after tear");
         assert_filled(&db, 9);
-        assert_eq!(db.stats().torn_tail_bytes, cut - last_frame_start);
+        // Torn bytes run to the last non-zero one (zeros after a bad frame
+        // cannot be told from preallocated space).
+        let torn = original[last_frame_start as usize..cut as usize]
+            .iter()
+            .rposition(|b| *b != 0)
+            .map_or(0, |i| i as u64 + 1);
+        assert_eq!(db.stats().torn_tail_bytes, torn);
     }
     // Garbage appended after valid frames is a torn tail too.
     fs::write(&seg, &original).expect("write");

@@ -122,6 +122,9 @@ pub(crate) enum ScanEnd {
 /// boundary), in order, stopping
 /// before the frame that would take the scan past `bytes_max`
 /// bytes (at least one frame is taken), and before a short or bad frame.
+/// The zeros a writer preallocates after the active segment's frames stop
+/// it as a bad frame (length 0); the writer cuts them off before it rolls,
+/// so a sealed segment ends at its last frame.
 pub(crate) fn scan_frames(
     file: &File,
     path: &Path,
@@ -136,8 +139,15 @@ pub(crate) fn scan_frames(
             return Ok((frames, ScanEnd::End));
         }
         let mut header = [0u8; FRAME_HEADER_SIZE as usize];
-        file.read_exact_at(&mut header, offset)
-            .map_err(|e| Error::io(path, e))?;
+        match file.read_exact_at(&mut header, offset) {
+            Ok(()) => {}
+            // The writer cut the preallocated zeros off a segment it rolled
+            // away from while this scan looked: the frames end here.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok((frames, ScanEnd::End));
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        }
         let payload_len = u64::from(u32_at(&header, 0));
         if !(PAYLOAD_SIZE_MIN..=PAYLOAD_SIZE_MAX).contains(&payload_len)
             || offset + FRAME_HEADER_SIZE + payload_len > len
@@ -151,8 +161,13 @@ pub(crate) fn scan_frames(
         let payload_size = usize::try_from(payload_len)
             .map_err(|_| Error::corrupt(path, offset, "frame length does not fit in memory"))?;
         let mut payload = vec![0u8; payload_size];
-        file.read_exact_at(&mut payload, offset + FRAME_HEADER_SIZE)
-            .map_err(|e| Error::io(path, e))?;
+        match file.read_exact_at(&mut payload, offset + FRAME_HEADER_SIZE) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok((frames, ScanEnd::End));
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        }
         if crc32fast::hash(&payload) != u32_at(&header, 4) {
             return Ok((frames, ScanEnd::BadFrame));
         }

@@ -21,7 +21,7 @@ use crate::log::poison::Poison;
 use crate::log::segment::{
     SEGMENT_HEADER_SIZE, SegmentHeader, create_segment, list_segments, segment_path, sync_dir,
 };
-use crate::log::writer::{FrameLocation, LogWriter};
+use crate::log::writer::{FrameLocation, LogWriter, SegmentSizing};
 use crate::storage::{ReadOnlyFile, Storage, StorageFile};
 use crate::types::{SegmentId, TxId};
 
@@ -188,7 +188,7 @@ pub(crate) fn open_segments(
 pub(crate) struct LogFiles<'a> {
     pub storage: &'a Arc<dyn Storage>,
     pub dir: &'a Path,
-    pub roll_bytes: u64,
+    pub sizing: SegmentSizing,
     pub segments: &'a OpenSegments,
     pub files: &'a SegmentFiles,
     /// The poison the returned writer's fsyncs go through.
@@ -217,7 +217,7 @@ pub(crate) fn replay(
     let LogFiles {
         storage,
         dir,
-        roll_bytes,
+        sizing,
         segments,
         files,
         poison,
@@ -253,7 +253,7 @@ pub(crate) fn replay(
                 id,
                 file,
                 SEGMENT_HEADER_SIZE as u64,
-                roll_bytes,
+                sizing,
                 Arc::clone(poison),
             ),
             last_txid: TxId(start.txid.0 - 1),
@@ -449,10 +449,19 @@ pub(crate) fn replay(
                     "damaged frame in a segment that is not the newest",
                 ));
             }
+            // Zeros after the last frame are preallocated space (or what a
+            // crash between extending the file and writing into it left):
+            // the log ends there. Anything else is a torn or damaged frame.
+            let data_end = nonzero_end(file.as_ref(), &path, end, size)?;
             if scan.next_txid <= acknowledged {
                 // The witness says this frame was acknowledged as durable.
                 if strict {
                     return Err(match scan.stopped_by {
+                        _ if data_end == end => Error::CommitsLost {
+                            path,
+                            log_end: TxId(scan.next_txid.0 - 1),
+                            acknowledged,
+                        },
                         Some(ScanStop::PastEnd) => Error::CommitsLost {
                             path,
                             log_end: TxId(scan.next_txid.0 - 1),
@@ -470,6 +479,7 @@ pub(crate) fn replay(
                     });
                 }
             } else if expected.acknowledged.is_none()
+                && data_end > end
                 && let Some(found) =
                     find_valid_frame_after(file.as_ref(), &path, end, size, scan.next_txid)?
             {
@@ -484,12 +494,13 @@ pub(crate) fn replay(
                 ));
             }
             // Read-only: a writer may be appending this frame right now;
-            // the log ends before it.
+            // the log ends before it. The writer cuts the preallocated
+            // space too (it extends the file again when it needs to).
             if !read_only {
                 file.set_len(end).map_err(|e| Error::io(&path, e))?;
                 file.sync_data().map_err(|e| Error::io(&path, e))?;
             }
-            torn_bytes += size - end;
+            torn_bytes += data_end - end;
         }
         files.insert(id, Arc::clone(&file));
         active = Some((id, file, end));
@@ -524,7 +535,7 @@ pub(crate) fn replay(
             id,
             file,
             len,
-            roll_bytes,
+            sizing,
             Arc::clone(poison),
         ),
         last_txid,
@@ -661,9 +672,9 @@ impl SegmentScan {
                 return Ok(pos);
             }
             let mut header = [0; FRAME_HEADER_SIZE];
-            reader
-                .read_exact(&mut header)
-                .map_err(|e| Error::io(&self.path, e))?;
+            if !self.read(&mut reader, &mut header)? {
+                return Ok(pos);
+            }
             let header = FrameHeader::parse(header);
             let len = u64::from(header.payload_len);
             // Check the length before allocating anything sized by it.
@@ -676,9 +687,9 @@ impl SegmentScan {
                 return Ok(pos);
             }
             payload.resize(len as usize, 0);
-            reader
-                .read_exact(&mut payload)
-                .map_err(|e| Error::io(&self.path, e))?;
+            if !self.read(&mut reader, &mut payload)? {
+                return Ok(pos);
+            }
             if crc32fast::hash(&payload) != header.crc {
                 self.stopped_by = Some(ScanStop::Checksum);
                 return Ok(pos);
@@ -711,6 +722,61 @@ impl SegmentScan {
         }
         Ok(pos)
     }
+}
+
+impl SegmentScan {
+    /// Fills `out` from `reader`; `false` if the file ended first. Only a
+    /// reader beside a running writer sees that: the writer cut the
+    /// preallocated space off the segment it rolled away from, which holds
+    /// no frames, so the scan ends there (`ScanStop::PastEnd`).
+    fn read(&mut self, reader: &mut SequentialReader<'_>, out: &mut [u8]) -> Result<bool> {
+        match reader.read_exact(out) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                self.stopped_by = Some(ScanStop::PastEnd);
+                Ok(false)
+            }
+            Err(e) => Err(Error::io(&self.path, e)),
+        }
+    }
+}
+
+/// Where the bytes of `file` in `from..size` stop being all zeros: the
+/// offset after the last non-zero byte, or `from` if every byte is zero
+/// (preallocated space after the last frame). Reads from the end backwards
+/// in chunks. If the file shrinks meanwhile (a writer cut its preallocated
+/// space while a reader looks), what is gone counts as zeros.
+pub(crate) fn nonzero_end(
+    file: &dyn StorageFile,
+    path: &Path,
+    from: u64,
+    size: u64,
+) -> Result<u64> {
+    const CHUNK: u64 = 1 << 20;
+    let mut end = size;
+    let mut buf = vec![0; CHUNK.min(size.saturating_sub(from)) as usize];
+    while end > from {
+        let n = (end - from).min(CHUNK);
+        let at = end - n;
+        let chunk = &mut buf[..n as usize];
+        match file.read_exact_at(chunk, at) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                let now = file.len().map_err(|e| Error::io(path, e))?;
+                if now >= end {
+                    return Err(Error::io(path, e));
+                }
+                end = now.max(from);
+                continue;
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        }
+        if let Some(i) = chunk.iter().rposition(|b| *b != 0) {
+            return Ok(at + i as u64 + 1);
+        }
+        end = at;
+    }
+    Ok(from)
 }
 
 /// Reads a file front to back in large positioned reads, up to `end`.
@@ -754,7 +820,23 @@ impl<'a> SequentialReader<'a> {
                 }
                 let len = Self::CHUNK.min(self.end.saturating_sub(next)).max(want);
                 self.buf.resize(len as usize, 0);
-                self.file.read_exact_at(&mut self.buf, next)?;
+                if let Err(e) = self.file.read_exact_at(&mut self.buf, next) {
+                    // A writer cut the preallocated space off this segment
+                    // (it rolled) since `end` was taken: read ahead only as
+                    // far as the file goes now.
+                    let now = self.file.len()?;
+                    if e.kind() != std::io::ErrorKind::UnexpectedEof || now >= self.end {
+                        return Err(e);
+                    }
+                    self.end = now;
+                    self.buf.clear();
+                    self.buf_start = next;
+                    self.at = 0;
+                    if next + want > now {
+                        return Err(e);
+                    }
+                    continue;
+                }
                 self.buf_start = next;
                 self.at = 0;
             }

@@ -12,3 +12,26 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
     paths.sort();
     paths
 }
+
+/// Where the valid frames of the segment file at `path` end: its logical
+/// end. While a writer has the segment open, the file is longer by the
+/// zeros preallocated after its frames.
+#[allow(
+    dead_code,
+    reason = "not every test file that includes this module uses it"
+)]
+pub fn frames_end(path: &Path) -> u64 {
+    let bytes = std::fs::read(path).expect("read segment");
+    let u32_at =
+        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let mut at = 32;
+    while at + 8 <= bytes.len() {
+        let len = u32_at(at) as usize;
+        let end = at + 8 + len;
+        if len < 32 || end > bytes.len() || crc32fast::hash(&bytes[at + 8..end]) != u32_at(at + 4) {
+            break;
+        }
+        at = end;
+    }
+    at as u64
+}
