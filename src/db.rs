@@ -805,9 +805,18 @@ impl Drop for Shared {
         // manifest and the runs' top tables and replays nothing), else, or
         // if sealing fails, a checkpoint is written.
         let _ = self.durable.sync_all();
-        if !self.config.checkpoint_on_close {
-            return;
+        if self.config.checkpoint_on_close {
+            self.prepare_next_open();
         }
+        // The newest segment is left as long as its frames.
+        let _ = self.lock_writer().log.release_preallocation();
+    }
+}
+
+impl Shared {
+    /// On a clean close: seal a large log tail into a run (with history
+    /// runs), else checkpoint after many new frames. Best effort.
+    fn prepare_next_open(&self) {
         let frames = self.frames_since_checkpoint.load(Ordering::Relaxed);
         if self.config.history_runs {
             // The tail is what the next open replays: many frames, or a
@@ -822,8 +831,6 @@ impl Drop for Shared {
         if frames >= CHECKPOINT_ON_CLOSE_MIN_FRAMES {
             let _ = self.write_checkpoint();
         }
-        // The newest segment is left as long as its frames.
-        let _ = self.lock_writer().log.release_preallocation();
     }
 }
 
