@@ -518,15 +518,13 @@ fn select_positions(
     view: TxId,
 ) -> Vec<(usize, Option<TxId>)> {
     let (start, end) = window_positions(txids, query, view);
-    let positions: Box<dyn Iterator<Item = usize>> = if query.newest_first {
-        Box::new((start..end).rev())
+    let limit = query.limit.unwrap_or(usize::MAX);
+    let pick = |i: usize| (i, txids.get(i + 1).copied());
+    if query.newest_first {
+        (start..end).rev().take(limit).map(pick).collect()
     } else {
-        Box::new(start..end)
-    };
-    positions
-        .take(query.limit.unwrap_or(usize::MAX))
-        .map(|i| (i, txids.get(i + 1).copied()))
-        .collect()
+        (start..end).take(limit).map(pick).collect()
+    }
 }
 
 /// The positions `start..end` of `chain` (the versions a view at `view`

@@ -223,15 +223,16 @@ impl RunSet {
         // Room for a typical history at once instead of five doublings of
         // 100-byte entries.
         let mut out = Vec::with_capacity(if spans.is_empty() { 0 } else { 64 });
+        let several = spans.len() > 1;
         let mut spans = spans.into_iter();
         if let Some((run, span)) = spans.next() {
             // The oldest (largest) run first. If its read waited for the
             // disk, the others are read from disk too, probably: start all
             // their reads at once so the history waits for one more round
             // of I/O, not one per run. A warm read makes no system call.
-            let started = std::time::Instant::now();
+            let started = several.then(std::time::Instant::now);
             run.versions_in_span(span, table, key, upto, &mut out)?;
-            if !cold && started.elapsed() >= COLD_READ {
+            if !cold && started.is_some_and(|t| t.elapsed() >= COLD_READ) {
                 for (run, span) in spans.clone() {
                     run.prefetch_span(span);
                 }

@@ -12,6 +12,7 @@
 //! readers see one structure.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::codec::{DecodeResult, Reader};
 use super::footer::{
@@ -163,6 +164,9 @@ pub(super) struct PagedIndex<E> {
     bounds: RunBounds,
     top: Vec<PageRef<E>>,
     pages: Box<[OnceLock<Box<[E]>>]>,
+    /// Pages not loaded yet (0 once every page is: no search then to find
+    /// one to prefetch).
+    unloaded: AtomicUsize,
 }
 
 impl<E: IndexEntry> PagedIndex<E> {
@@ -194,6 +198,7 @@ impl<E: IndexEntry> PagedIndex<E> {
             bounds,
             top,
             pages: pages.into_boxed_slice(),
+            unloaded: AtomicUsize::new(0),
         }
     }
 
@@ -263,6 +268,7 @@ impl<E: IndexEntry> PagedIndex<E> {
             bounds,
             top,
             pages,
+            unloaded: AtomicUsize::new(n_pages),
         })
     }
 
@@ -312,6 +318,9 @@ impl<E: IndexEntry> PagedIndex<E> {
     /// Where the page `partition_point(pred)` would read is, if it is not
     /// loaded yet (so a caller can start reading it early).
     pub(super) fn unloaded_page_for(&self, pred: impl Fn(&E) -> bool) -> Option<(u64, u32)> {
+        if self.unloaded.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
         let p = self.top.partition_point(|r| pred(&r.last));
         let at = self.top.get(p)?;
         (self.pages[p].get().is_none()).then_some((at.offset, at.len))
@@ -368,7 +377,15 @@ impl<E: IndexEntry> PagedIndex<E> {
         let entries = self
             .decode_page(p, &bytes)
             .map_err(|r| src.corrupt(at.offset, format!("index page {p}: {r}")))?;
-        Ok(self.pages[p].get_or_init(|| entries))
+        let mut stored = false;
+        let page = self.pages[p].get_or_init(|| {
+            stored = true;
+            entries
+        });
+        if stored {
+            self.unloaded.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(page)
     }
 
     /// Page `p`'s entries, checked: the count, order (after the previous
