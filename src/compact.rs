@@ -56,7 +56,7 @@ impl Db {
     /// Applies retention policies, then moves everything committed so far
     /// out of the log into history runs (with
     /// [`Config::history_runs`](crate::Config::history_runs), the default)
-    /// and merges the runs, dropping for good what
+    /// and merges every run into one, dropping for good what
     /// [`Db::purge_history`], retention and
     /// [`WriteTx::erase`](crate::WriteTx::erase) removed; without runs it
     /// rewrites sealed segments instead. Either way disk space comes back.
@@ -79,6 +79,50 @@ impl Db {
     /// ```
     pub fn compact(&self) -> Result<CompactReport> {
         self.compact_with_progress(|_, _| {})
+    }
+
+    /// Moves everything committed so far out of the log into history runs,
+    /// as the background sealer does each time the log grows by
+    /// [`Config::seal_log_bytes`](crate::Config::seal_log_bytes): the new
+    /// run is merged only with the newest runs, by size (each at most
+    /// twice the size of those after it), so about log₂ of the history's
+    /// size in runs stay live and each byte is rewritten O(log n) times.
+    /// Unlike [`Db::compact`] it applies no retention policy and does not
+    /// merge every run: purged and erased versions leave only the runs it
+    /// merges (all of them when an erasure must leave the log). Without
+    /// history runs it does nothing.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), timecask::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = timecask::Db::open(dir.path())?;
+    /// let mut x = 1u64;
+    /// let mut noise = || {
+    ///     x ^= x << 13;
+    ///     x ^= x >> 7;
+    ///     x ^= x << 17;
+    ///     x.to_le_bytes()
+    /// };
+    /// for n in [1000u32, 10] {
+    ///     let mut tx = db.begin();
+    ///     for i in 0..n {
+    ///         tx.put("t", i.to_be_bytes(), noise())?;
+    ///     }
+    ///     tx.commit()?;
+    ///     db.seal()?;
+    /// }
+    /// // The second run is far smaller than the first: kept apart.
+    /// assert_eq!(db.stats().history_runs, 2);
+    /// db.compact()?;
+    /// assert_eq!(db.stats().history_runs, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn seal(&self) -> Result<CompactReport> {
+        if !self.shared.config.history_runs {
+            self.shared.check_writable()?;
+            return Ok(CompactReport::default());
+        }
+        crate::sealer::seal_now(&self.shared)
     }
 
     /// [`Db::compact`], calling `progress(segments_done, segments_total)`

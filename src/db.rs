@@ -636,6 +636,7 @@ impl Db {
             opened_from_checkpoint: self.shared.checkpoint_used,
             frames_replayed: self.shared.frames_replayed,
             background_error: self.shared.sealer.error(),
+            history_runs: index.runs().map_or(0, |r| r.runs().len()),
         }
     }
 }
@@ -675,6 +676,10 @@ pub struct Stats {
     /// [`Recovery::AcceptLoss`](crate::Recovery::AcceptLoss); the next
     /// commit reuses the first of them. `None` when nothing was lost.
     pub lost_txids: Option<std::ops::RangeInclusive<TxId>>,
+    /// History runs live now (0 without `history_runs`). Background
+    /// sealing keeps O(log n) of them, merged by size; [`Db::compact`]
+    /// merges them into one.
+    pub history_runs: usize,
 }
 
 /// Iterator over transactions, from [`Db::log`].

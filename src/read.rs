@@ -86,17 +86,17 @@ fn erased_entry(erased: Option<TxId>, e: &VersionEntry) -> bool {
 }
 
 /// The metadata of a version from a run.
-fn sealed_meta(runs: &RunSet, e: &VersionEntry) -> Result<Metadata> {
-    let bytes = match &e.meta {
+fn sealed_meta(runs: &RunSet, meta: &MetaRef, txid: TxId) -> Result<Metadata> {
+    let bytes = match meta {
         MetaRef::None => return Ok(Metadata::new()),
         MetaRef::Inline(bytes) => bytes.clone(),
-        MetaRef::InTx => match runs.tx(e.txid)? {
+        MetaRef::InTx => match runs.tx(txid)? {
             Some((tx, _)) => tx.meta,
             None => {
                 return Err(Error::corrupt(
                     std::path::Path::new(""),
                     0,
-                    format!("no run holds the record of txid {}", e.txid),
+                    format!("no run holds the record of txid {txid}"),
                 ));
             }
         },
@@ -252,7 +252,7 @@ impl Snapshot {
             end_txid,
             op: e.op,
             commit_time: e.commit_time,
-            meta: sealed_meta(&sealed.runs, &e)?,
+            meta: sealed_meta(&sealed.runs, &e.meta, e.txid)?,
             value: e.value,
         }))
     }
@@ -462,50 +462,76 @@ impl Snapshot {
             return Ok(Vec::new());
         };
         // The runs' versions (oldest first, all before the tail's), minus
-        // what an erasure removed, then the tail's.
-        let mut sealed_versions = sealed.runs.versions_upto(sealed.table, key, self.txid)?;
-        if erased.is_some() {
-            sealed_versions.retain(|e| !erased_entry(erased, e));
-        }
-        let n_sealed = sealed_versions.len();
-        let all: Vec<TxId> = sealed_versions
+        // what an erasure removed, built as the result's records at once;
+        // metadata is resolved later, for the versions selected.
+        let mut versions: Vec<Version> = Vec::new();
+        let mut metas: Vec<(usize, MetaRef)> = Vec::new();
+        sealed
+            .runs
+            .versions_upto(sealed.table, key, self.txid, |v| {
+                if erased.is_some_and(|at| v.txid < at) {
+                    return;
+                }
+                if versions.capacity() == 0 {
+                    // Room for a typical history at once, not five doublings.
+                    versions.reserve(64 + tail.len());
+                }
+                if !matches!(v.meta, MetaRef::None) {
+                    metas.push((versions.len(), v.meta));
+                }
+                versions.push(Version {
+                    txid: v.txid,
+                    end_txid: None,
+                    op: v.op,
+                    value: v.value.map(<[u8]>::to_vec),
+                    commit_time: v.commit_time,
+                    meta: Metadata::new(),
+                });
+            })?;
+        let n_sealed = versions.len();
+        let all: Vec<TxId> = versions
             .iter()
-            .map(|e| e.txid)
+            .map(|v| v.txid)
             .chain(tail.iter().map(|f| f.value.item.txid()))
             .collect();
-        // A version superseded at or before the horizon was purged; the
-        // tail never holds one, so only run versions go. `None`: none was.
-        let positions: Option<Vec<usize>> = {
-            let purged = |i: usize| all.get(i + 1).is_some_and(|&next| next <= horizon);
-            (0..all.len())
-                .any(purged)
-                .then(|| (0..all.len()).filter(|&i| !purged(i)).collect())
+        // A version superseded at or before the horizon was purged: with
+        // txids ascending, a prefix (of run versions only: the tail never
+        // holds one).
+        let purged = all
+            .get(1..)
+            .map_or(0, |next| next.partition_point(|&t| t <= horizon));
+        // The query selects a contiguous range of the rest, oldest or
+        // newest first.
+        let (start, end) = window_positions(&all[purged..], &query, self.txid);
+        let limit = query.limit.unwrap_or(usize::MAX);
+        let (from, to) = if query.newest_first {
+            (end - (end - start).min(limit), end)
+        } else {
+            (start, start + (end - start).min(limit))
         };
-        let txids = match &positions {
-            None => all,
-            Some(kept) => kept.iter().map(|&i| all[i]).collect(),
-        };
-        let selected = select_positions(&txids, &query, self.txid);
-        let mut out = Vec::with_capacity(selected.len());
-        for (j, end_txid) in selected {
-            let i = positions.as_ref().map_or(j, |kept| kept[j]);
-            if i < n_sealed {
-                let e = &mut sealed_versions[i];
-                out.push(Version {
-                    txid: e.txid,
-                    end_txid,
-                    op: e.op,
-                    commit_time: e.commit_time,
-                    meta: sealed_meta(&sealed.runs, e)?,
-                    value: e.value.take(),
-                });
-            } else {
-                let mut v = self.load_version(&tail[i - n_sealed])?;
-                v.end_txid = end_txid;
-                out.push(v);
+        let (from, to) = (purged + from, purged + to);
+        // The selected run versions, moved out of `versions` in place.
+        versions.truncate(to.min(n_sealed));
+        versions.drain(..from.min(n_sealed));
+        let first = from.min(n_sealed);
+        for (i, v) in (first..).zip(versions.iter_mut()) {
+            v.end_txid = all.get(i + 1).copied();
+        }
+        for (i, meta) in metas {
+            if (first..first + versions.len()).contains(&i) {
+                let v = &mut versions[i - first];
+                v.meta = sealed_meta(&sealed.runs, &meta, v.txid)?;
             }
         }
-        Ok(out)
+        for i in from.max(n_sealed)..to {
+            let mut v = self.load_version(&tail[i - n_sealed])?;
+            v.end_txid = all.get(i + 1).copied();
+            versions.push(v);
+        }
+        if query.newest_first {
+            versions.reverse();
+        }
+        Ok(versions)
     }
 }
 

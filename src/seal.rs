@@ -45,9 +45,9 @@ pub(crate) const RUNS_MAX: usize = 16;
 
 impl Shared {
     /// Seals everything below segment `active` (txids up to `through`)
-    /// into runs; see the module docs. With `merge_all`, every run is
-    /// merged into one when anything must be dropped (compaction);
-    /// otherwise only the newest runs are, by size (background sealing).
+    /// into runs; see the module docs. With `merge_all` (compaction),
+    /// every run is merged into one; otherwise only the newest runs are, by
+    /// size (background sealing), or all when something must be dropped.
     /// The caller holds the maintenance lock.
     pub(crate) fn seal_history(
         &self,
@@ -132,7 +132,9 @@ impl Shared {
             let horizons_moved = fingerprint != manifest.drops_applied;
             let must_drop =
                 !old.is_empty() && (drops.erases_after(base) || (merge_all && horizons_moved));
-            let from = if must_drop || runs.len() > RUNS_MAX {
+            // Compaction merges every run into one (a history read then
+            // searches one run); background sealing merges by size.
+            let from = if merge_all || must_drop || runs.len() > RUNS_MAX {
                 0
             } else {
                 merge_from(&runs)

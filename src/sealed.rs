@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, RunEntry, run_file_name};
 use crate::runs::{
-    BlockCache, Direction, Run, ScanBatch, TxEntry, VersionEntry, for_each_with_next,
+    BlockCache, Direction, KeyVersion, Run, ScanBatch, TxEntry, VersionEntry, for_each_with_next,
 };
 use crate::storage::Storage;
 use crate::types::{TableId, Timestamp, TxId};
@@ -186,28 +186,28 @@ impl RunSet {
         Ok(None)
     }
 
-    /// Every version of `key` with a txid at most `upto`, oldest first,
-    /// each with an empty `key` (the caller's). Reads the oldest run first
-    /// and prefetches the others only if that read waited for the disk
-    /// ([`COLD_READ`]).
+    /// Calls `out` with every version of `key` with a txid at most `upto`,
+    /// oldest first. Reads the oldest run first and prefetches the others
+    /// only if that read waited for the disk ([`COLD_READ`]).
     pub(crate) fn versions_upto(
         &self,
         table: TableId,
         key: &[u8],
         upto: TxId,
-    ) -> Result<Vec<VersionEntry>> {
+        mut out: impl FnMut(KeyVersion<'_>),
+    ) -> Result<()> {
         let runs: Vec<&Arc<Run>> = self
             .runs
             .iter()
             .take_while(|r| r.summary().first_txid <= upto)
             .collect();
         // Index pages not loaded yet are read for all runs at once; their
-        // runs' blocks are then probably not in memory either.
+        // runs' blocks are then probably not in memory either, and are
+        // read at once too (for one run as well: one round of I/O for the
+        // span's blocks instead of one per page of them the read touches).
         let mut cold = false;
-        if runs.len() > 1 {
-            for run in &runs {
-                cold |= run.prefetch_index_page(table, key);
-            }
+        for run in &runs {
+            cold |= run.prefetch_index_page(table, key);
         }
         let mut spans = Vec::with_capacity(runs.len());
         for run in runs {
@@ -215,14 +215,11 @@ impl RunSet {
                 spans.push((run, span));
             }
         }
-        if cold && spans.len() > 1 {
+        if cold {
             for (run, span) in &spans {
                 run.prefetch_span(*span);
             }
         }
-        // Room for a typical history at once instead of five doublings of
-        // 100-byte entries.
-        let mut out = Vec::with_capacity(if spans.is_empty() { 0 } else { 64 });
         let several = spans.len() > 1;
         let mut spans = spans.into_iter();
         if let Some((run, span)) = spans.next() {
@@ -241,7 +238,7 @@ impl RunSet {
         for (run, span) in spans {
             run.versions_in_span(span, table, key, upto, &mut out)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The txid of the first version of `key` after `after` and at most

@@ -68,7 +68,7 @@ fn run(weak: &Weak<Shared>) {
 }
 
 /// One background job: seal the active segment and everything before it.
-pub(crate) fn seal_now(shared: &Shared) -> Result<()> {
+pub(crate) fn seal_now(shared: &Shared) -> Result<CompactReport> {
     let _one_at_a_time = shared.lock_maintenance();
     shared.check_writable()?;
     let (active, next) = {
@@ -79,5 +79,6 @@ pub(crate) fn seal_now(shared: &Shared) -> Result<()> {
     crate::checkpoint::remove(shared.config.storage.as_ref(), &shared.dir)?;
     shared.sealer.reset(0);
     let mut report = CompactReport::default();
-    shared.seal_history(active, TxId(next.0 - 1), false, &mut report)
+    shared.seal_history(active, TxId(next.0 - 1), false, &mut report)?;
+    Ok(report)
 }

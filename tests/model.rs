@@ -301,6 +301,9 @@ enum TestOp {
     },
     /// `Db::compact` and `Db::verify`, then a sweep of checks.
     Compact,
+    /// `Db::seal` (what the background sealer does), then a sweep of
+    /// checks.
+    Seal,
     /// Drops the snapshot held by the last `Hold`.
     Release,
     /// `WriteTx::revert` in the open transaction to a txid picked from
@@ -446,6 +449,7 @@ fn op() -> impl Strategy<Value = TestOp> {
         3 => (t.clone(), k.clone(), proptest::option::of(any::<u16>()), any::<bool>())
             .prop_map(|(table, key, existing, in_tx)| TestOp::Erase { table, key, existing, in_tx }),
         3 => Just(TestOp::Compact),
+        2 => Just(TestOp::Seal),
         1 => Just(TestOp::Release),
         2 => (t.clone(), k.clone(), tx_pick())
             .prop_map(|(table, key, to)| TestOp::Revert { table, key, to }),
@@ -1087,6 +1091,9 @@ struct Harness {
     /// The background sealer runs between operations (it deletes the
     /// checkpoint and may drop versions before a compaction does).
     background: bool,
+    /// A `Db::seal` since the last compaction may have dropped versions
+    /// before the compaction does.
+    sealed: bool,
 }
 
 impl Harness {
@@ -1099,6 +1106,7 @@ impl Harness {
             dir,
             config,
             background,
+            sealed: false,
             db: Some(db),
             tx: None,
             pending: Pending::default(),
@@ -1333,6 +1341,7 @@ impl Harness {
                 self.erase(tk, in_tx);
             }
             TestOp::Compact => self.compact(),
+            TestOp::Seal => self.seal(),
             TestOp::Release => self.held = None,
             TestOp::Revert { table, key, to } => self.revert(table, key, to),
             TestOp::Undo { txid } => self.undo(txid),
@@ -1970,7 +1979,7 @@ impl Harness {
             self.check_record(&record);
         }
         let dropped = self.model.compact();
-        if self.background {
+        if self.background || std::mem::take(&mut self.sealed) {
             // The sealer's merges may have dropped some already.
             assert!(
                 report.versions_dropped <= dropped,
@@ -1984,6 +1993,21 @@ impl Harness {
         }
         assert!(report.segments_rewritten <= report.segments_scanned);
         self.db().verify().expect("verify after compaction");
+        self.check_all();
+    }
+
+    /// Sealing changes no answer; it deletes the checkpoint (with history
+    /// runs) and drops hidden versions only from the runs it merges.
+    fn seal(&mut self) {
+        let report = self.db().seal().expect("seal");
+        if self.config.history_runs {
+            self.checkpointed = false;
+            self.sealed = true;
+        } else {
+            assert_eq!(report.versions_dropped, 0, "nothing to seal into");
+        }
+        assert!(report.segments_rewritten <= report.segments_scanned);
+        self.db().verify().expect("verify after a seal");
         self.check_all();
     }
 

@@ -29,8 +29,8 @@ fn env_u64(name: &str, default: u64) -> u64 {
 /// A closed database with its history in runs and a short log tail, and
 /// the answers it gives. `merged`: built by `run_support::build` (a purge
 /// and an erasure), then compacted: one run, a merge that dropped versions
-/// (once a purge exists every compaction merges everything). Otherwise
-/// three compactions without drops: three runs.
+/// (a compaction merges everything). Otherwise three seals without drops:
+/// three runs.
 struct Pristine {
     dir: tempfile::TempDir,
     want: Vec<String>,
@@ -43,11 +43,11 @@ fn pristine(merged: bool) -> Pristine {
         build(&db);
         db.compact().expect("compact");
     } else {
-        // Each later run much smaller than the ones before: the size-tiered
-        // merge keeps them apart.
+        // Each later run much smaller than the ones before: sealing's
+        // size-tiered merge keeps them apart.
         for (start, n) in [(0, 24), (24, 6), (30, 1)] {
             commit_rounds(&db, start, n);
-            db.compact().expect("compact");
+            db.seal().expect("seal");
         }
     }
     commit_rounds(&db, 40, 3);

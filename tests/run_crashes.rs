@@ -142,7 +142,7 @@ fn crash_images_of_a_compaction(scenario: Scenario) {
     let runs_before = run_files(dir.path()).len();
     let want = observe(&db).expect("observe");
     storage.capture_before_every_call(true);
-    let report = db.compact().expect("compact");
+    let report = run_support::operation(&db, scenario).expect("compact or seal");
     let after = observe(&db).expect("observe");
     let wants = if matches!(scenario, Scenario::Retention) {
         assert_ne!(after, want, "the compaction trimmed");
@@ -260,7 +260,7 @@ fn faults_in_a_compaction(scenario: Scenario) {
         let dir = tempfile::tempdir().expect("tempdir");
         copy_dir(template.path(), dir.path());
         let db = Db::open_with(dir.path(), config(None)).expect("open");
-        db.compact().expect("compact");
+        run_support::operation(&db, scenario).expect("compact or seal");
         file_names(dir.path())
     };
     let problems = std::cell::RefCell::new(Vec::new());
@@ -295,7 +295,7 @@ fn faults_in_a_compaction(scenario: Scenario) {
                     Kind::Remove => p.fail_remove_at = Some(n),
                 }
             });
-            let result = db.compact();
+            let result = run_support::operation(&db, scenario);
             // A compaction that succeeds and leaves the files a clean one
             // leaves made no call of this kind numbered n: the sweep is done.
             let clean_files = ok_and_clean(&result, dir.path(), &clean);
@@ -505,8 +505,13 @@ fn run_crash_child_entry() {
         }
         writeln!(stdout, "{i}").expect("stdout");
         stdout.flush().expect("flush");
-        if i.is_multiple_of(4) {
+        // A seal (the background sealer's job) or, every other time, a
+        // compaction (every run merged into one).
+        if i.is_multiple_of(8) {
             db.compact().expect("compact");
+            writeln!(stdout, "compacted").expect("stdout");
+        } else if i.is_multiple_of(4) {
+            db.seal().expect("seal");
             writeln!(stdout, "compacted").expect("stdout");
         }
     }
@@ -851,29 +856,32 @@ fn a_failed_removal_in_the_cleanup_at_open_loses_nothing() {
     assert!(with_leftovers > 0, "no state had leftovers");
 }
 
-/// FORMAT.md "Compaction" step 3: compaction merges every run when a
-/// horizon moved since the last such merge (the manifest's
-/// `drops_applied`). After a purge whose versions a merge already dropped,
-/// a compaction with nothing new to drop adds its run beside the old one
-/// (a small one, so the size tiers leave the old run alone too).
+/// FORMAT.md "Compaction" step 3: a compaction merges every run into one,
+/// dropping what purges hide; a seal with nothing to drop adds its run
+/// beside the old one (a small one, so the size tiers leave the old run
+/// alone), and the next compaction merges them without dropping anything.
 #[test]
-fn a_compaction_with_nothing_left_to_drop_does_not_rewrite_the_old_runs() {
+fn a_compaction_merges_every_run_and_a_seal_adds_its_run_beside() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open_with(dir.path(), config(None)).expect("open");
     run_support::commit_rounds(&db, 0, 10);
     db.purge_history(TxId(5)).expect("purge");
     let first = db.compact().expect("compact");
     assert!(first.versions_dropped > 0, "{first:?}");
-    assert_eq!(run_files(dir.path()).len(), 1);
+    let old_run = run_files(dir.path());
+    assert_eq!(old_run.len(), 1);
     run_support::commit_rounds(&db, 10, 1);
+    let sealed = db.seal().expect("seal");
+    assert_eq!(sealed.versions_dropped, 0, "{sealed:?}");
+    let runs = run_files(dir.path());
+    assert_eq!(runs.len(), 2, "the seal rewrote the old run: {runs:?}");
+    assert!(runs.contains(&old_run[0]), "the old run is kept as it is");
+    assert_eq!(db.stats().history_runs, 2);
     let second = db.compact().expect("compact");
     assert_eq!(second.versions_dropped, 0, "{second:?}");
-    assert_eq!(
-        run_files(dir.path()).len(),
-        2,
-        "the old run was rewritten although nothing was left to drop"
-    );
-    // A horizon that moves again merges everything once more.
+    assert_eq!(run_files(dir.path()).len(), 1, "the runs were merged");
+    assert_eq!(db.stats().history_runs, 1);
+    // A horizon that moves again drops more.
     db.purge_history(db.latest_txid()).expect("purge");
     let third = db.compact().expect("compact");
     assert!(third.versions_dropped > 0, "{third:?}");

@@ -37,7 +37,7 @@ fn database() -> tempfile::TempDir {
     let db = Db::open_with(dir.path(), config(None)).expect("open");
     for (start, n) in [(0, 24), (24, 6), (30, 1)] {
         commit_rounds(&db, start, n);
-        db.compact().expect("compact");
+        db.seal().expect("seal");
     }
     commit_rounds(&db, 40, 3);
     drop(db);

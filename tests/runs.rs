@@ -509,3 +509,63 @@ fn checkpoints_beside_the_background_sealer_succeed_and_reopen() {
     assert_eq!(history.len(), 400);
     db.verify().expect("verify");
 }
+
+/// Background sealing leaves several runs, merged by size; a compaction
+/// merges them all into one. Neither changes an answer.
+#[test]
+fn compaction_merges_every_run_into_one_and_changes_no_answer() {
+    let plain = tempfile::tempdir().unwrap();
+    let sealed = tempfile::tempdir().unwrap();
+    let a = Db::open_with(
+        plain.path(),
+        Config {
+            history_runs: false,
+            ..config()
+        },
+    )
+    .unwrap();
+    let b = Db::open_with(
+        sealed.path(),
+        Config {
+            seal_log_bytes: Some(8 * 1024),
+            ..config()
+        },
+    )
+    .unwrap();
+    let mut txids = Vec::new();
+    // Chunks of rounds, each left for the sealer to seal, until it has
+    // left at least two runs (sizes 3 and 1 at the latest: the newest run
+    // is merged only while it is at least half the size of those after).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while b.stats().history_runs < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sealer left {} runs",
+            b.stats().history_runs
+        );
+        let chunk = write_rounds(&a, 12, 0);
+        assert_eq!(write_rounds(&b, 12, 0), chunk);
+        txids.extend(chunk);
+        let sealed_before = b.stats().history_runs;
+        let wait = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while b.stats().history_runs == sealed_before && std::time::Instant::now() < wait {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    assert_eq!(b.stats().background_error, None);
+    let picks: Vec<TxId> = [0, 5, txids.len() / 2, txids.len() - 1]
+        .iter()
+        .map(|i| txids[*i])
+        .collect();
+    let want = seen(&a, &keys(), &picks);
+    assert_eq!(seen(&b, &keys(), &picks), want, "several runs");
+    b.compact().unwrap();
+    assert_eq!(b.stats().history_runs, 1, "compaction leaves one run");
+    assert_eq!(run_files(sealed.path()), 1);
+    assert_eq!(seen(&b, &keys(), &picks), want, "one run");
+    b.verify().unwrap();
+    drop(b);
+    let b = open(sealed.path());
+    assert_eq!(b.stats().history_runs, 1);
+    assert_eq!(seen(&b, &keys(), &picks), want, "one run, reopened");
+}

@@ -407,17 +407,21 @@ impl PyDb {
         Ok(txid.0)
     }
 
-    /// Rewrites sealed segments to drop purged and erased versions.
+    /// Moves the log into history runs and merges every run into one,
+    /// dropping purged and erased versions (without history runs: rewrites
+    /// sealed segments).
     fn compact(&self, py: Python<'_>) -> PyResult<PyCompactReport> {
         let db = self.db(py)?;
         let r = py.detach(|| db.compact()).py_err(py)?;
-        Ok(PyCompactReport {
-            segments_scanned: r.segments_scanned,
-            segments_rewritten: r.segments_rewritten,
-            versions_dropped: r.versions_dropped,
-            bytes_before: r.bytes_before,
-            bytes_after: r.bytes_after,
-        })
+        Ok(compact_report(&r))
+    }
+
+    /// Moves the log into history runs as the background sealer does,
+    /// merging only the newest runs by size; no retention applied.
+    fn seal(&self, py: Python<'_>) -> PyResult<PyCompactReport> {
+        let db = self.db(py)?;
+        let r = py.detach(|| db.seal()).py_err(py)?;
+        Ok(compact_report(&r))
     }
 
     /// Checks every checksum and invariant; ``CorruptError`` names the file
@@ -470,6 +474,7 @@ impl PyDb {
             torn_tail_bytes: s.torn_tail_bytes,
             opened_from_checkpoint: s.opened_from_checkpoint,
             frames_replayed: s.frames_replayed,
+            history_runs: s.history_runs as u64,
         })
     }
 
@@ -493,5 +498,15 @@ impl PyDb {
             self.path,
             if self.closed() { " closed" } else { "" }
         )
+    }
+}
+
+fn compact_report(r: &timecask::CompactReport) -> PyCompactReport {
+    PyCompactReport {
+        segments_scanned: r.segments_scanned,
+        segments_rewritten: r.segments_rewritten,
+        versions_dropped: r.versions_dropped,
+        bytes_before: r.bytes_before,
+        bytes_after: r.bytes_after,
     }
 }

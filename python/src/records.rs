@@ -263,6 +263,7 @@ report! {
         torn_tail_bytes: u64,
         opened_from_checkpoint: bool,
         frames_replayed: u64,
+        history_runs: u64,
     }
 }
 

@@ -1,5 +1,6 @@
 """Transaction records, the log, diffs, the change feed, revert/undo, retention and maintenance."""
 
+import os
 import threading
 from datetime import timedelta
 
@@ -198,6 +199,21 @@ def test_verify_backup_checkpoint_stats(db, tmp_path):
     assert (stats.latest_txid, stats.n_versions, stats.n_tables, stats.horizon) == (3, 3, 1, 0)
     assert stats.torn_tail_bytes == 0
     assert "Stats(latest_txid=3" in repr(stats)
+
+
+def test_seal_keeps_runs_apart_and_compact_merges_them(path):
+    with timecask.open(path) as db:
+        # Incompressible values: the second run is far smaller than the
+        # first, so sealing keeps them apart.
+        for n in (1000, 10):
+            with db.transaction() as tx:
+                for i in range(n):
+                    tx.put("t", i.to_bytes(4, "big"), os.urandom(8))
+            db.seal()
+        assert db.stats().history_runs == 2
+        db.compact()
+        assert db.stats().history_runs == 1
+        assert len(db.snapshot().history("t", (1).to_bytes(4, "big"))) == 2
 
 
 def test_checkpoint_is_used_on_reopen(path):

@@ -332,7 +332,7 @@ pub(super) struct EntryView<'a> {
     pub value: Option<&'a [u8]>,
 }
 
-impl EntryView<'_> {
+impl<'a> EntryView<'a> {
     pub(super) fn sort_key(&self) -> (TableId, &[u8], TxId) {
         (self.table, self.key, self.txid)
     }
@@ -349,6 +349,17 @@ impl EntryView<'_> {
         VersionEntry {
             key: self.key.to_vec(),
             ..self.to_entry_keyless()
+        }
+    }
+
+    /// The entry as a history read takes it: no key, the value borrowed.
+    pub(super) fn to_key_version(self) -> super::KeyVersion<'a> {
+        super::KeyVersion {
+            txid: self.txid,
+            op: self.op,
+            commit_time: self.commit_time,
+            meta: self.meta(),
+            value: self.value,
         }
     }
 

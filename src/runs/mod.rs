@@ -168,6 +168,20 @@ impl MetaRef {
 /// The encoded metadata section of an empty map.
 pub(crate) const EMPTY_META: [u8; 4] = [0; 4];
 
+/// A version of the key a history read asks for, as
+/// [`Run::versions_in_span`] yields it: no key (the caller's), the value
+/// borrowed from the decoded block, so the caller builds its own record
+/// without an intermediate one.
+#[derive(Debug)]
+pub(crate) struct KeyVersion<'a> {
+    pub txid: TxId,
+    pub op: Op,
+    pub commit_time: Timestamp,
+    pub meta: MetaRef,
+    /// `Some` exactly when `op` is not `Delete`.
+    pub value: Option<&'a [u8]>,
+}
+
 /// One version as a run stores it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct VersionEntry {

@@ -23,7 +23,7 @@ use super::footer::{
 use super::grouped::{GroupBuffers, GroupedBlock, KEPT_BUFFER_BYTES};
 use super::paged::{IndexEntry, PageSource, PagedIndex, RunBounds, check_page_tiling, check_tiles};
 use super::txblock::decode_tx_block;
-use super::{Direction, RunSummary, SECTION_SIZE_MAX, TxEntry, VersionEntry};
+use super::{Direction, KeyVersion, RunSummary, SECTION_SIZE_MAX, TxEntry, VersionEntry};
 use crate::error::{Error, Result};
 use crate::storage::{MappedFile, Storage, StorageFile};
 use crate::types::{TableId, Timestamp, TxId};
@@ -508,17 +508,17 @@ impl Run {
         }
     }
 
-    /// Appends to `out` every version of `(table, key)` with a txid at most
-    /// `upto` in the blocks of `span` (from [`Run::key_span`] with the same
-    /// arguments), oldest first, each with an empty `key` (the caller's): a
-    /// whole history allocates only the values.
+    /// Calls `out` with every version of `(table, key)` with a txid at
+    /// most `upto` in the blocks of `span` (from [`Run::key_span`] with the
+    /// same arguments), oldest first, the value borrowed from the decoded
+    /// block: the caller allocates only what it keeps.
     pub(crate) fn versions_in_span(
         &self,
         span: KeySpan,
         table: TableId,
         key: &[u8],
         upto: TxId,
-        out: &mut Vec<VersionEntry>,
+        out: &mut impl FnMut(KeyVersion<'_>),
     ) -> Result<()> {
         let start = (table, key, TxId::ZERO);
         for i in span.lo..=span.hi {
@@ -528,7 +528,7 @@ impl Run {
                 match (e.table, e.key).cmp(&(table, key)) {
                     std::cmp::Ordering::Less => true,
                     std::cmp::Ordering::Equal if e.txid <= upto => {
-                        out.push(e.to_entry_keyless());
+                        out(e.to_key_version());
                         true
                     }
                     _ => {

@@ -73,15 +73,15 @@ pub fn commit_rounds(db: &Db, start: u32, rounds: u32) -> Vec<TxId> {
     txids
 }
 
-/// Builds the database: commits, a compaction (runs), more commits, a
-/// purge, an erasure, more commits. The next `compact()` seals the new
-/// segments and has to merge with the older runs (the purge and the
-/// erasure drop versions in them).
+/// Builds the database: commits, a seal (a run), more commits, a
+/// compaction, more commits, a purge, an erasure, more commits. The next
+/// `compact()` seals the new segments and has to merge with the older run
+/// (the purge and the erasure drop versions in it).
 pub fn build(db: &Db) {
     commit_rounds(db, 0, 14);
-    db.compact().expect("first compaction");
+    db.seal().expect("first seal");
     commit_rounds(db, 14, 8);
-    db.compact().expect("second compaction");
+    db.compact().expect("compaction");
     commit_rounds(db, 22, 6);
     db.purge_history(TxId(9)).expect("purge");
     db.erase("beta", key(3)).expect("erase");
@@ -89,19 +89,30 @@ pub fn build(db: &Db) {
     db.flush().expect("flush");
 }
 
-/// The scenarios the next `compact()` runs in.
+/// The scenarios the next [`operation`] runs in.
 #[derive(Clone, Copy, Debug)]
 pub enum Scenario {
-    /// [`build`]: merges every run, dropping purged and erased versions.
+    /// [`build`]: a compaction merges every run, dropping purged and
+    /// erased versions.
     MergeWithDrops,
-    /// Four compactions without drops: the next makes a fifth run, more
-    /// than `RUNS_MAX`, and merges them all.
+    /// Four seals without drops (size-tiered: two runs): a compaction
+    /// merges them all into one.
     MergeForCount,
-    /// One compaction without drops: the next adds a run beside it.
+    /// One seal without drops: the next seal adds a run beside it or
+    /// merges with it by size (the background sealer's job).
     AddRun,
     /// `gamma` keeps its last 2 versions: the next compaction first
     /// commits a retention trim (a txid of its own), then seals and merges.
     Retention,
+}
+
+/// What a scenario tests: a seal for [`Scenario::AddRun`], else a
+/// compaction.
+pub fn operation(db: &Db, scenario: Scenario) -> Result<timecask::CompactReport, Error> {
+    match scenario {
+        Scenario::AddRun => db.seal(),
+        _ => db.compact(),
+    }
 }
 
 pub fn build_scenario(db: &Db, scenario: Scenario) {
@@ -124,14 +135,14 @@ pub fn build_scenario(db: &Db, scenario: Scenario) {
             db.flush().expect("flush");
         }
         Scenario::MergeForCount | Scenario::AddRun => {
-            let compactions = if matches!(scenario, Scenario::AddRun) {
+            let seals = if matches!(scenario, Scenario::AddRun) {
                 1
             } else {
                 4
             };
-            for round in 0..compactions {
+            for round in 0..seals {
                 commit_rounds(db, round * 6, 6);
-                db.compact().expect("compaction");
+                db.seal().expect("seal");
             }
             commit_rounds(db, 30, 7);
             db.flush().expect("flush");

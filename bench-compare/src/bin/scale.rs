@@ -7,8 +7,14 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path bench-compare/Cargo.toml --bin scale -- \
-//!     [--sizes 1m,10m,200m] [--redb] [--dir PATH] [--keep]
+//!     [--sizes 1m,10m,200m] [--redb] [--dir PATH] [--keep] [--no-final-compact]
 //! ```
+//!
+//! During the build the background sealer seals the log into runs and
+//! merges them by size, as for any application (`--compact-every V` adds a
+//! `Db::compact` every V versions); then one `Db::compact` merges every run
+//! into one, unless `--no-final-compact` leaves the runs sealing made (the
+//! clean close seals the tail). The report gives the runs left.
 //!
 //! Shapes: `1m` = 100,000 keys × 10 versions, `10m` = 200,000 keys × 50
 //! versions (so a cold history of 50 versions exists), `200m` = 1,000,000
@@ -498,6 +504,9 @@ struct Build {
     compactions: usize,
     compact_time: Duration,
     compact_max: Duration,
+    /// History runs live at the end of the build (after the final
+    /// compaction, if any): how many runs a history read searches.
+    runs: usize,
     /// VmHWM of the bench process at the end of the build.
     hwm: u64,
 }
@@ -510,7 +519,8 @@ fn build_timecask(
     dir: &Path,
     shape: &Shape,
     runs: bool,
-    compact_every_tx: u64,
+    compact_every_tx: Option<u64>,
+    final_compact: bool,
 ) -> Result<Build, String> {
     let db = tc(Db::open_with(dir, tc_config(runs)), "open for build")?;
     let mut b = Build::default();
@@ -533,7 +543,10 @@ fn build_timecask(
                 return Err(format!("commit returned {got:?}, expected txid {want}"));
             }
             done_tx += 1;
-            if runs && done_tx.is_multiple_of(compact_every_tx) && done_tx < total_tx {
+            if runs
+                && compact_every_tx.is_some_and(|every| done_tx.is_multiple_of(every))
+                && done_tx < total_tx
+            {
                 let t = Instant::now();
                 tc(db.compact(), &format!("compact after txid {want}"))?;
                 let d = t.elapsed();
@@ -558,17 +571,25 @@ fn build_timecask(
         }
     }
     tc(db.flush(), "flush")?;
-    if runs {
+    if runs && final_compact {
         let t = Instant::now();
         tc(db.compact(), "final compact")?;
         let d = t.elapsed();
         b.compactions += 1;
         b.compact_time += d;
         b.compact_max = b.compact_max.max(d);
-    } else {
+    } else if !runs {
         tc(db.checkpoint(), "checkpoint")?;
     }
+    // Without a final compaction, the clean close seals the tail.
     drop(db);
+    if runs {
+        let db = tc(
+            Db::open_with(dir, tc_config(runs)),
+            "reopen after the build",
+        )?;
+        b.runs = db.stats().history_runs;
+    }
     b.time = started.elapsed();
     b.hwm = rss().1;
     Ok(b)
@@ -768,7 +789,7 @@ struct EngineResult {
 #[derive(Clone, Debug)]
 struct SizeResult {
     shape: Shape,
-    compact_every_tx: u64,
+    compact_every_tx: Option<u64>,
     tc: Result<EngineResult, String>,
     baseline: Option<Result<EngineResult, String>>,
     redb: Option<EngineResult>,
@@ -784,6 +805,9 @@ struct Args {
     warm_ops: usize,
     cold_ops: usize,
     compact_every: Option<u64>,
+    /// `Db::compact` after the build (one run), or not (`--no-final-compact`:
+    /// the runs background sealing left).
+    final_compact: bool,
 }
 
 fn run_size(args: &Args, shape: Shape) -> SizeResult {
@@ -791,9 +815,12 @@ fn run_size(args: &Args, shape: Shape) -> SizeResult {
         .prefix(&format!("timecask-scale-{}-", shape.name))
         .tempdir_in(&args.dir)
         .expect("tempdir");
-    // Compaction every tenth of the versions (whole transactions).
-    let every_versions = args.compact_every.unwrap_or((shape.n() / 10).max(BATCH));
-    let compact_every_tx = (every_versions / BATCH.min(shape.keys)).max(1);
+    // Compactions during the build only if asked for (whole
+    // transactions); otherwise the background sealer seals and merges by
+    // size, as it would for any application.
+    let compact_every_tx = args
+        .compact_every
+        .map(|every_versions| (every_versions / BATCH.min(shape.keys)).max(1));
     let mut res = SizeResult {
         shape,
         compact_every_tx,
@@ -804,11 +831,11 @@ fn run_size(args: &Args, shape: Shape) -> SizeResult {
 
     let dir = root.path().join("timecask");
     eprintln!(
-        "[{}] timecask build: {} keys × {} versions, compact every {compact_every_tx} tx",
-        shape.name, shape.keys, shape.versions
+        "[{}] timecask build: {} keys × {} versions, compact every {compact_every_tx:?} tx, final compaction: {}",
+        shape.name, shape.keys, shape.versions, args.final_compact
     );
     res.tc = (|| {
-        let build = build_timecask(&dir, &shape, true, compact_every_tx)?;
+        let build = build_timecask(&dir, &shape, true, compact_every_tx, args.final_compact)?;
         eprintln!("[{}] built in {:.1?}", shape.name, build.time);
         let (disk, run_disk) = dir_bytes(&dir);
         eprintln!("[{}] opens", shape.name);
@@ -834,7 +861,7 @@ fn run_size(args: &Args, shape: Shape) -> SizeResult {
         let dir = root.path().join("timecask-noruns");
         eprintln!("[{}] baseline build (history_runs: false)", shape.name);
         res.baseline = Some((|| {
-            let build = build_timecask(&dir, &shape, false, u64::MAX)?;
+            let build = build_timecask(&dir, &shape, false, None, false)?;
             let (disk, _) = dir_bytes(&dir);
             let opens = measure_opens("tc-noruns", &dir, args.rounds, &shape);
             Ok(EngineResult {
@@ -908,8 +935,8 @@ fn report(results: &[SizeResult], args: &Args, elapsed: Duration) -> String {
         args.cold_ops,
         elapsed
     );
-    s += "| size | shape | build | rate | compactions (total / longest) | open warm | open cold | RSS Δ after open | VmHWM after open | heap after open | RSS after 20k reads (anon) | disk B/version | run B/version | as-of warm p50 / p99 | as-of cold p50 / p99 | history warm p50 / p99 | history cold p50 / p99 |\n";
-    s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    s += "| size | shape | build | rate | compactions (total / longest) | runs | open warm | open cold | RSS Δ after open | VmHWM after open | heap after open | RSS after 20k reads (anon) | disk B/version | run B/version | as-of warm p50 / p99 | as-of cold p50 / p99 | history warm p50 / p99 | history cold p50 / p99 |\n";
+    s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     let line = |name: &str, shape: &Shape, e: &EngineResult, compactions: bool| -> String {
         let n = shape.n() as f64;
         let r = &e.reads;
@@ -926,7 +953,7 @@ fn report(results: &[SizeResult], args: &Args, elapsed: Duration) -> String {
             fmt_bytes(e.opens.reads.anon_reads as f64)
         );
         format!(
-            "| {name} | {} keys × {} | {:.1} s | {:.0} k versions/s | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} |\n",
+            "| {name} | {} keys × {} | {:.1} s | {:.0} k versions/s | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} |\n",
             shape.keys,
             shape.versions,
             e.build.time.as_secs_f64(),
@@ -938,6 +965,11 @@ fn report(results: &[SizeResult], args: &Args, elapsed: Duration) -> String {
                     e.build.compact_time.as_secs_f64(),
                     e.build.compact_max.as_secs_f64()
                 )
+            } else {
+                "–".into()
+            },
+            if compactions {
+                e.build.runs.to_string()
             } else {
                 "–".into()
             },
@@ -987,11 +1019,21 @@ fn report(results: &[SizeResult], args: &Args, elapsed: Duration) -> String {
     for res in results {
         if let Ok(e) = &res.tc {
             s += &format!(
-                "{}: compaction every {} transactions ({} versions); tail after the final compaction: 0 versions; \
+                "{}: {}; \
                  baseline opened from its checkpoint: {}; {} reads checked against the written data; page-cache residency right after an eviction: {:.1}% ({}: {:.1}%)\n",
                 res.shape.name,
-                res.compact_every_tx,
-                res.compact_every_tx * BATCH.min(res.shape.keys),
+                match (res.compact_every_tx, args.final_compact) {
+                    (Some(every), true) => format!(
+                        "compaction every {every} transactions ({} versions) and at the end (tail after it: 0 versions)",
+                        every * BATCH.min(res.shape.keys)
+                    ),
+                    (Some(every), false) => format!(
+                        "compaction every {every} transactions ({} versions), none at the end; the background sealer merges by size, the clean close seals the tail",
+                        every * BATCH.min(res.shape.keys)
+                    ),
+                    (None, true) => "the background sealer seals and merges by size during the build, then one compaction merges every run into one".to_string(),
+                    (None, false) => "the background sealer seals and merges by size during the build, no compaction; the clean close seals the tail".to_string(),
+                },
                 match &res.baseline {
                     Some(Ok(b)) => format!(
                         "{}/{} opens",
@@ -1139,6 +1181,7 @@ fn parse_args() -> Args {
         warm_ops: 20_000,
         cold_ops: 100,
         compact_every: None,
+        final_compact: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -1151,6 +1194,7 @@ fn parse_args() -> Args {
                     .collect()
             }
             "--redb" => args.redb = true,
+            "--no-final-compact" => args.final_compact = false,
             "--no-baseline" => args.baseline = false,
             "--keep" => args.keep = true,
             "--dir" => args.dir = val("--dir").into(),
@@ -1163,7 +1207,7 @@ fn parse_args() -> Args {
             "-h" | "--help" => {
                 eprintln!(
                     "usage: scale [--sizes 1m,10m,200m|KxV,..] [--redb] [--no-baseline] [--dir PATH] [--keep]\n\
-                     \x20            [--rounds 5] [--warm-ops 20000] [--cold-ops 100] [--compact-every VERSIONS]"
+                     \x20            [--rounds 5] [--warm-ops 20000] [--cold-ops 100] [--compact-every VERSIONS] [--no-final-compact]"
                 );
                 std::process::exit(0);
             }

@@ -89,13 +89,14 @@ pub fn stats(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     }
     let n_segments = segment_files(db.path())?.len() as u64;
     let bytes = bytes_on_disk(db.path())?;
-    let fields: [(&str, &str, u64); 8] = [
+    let fields: [(&str, &str, u64); 9] = [
         ("latest_txid", "latest txid", stats.latest_txid.0),
         ("horizon", "oldest readable txid", stats.horizon.0),
         ("n_tables", "tables", stats.n_tables as u64),
         ("n_keys", "live keys", n_keys),
         ("n_versions", "versions", stats.n_versions),
         ("n_segments", "segment files", n_segments),
+        ("history_runs", "history runs", stats.history_runs as u64),
         ("bytes_on_disk", "bytes on disk", bytes),
         (
             "torn_tail_bytes",
@@ -201,7 +202,9 @@ pub fn erase(ctx: &Ctx, out: &mut dyn Write, table: &str, key: &str, meta: &Meta
     )
 }
 
-/// `compact`: rewrites segments without purged and erased versions.
+/// `compact`: moves the log into history runs and merges every run into
+/// one (or, without runs, rewrites segments), dropping purged and erased
+/// versions.
 pub fn compact(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     let db = ctx.open(Need::Existing)?;
     let bar = progress(0, "segments");

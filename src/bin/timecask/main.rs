@@ -268,7 +268,7 @@ enum Command {
         #[command(flatten)]
         meta: MetaArgs,
     },
-    /// Rewrite segments without purged and erased versions, returning disk space
+    /// Move the log into history runs and merge every run into one, dropping purged and erased versions and returning disk space
     Compact,
     /// Write an index checkpoint now, so the next open replays less of the log
     Checkpoint,
