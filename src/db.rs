@@ -70,7 +70,21 @@ pub struct Db {
     /// The background sealer, stopped and joined with the last handle
     /// (before `shared` is released). `None` when read-only or off.
     _sealer: Option<Arc<SealerGuard>>,
+    /// Prepares the next open when the last handle goes (after the sealer
+    /// stopped), not when the last snapshot or transaction does.
+    _close: Option<Arc<CloseGuard>>,
     pub(crate) shared: Arc<Shared>,
+}
+
+/// Runs [`Shared::close`] when the last [`Db`] handle is dropped: a
+/// snapshot, transaction or feed that outlives every handle keeps the
+/// state alive but never pays for sealing the tail in its own drop.
+struct CloseGuard(Arc<Shared>);
+
+impl Drop for CloseGuard {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 impl Db {
@@ -420,8 +434,10 @@ impl Db {
             }
             _ => None,
         };
+        let close = (!shared.config.read_only).then(|| Arc::new(CloseGuard(Arc::clone(&shared))));
         Ok(Db {
             _sealer: sealer,
+            _close: close,
             shared,
         })
     }
@@ -804,21 +820,28 @@ impl Drop for Shared {
             // Never writes: nothing was committed, nothing is checkpointed.
             return;
         }
-        // Best effort: Buffered commits reach the disk on a clean close,
-        // and a large replay is not repeated on the next open: with history
-        // runs the tail is sealed into a run (the next open reads the
-        // manifest and the runs' top tables and replays nothing), else, or
-        // if sealing fails, a checkpoint is written.
+        // Commits after the last `Db` handle went (a transaction that
+        // outlived it) reach the disk too; the next open replays them.
         let _ = self.durable.sync_all();
-        if self.config.checkpoint_on_close {
-            self.prepare_next_open();
-        }
-        // The newest segment is left as long as its frames.
         let _ = self.lock_writer().log.release_preallocation();
     }
 }
 
 impl Shared {
+    /// A clean close, when the last `Db` handle goes. Best effort:
+    /// Buffered commits reach the disk, and a large replay is not repeated
+    /// on the next open: with history runs the tail is sealed into a run
+    /// (the next open reads the manifest and the runs' top tables and
+    /// replays nothing), else, or if sealing fails, a checkpoint is
+    /// written. The newest segment is left as long as its frames.
+    fn close(&self) {
+        let _ = self.durable.sync_all();
+        if self.config.checkpoint_on_close {
+            self.prepare_next_open();
+        }
+        let _ = self.lock_writer().log.release_preallocation();
+    }
+
     /// On a clean close: seal a large log tail into a run (with history
     /// runs), else checkpoint after many new frames. Best effort.
     fn prepare_next_open(&self) {

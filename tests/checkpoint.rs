@@ -168,6 +168,61 @@ fn clean_close_writes_a_checkpoint_after_many_frames() {
 /// With history runs (the default), a clean close after many frames seals
 /// the log tail into a run instead: the next open replays nothing and
 /// answers as before, and a close after few frames leaves the log alone.
+/// The close work (sealing the tail) runs when the last `Db` handle goes,
+/// in its thread; a snapshot that outlives every handle keeps reading and
+/// its drop seals nothing.
+#[test]
+fn the_last_db_handle_seals_on_close_not_a_snapshot_that_outlives_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        durability: Durability::Buffered,
+        segment_roll_bytes: 64 * 1024,
+        ..Config::default()
+    };
+    let runs = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .expect("read dir")
+            .filter(|e| {
+                e.as_ref()
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".tcrun")
+            })
+            .count()
+    };
+    let db = Db::open_with(dir.path(), config.clone()).expect("open");
+    commit_range(&db, 0, 10_050);
+    let before = fingerprint(&db);
+    let view = db.snapshot();
+    let seen = |view: &timecask::Snapshot| {
+        let rows: Vec<_> = view
+            .iter("t")
+            .expect("iter")
+            .map(|kv| kv.expect("kv"))
+            .collect();
+        let history = view
+            .history("t", 3u64.to_be_bytes(), HistoryQuery::all())
+            .expect("history");
+        (rows, history)
+    };
+    let seen_before = seen(&view);
+    let clone = db.clone();
+    drop(db);
+    assert_eq!(runs(dir.path()), 0, "a handle is left: nothing sealed yet");
+    drop(clone);
+    assert!(runs(dir.path()) > 0, "the last handle sealed the tail");
+    assert_eq!(
+        seen(&view),
+        seen_before,
+        "the view still reads, from the run"
+    );
+    drop(view);
+    let db = Db::open_with(dir.path(), config).expect("open");
+    assert_eq!(db.stats().frames_replayed, 0);
+    assert_eq!(fingerprint(&db), before);
+}
+
 #[test]
 fn clean_close_with_runs_seals_the_tail_so_the_next_open_replays_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -330,6 +330,10 @@ pub(super) struct EntryView<'a> {
     pub meta_inline: Option<&'a [u8]>,
     pub meta_in_tx: bool,
     pub value: Option<&'a [u8]>,
+    /// The same `(table, key)` as the entry before it in the block (never
+    /// for the first entry of a group): a caller that matched that one
+    /// need not compare the key again.
+    pub same_key: bool,
 }
 
 impl<'a> EntryView<'a> {
@@ -568,7 +572,13 @@ impl<'a> VersionCursor<'a> {
         // The new key is the previous one's first `shared` bytes and then
         // `suffix`, so it compares with the previous key as `suffix` does
         // with the previous key's bytes after `shared`.
-        let key_order = suffix.cmp(&self.key[shared..]);
+        let key_order = if suffix.is_empty() && shared == self.key.len() {
+            // The common case within a key's versions: no call to compare
+            // two empty tails.
+            std::cmp::Ordering::Equal
+        } else {
+            suffix.cmp(&self.key[shared..])
+        };
         let same_key =
             !restart && matches!(self.prev, Some((t, _)) if t == table) && key_order.is_eq();
         let delta = r.varint("txid")?;
@@ -614,6 +624,7 @@ impl<'a> VersionCursor<'a> {
             meta_inline,
             meta_in_tx: meta_kind == META_IN_TX,
             value,
+            same_key,
         }))
     }
 }

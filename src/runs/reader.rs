@@ -523,9 +523,17 @@ impl Run {
         let start = (table, key, TxId::ZERO);
         for i in span.lo..=span.hi {
             let mut past = false;
+            // The entry before was of `key`: one with the same key as it is
+            // too, without a comparison.
+            let mut matched = false;
             self.scan_block(i, true, Some(start), |e| {
-                // One key comparison per entry.
-                match (e.table, e.key).cmp(&(table, key)) {
+                let order = if matched && e.same_key {
+                    std::cmp::Ordering::Equal
+                } else {
+                    (e.table, e.key).cmp(&(table, key))
+                };
+                matched = order.is_eq();
+                match order {
                     std::cmp::Ordering::Less => true,
                     std::cmp::Ordering::Equal if e.txid <= upto => {
                         out(e.to_key_version());
