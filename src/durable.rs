@@ -3,7 +3,12 @@
 //! Committers write their frames under the writer mutex but fsync outside
 //! it: the first committer that needs durability becomes the syncer, and
 //! one `fdatasync` covers every frame written before it started. Others
-//! that arrive meanwhile wait and are covered by the next sync.
+//! that arrive meanwhile wait and are covered by the next sync. Before it
+//! starts, a syncer waits up to `GATHER_WAIT` for committers writing their
+//! frames and, when fewer commits wait than the last sync covered, for the
+//! committers that sync released to commit again: without that, steady
+//! committers split into two groups that take turns, each fsync covering
+//! half of them.
 //!
 //! The visible txid advances in txid order, only over transactions that are
 //! written, indexed and (for `Immediate` ones) fsynced: a `Buffered` commit
@@ -30,6 +35,9 @@ use crate::types::TxId;
 pub(crate) struct Durable {
     state: Mutex<State>,
     changed: Condvar,
+    /// Wakes the syncer gathering commits (a frame written): only it waits
+    /// here, so a commit does not wake every committer waiting for a sync.
+    gathered: Condvar,
     /// Highest txid readers may see. Only ever increases.
     visible: AtomicU64,
     /// Shared with the log writer: every fsync goes through it.
@@ -53,6 +61,11 @@ struct State {
     /// Committers between "about to take the writer mutex" and "frame
     /// written": a syncer waits briefly for them so one fsync covers them.
     in_flight: usize,
+    /// `Immediate` commits the last sync covered: the next syncer waits
+    /// briefly for as many, since the committers it released are about to
+    /// commit again (otherwise they split into two groups that take turns,
+    /// each sync covering half of them).
+    last_batch: usize,
 }
 
 /// How long a syncer waits for in-flight committers to write their frames
@@ -68,7 +81,7 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         let mut state = self.durable.lock();
         state.in_flight -= 1;
-        self.durable.changed.notify_all();
+        self.durable.gathered.notify_all();
     }
 }
 
@@ -93,8 +106,10 @@ impl Durable {
                 active,
                 active_path,
                 in_flight: 0,
+                last_batch: 0,
             }),
             changed: Condvar::new(),
+            gathered: Condvar::new(),
             visible: AtomicU64::new(last.0),
         }
     }
@@ -187,16 +202,20 @@ impl Durable {
     /// lock released while it runs.
     fn sync<'a>(&'a self, mut state: MutexGuard<'a, State>) -> Result<MutexGuard<'a, State>> {
         state.syncing = true;
-        // Let committers that are writing their frames right now make it
-        // into this fsync instead of waiting for the next one.
+        // Let committers that are writing their frames right now, and
+        // those the last sync released that are coming back, make it into
+        // this fsync instead of waiting for the next one.
         let deadline = std::time::Instant::now() + GATHER_WAIT;
-        while state.in_flight > 0 {
+        while state.in_flight > 0
+            || (!state.waiting_for_sync.is_empty()
+                && state.waiting_for_sync.len() < state.last_batch)
+        {
             let now = std::time::Instant::now();
             if now >= deadline {
                 break;
             }
             state = self
-                .changed
+                .gathered
                 .wait_timeout(state, deadline - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
@@ -215,9 +234,12 @@ impl Durable {
         match result {
             Ok(()) => {
                 state.synced = state.synced.max(target);
+                let mut covered = 0;
                 while state.waiting_for_sync.front().is_some_and(|t| *t <= target) {
                     state.waiting_for_sync.pop_front();
+                    covered += 1;
                 }
+                state.last_batch = covered;
                 self.publish(&state);
                 self.changed.notify_all();
                 Ok(state)
