@@ -2,7 +2,7 @@
 //! damaged, foreign or invalidated by compaction — never a wrong answer.
 
 mod common;
-use common::segments;
+use common::{run_file_count, segments};
 
 use std::path::Path;
 
@@ -179,18 +179,6 @@ fn the_last_db_handle_seals_on_close_not_a_snapshot_that_outlives_it() {
         segment_roll_bytes: 64 * 1024,
         ..Config::default()
     };
-    let runs = |dir: &Path| {
-        std::fs::read_dir(dir)
-            .expect("read dir")
-            .filter(|e| {
-                e.as_ref()
-                    .expect("entry")
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(".tcrun")
-            })
-            .count()
-    };
     let db = Db::open_with(dir.path(), config.clone()).expect("open");
     commit_range(&db, 0, 10_050);
     let before = fingerprint(&db);
@@ -209,9 +197,16 @@ fn the_last_db_handle_seals_on_close_not_a_snapshot_that_outlives_it() {
     let seen_before = seen(&view);
     let clone = db.clone();
     drop(db);
-    assert_eq!(runs(dir.path()), 0, "a handle is left: nothing sealed yet");
+    assert_eq!(
+        run_file_count(dir.path()),
+        0,
+        "a handle is left: nothing sealed yet"
+    );
     drop(clone);
-    assert!(runs(dir.path()) > 0, "the last handle sealed the tail");
+    assert!(
+        run_file_count(dir.path()) > 0,
+        "the last handle sealed the tail"
+    );
     assert_eq!(
         seen(&view),
         seen_before,

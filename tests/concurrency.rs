@@ -2,6 +2,8 @@
 //! under snapshot isolation while readers check totals and held snapshots.
 //! Bounded in count, not in wall-clock time.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -203,17 +205,10 @@ fn run_bank(durability: Durability, writers: u64, transfers_each: u64, readers: 
         .map(|t| balances(&db.as_of(*t).expect("view")))
         .collect();
     assert_eq!(db.stats().background_error, None);
-    let runs = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .filter(|e| {
-            e.as_ref()
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".tcrun")
-        })
-        .count();
-    assert!(runs > 0, "the sealer ran meanwhile");
+    assert!(
+        common::run_file_count(dir.path()) > 0,
+        "the sealer ran meanwhile"
+    );
     db.verify().expect("verify");
     drop(db);
     let db = Db::open(dir.path()).expect("reopen");

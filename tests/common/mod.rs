@@ -3,6 +3,10 @@
 use std::path::{Path, PathBuf};
 
 /// The segment files of the database in `dir`, in order.
+#[allow(
+    dead_code,
+    reason = "not every test file that includes this module uses it"
+)]
 pub fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("read dir")
@@ -11,6 +15,24 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
         .collect();
     paths.sort();
     paths
+}
+
+/// How many history-run files (`*.tcrun`) the database in `dir` holds.
+#[allow(
+    dead_code,
+    reason = "not every test file that includes this module uses it"
+)]
+pub fn run_file_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter(|e| {
+            e.as_ref()
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tcrun")
+        })
+        .count()
 }
 
 /// Where the valid frames of the segment file at `path` end: its logical
