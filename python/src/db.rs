@@ -7,7 +7,7 @@ use std::time::Duration;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use timecask::{Config, Db, Metadata, TxId, WriteTx};
+use timecask::{Config, Db, Metadata, RunCompression, TxId, WriteTx};
 
 use crate::convert::{durability_arg, key_arg, meta_arg, timestamp_arg, value_arg};
 use crate::errors::{IntoPyResult, closed};
@@ -89,12 +89,21 @@ impl PyDb {
     /// default) or ``"buffered"`` (once the OS has it; ``flush()`` syncs).
     /// ``read_only``: open beside a writer, without the lock, changing no
     /// file. ``lock_timeout``: seconds to wait for another holder of the
-    /// lock. Raises ``LockedError``, ``CorruptError``, ``NotFoundError``, ...
+    /// lock. ``history_runs``: keep sealed history in history runs (the
+    /// default) rather than in the log and an in-memory index.
+    /// ``seal_log_bytes``: seal the log into runs in the background each
+    /// time it grows by this much (``None``: the default, 256 MiB; ``0``:
+    /// never, only ``compact()`` and ``seal()`` do). ``memory_budget``:
+    /// bytes for the caches and the in-memory tail together.
+    /// ``run_compression``: ``"lz4"`` (the default), ``"zstd"`` or
+    /// ``"none"`` for the blocks of new runs. Raises ``LockedError``,
+    /// ``CorruptError``, ``NotFoundError``, ``InvalidConfigError``, ...
     #[new]
     #[pyo3(signature = (
         path, *, durability = "immediate", read_only = false, create_if_missing = true,
         lock_timeout = 0.0, record_identical_updates = false, checkpoint_on_close = true,
-        value_cache_bytes = None, segment_roll_bytes = None,
+        value_cache_bytes = None, segment_roll_bytes = None, history_runs = true,
+        seal_log_bytes = None, memory_budget = None, run_compression = None,
     ))]
     #[expect(clippy::too_many_arguments, reason = "Python keyword arguments")]
     fn new(
@@ -108,6 +117,10 @@ impl PyDb {
         checkpoint_on_close: bool,
         value_cache_bytes: Option<usize>,
         segment_roll_bytes: Option<u64>,
+        history_runs: bool,
+        seal_log_bytes: Option<u64>,
+        memory_budget: Option<usize>,
+        run_compression: Option<&str>,
     ) -> PyResult<PyDb> {
         let defaults = Config::default();
         let config = Config {
@@ -123,6 +136,24 @@ impl PyDb {
             checkpoint_on_close,
             value_cache_bytes: value_cache_bytes.unwrap_or(defaults.value_cache_bytes),
             segment_roll_bytes: segment_roll_bytes.unwrap_or(defaults.segment_roll_bytes),
+            history_runs,
+            seal_log_bytes: match seal_log_bytes {
+                None => defaults.seal_log_bytes,
+                Some(0) => None,
+                Some(n) => Some(n),
+            },
+            memory_budget,
+            run_compression: match run_compression {
+                None => defaults.run_compression,
+                Some("lz4") => RunCompression::Lz4,
+                Some("zstd") => RunCompression::Zstd,
+                Some("none") => RunCompression::None,
+                Some(other) => {
+                    return Err(PyValueError::new_err(format!(
+                        "run_compression is \"lz4\", \"zstd\" or \"none\", not {other:?}"
+                    )));
+                }
+            },
             ..defaults
         };
         let db = py.detach(|| Db::open_with(&path, config)).py_err(py)?;

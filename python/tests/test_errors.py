@@ -120,6 +120,10 @@ def test_invalid_config(tmp_path):
     assert "segment_roll_bytes" in e.value.reason
     with pytest.raises(ValueError):
         timecask.open(tmp_path / "db", lock_timeout=-1)
+    with pytest.raises(ValueError):
+        timecask.open(tmp_path / "db", run_compression="gzip")
+    with pytest.raises(timecask.InvalidConfigError):
+        timecask.open(tmp_path / "db", memory_budget=1024)
 
 
 def test_exceptions_pickle(db):

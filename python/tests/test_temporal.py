@@ -216,6 +216,26 @@ def test_seal_keeps_runs_apart_and_compact_merges_them(path):
         assert len(db.snapshot().history("t", (1).to_bytes(4, "big"))) == 2
 
 
+def test_run_settings(tmp_path):
+    # No background sealing, zstd runs: the history is sealed only on
+    # demand, and reads back the same.
+    with timecask.open(
+        tmp_path / "db", seal_log_bytes=0, run_compression="zstd", memory_budget=64 << 20
+    ) as db:
+        for i in range(30):
+            commit(db, "t", b"k", b"v%d" % i)
+        assert db.stats().history_runs == 0
+        db.seal()
+        assert db.stats().history_runs == 1
+        assert [v.value for v in db.snapshot().history("t", b"k")] == [
+            b"v%d" % i for i in range(30)
+        ]
+    with timecask.open(tmp_path / "plain", history_runs=False) as db:
+        commit(db, "t", b"k", b"v")
+        db.compact()
+        assert db.stats().history_runs == 0
+
+
 def test_checkpoint_is_used_on_reopen(path):
     with timecask.open(path) as db:
         commit(db, "t", "k", b"v")

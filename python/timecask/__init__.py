@@ -58,6 +58,10 @@ def open(
     checkpoint_on_close: bool = True,
     value_cache_bytes: Optional[int] = None,
     segment_roll_bytes: Optional[int] = None,
+    history_runs: bool = True,
+    seal_log_bytes: Optional[int] = None,
+    memory_budget: Optional[int] = None,
+    run_compression: Optional[str] = None,
 ) -> Db:
     """Opens (or creates) the database in directory ``path``.
 
@@ -66,8 +70,10 @@ def open(
     open beside a writer without taking the lock. ``lock_timeout``: seconds
     to wait for another process to close it (``LockedError`` after).
     ``record_identical_updates``: record a version even when an update
-    writes the value the key already has. Use it as a context manager to
-    close it at the end of a block.
+    writes the value the key already has. ``history_runs``,
+    ``seal_log_bytes`` (``0``: no background sealing), ``memory_budget`` and
+    ``run_compression`` (``"lz4"``, ``"zstd"``, ``"none"``) are as for
+    ``Db``. Use it as a context manager to close it at the end of a block.
     """
     return Db(
         path,
@@ -79,6 +85,10 @@ def open(
         checkpoint_on_close=checkpoint_on_close,
         value_cache_bytes=value_cache_bytes,
         segment_roll_bytes=segment_roll_bytes,
+        history_runs=history_runs,
+        seal_log_bytes=seal_log_bytes,
+        memory_budget=memory_budget,
+        run_compression=run_compression,
     )
 
 

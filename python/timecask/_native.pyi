@@ -196,6 +196,10 @@ class Db:
         checkpoint_on_close: bool = True,
         value_cache_bytes: Optional[int] = None,
         segment_roll_bytes: Optional[int] = None,
+        history_runs: bool = True,
+        seal_log_bytes: Optional[int] = None,
+        memory_budget: Optional[int] = None,
+        run_compression: Optional[str] = None,
     ) -> None: ...
     @property
     def path(self) -> str: ...
