@@ -73,7 +73,8 @@ pub struct Config {
     /// each time this many bytes were appended to it, which bounds the
     /// in-memory index (about 46 bytes per version in the tail) and the
     /// number of open segment files. 256 MiB by default; `None` seals only
-    /// in [`Db::compact`](crate::Db::compact).
+    /// in [`Db::compact`](crate::Db::compact) and
+    /// [`Db::seal`](crate::Db::seal).
     pub seal_log_bytes: Option<u64>,
     /// Caps what the database keeps in memory: a quarter for the value
     /// cache, a quarter for the block cache (overriding

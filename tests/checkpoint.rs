@@ -165,12 +165,10 @@ fn clean_close_writes_a_checkpoint_after_many_frames() {
     assert_eq!(db.latest_txid(), TxId(10_050));
 }
 
-/// With history runs (the default), a clean close after many frames seals
-/// the log tail into a run instead: the next open replays nothing and
-/// answers as before, and a close after few frames leaves the log alone.
 /// The close work (sealing the tail) runs when the last `Db` handle goes,
 /// in its thread; a snapshot that outlives every handle keeps reading and
-/// its drop seals nothing.
+/// its drop seals nothing; a transaction that outlives them still commits
+/// (durably when asked), replayed by the next open.
 #[test]
 fn the_last_db_handle_seals_on_close_not_a_snapshot_that_outlives_it() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -181,7 +179,6 @@ fn the_last_db_handle_seals_on_close_not_a_snapshot_that_outlives_it() {
     };
     let db = Db::open_with(dir.path(), config.clone()).expect("open");
     commit_range(&db, 0, 10_050);
-    let before = fingerprint(&db);
     let view = db.snapshot();
     let seen = |view: &timecask::Snapshot| {
         let rows: Vec<_> = view
@@ -195,6 +192,9 @@ fn the_last_db_handle_seals_on_close_not_a_snapshot_that_outlives_it() {
         (rows, history)
     };
     let seen_before = seen(&view);
+    let mut late = db.begin();
+    late.put("late", b"k", b"after the close").expect("put");
+    late.set_durability(Durability::Immediate);
     let clone = db.clone();
     drop(db);
     assert_eq!(
@@ -212,12 +212,28 @@ fn the_last_db_handle_seals_on_close_not_a_snapshot_that_outlives_it() {
         seen_before,
         "the view still reads, from the run"
     );
+    let sealed = run_file_count(dir.path());
+    let late_txid = late.commit().expect("commit after the close");
+    assert_eq!(late_txid, Some(TxId(10_051)));
     drop(view);
+    assert_eq!(
+        run_file_count(dir.path()),
+        sealed,
+        "no seal in a later drop"
+    );
     let db = Db::open_with(dir.path(), config).expect("open");
-    assert_eq!(db.stats().frames_replayed, 0);
-    assert_eq!(fingerprint(&db), before);
+    assert_eq!(db.stats().frames_replayed, 1, "the late commit is replayed");
+    assert_eq!(
+        db.snapshot().get("late", b"k").expect("get"),
+        Some(b"after the close".to_vec())
+    );
+    let view = db.as_of(TxId(10_050)).expect("as of the close");
+    assert_eq!(seen(&view), seen_before);
 }
 
+/// With history runs (the default), a clean close after many frames seals
+/// the log tail into a run instead: the next open replays nothing and
+/// answers as before, and a close after few frames leaves the log alone.
 #[test]
 fn clean_close_with_runs_seals_the_tail_so_the_next_open_replays_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -128,6 +128,7 @@ fn crash_images_at_every_seam_call_of_a_sealing_and_merging_compaction() {
         Scenario::MergeWithDrops,
         Scenario::MergeForCount,
         Scenario::AddRun,
+        Scenario::SealMerges,
         Scenario::Retention,
     ] {
         crash_images_of_a_compaction(scenario);
@@ -163,11 +164,15 @@ fn crash_images_of_a_compaction(scenario: Scenario) {
             assert_eq!(runs_after, 1, "the runs were merged");
         }
         Scenario::MergeForCount => {
-            // Runs of similar size merge (size-tiered): one is left.
-            assert_eq!(runs_after, 1, "the runs were merged");
+            assert_eq!(runs_before, 3, "the seals kept their runs apart");
+            assert_eq!(runs_after, 1, "the compaction merged every run");
         }
-        // The new run sits beside the old one or merges with it by size.
-        Scenario::AddRun => assert!(runs_before == 1 && runs_after <= 2, "a run added"),
+        Scenario::AddRun => {
+            assert_eq!((runs_before, runs_after), (1, 2), "a run added beside");
+        }
+        Scenario::SealMerges => {
+            assert_eq!((runs_before, runs_after), (1, 1), "merged by size");
+        }
         Scenario::Retention => {
             assert!(
                 report.versions_dropped > 0,
@@ -242,6 +247,7 @@ fn a_fault_at_every_write_fsync_rename_and_remove_of_a_compaction_with_runs_lose
         Scenario::MergeWithDrops,
         Scenario::MergeForCount,
         Scenario::AddRun,
+        Scenario::SealMerges,
     ] {
         faults_in_a_compaction(scenario);
     }

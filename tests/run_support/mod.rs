@@ -95,22 +95,26 @@ pub enum Scenario {
     /// [`build`]: a compaction merges every run, dropping purged and
     /// erased versions.
     MergeWithDrops,
-    /// Four seals without drops (size-tiered: two runs): a compaction
-    /// merges them all into one.
+    /// Three seals without drops, each run far smaller than the one
+    /// before (size-tiered: three runs): a compaction merges them all into
+    /// one.
     MergeForCount,
-    /// One seal without drops: the next seal adds a run beside it or
-    /// merges with it by size (the background sealer's job).
+    /// One seal without drops, then a few commits: the next seal adds a
+    /// far smaller run beside it (the background sealer's job).
     AddRun,
+    /// One seal without drops, then as many commits again: the next seal
+    /// merges the new run with it by size.
+    SealMerges,
     /// `gamma` keeps its last 2 versions: the next compaction first
     /// commits a retention trim (a txid of its own), then seals and merges.
     Retention,
 }
 
-/// What a scenario tests: a seal for [`Scenario::AddRun`], else a
-/// compaction.
+/// What a scenario tests: a seal for [`Scenario::AddRun`] and
+/// [`Scenario::SealMerges`], else a compaction.
 pub fn operation(db: &Db, scenario: Scenario) -> Result<timecask::CompactReport, Error> {
     match scenario {
-        Scenario::AddRun => db.seal(),
+        Scenario::AddRun | Scenario::SealMerges => db.seal(),
         _ => db.compact(),
     }
 }
@@ -134,17 +138,23 @@ pub fn build_scenario(db: &Db, scenario: Scenario) {
             commit_rounds(db, 8, 10);
             db.flush().expect("flush");
         }
-        Scenario::MergeForCount | Scenario::AddRun => {
-            let seals = if matches!(scenario, Scenario::AddRun) {
-                1
-            } else {
-                4
-            };
-            for round in 0..seals {
-                commit_rounds(db, round * 6, 6);
+        Scenario::MergeForCount => {
+            for (start, n) in [(0, 12), (12, 4), (16, 1)] {
+                commit_rounds(db, start, n);
                 db.seal().expect("seal");
             }
             commit_rounds(db, 30, 7);
+            db.flush().expect("flush");
+        }
+        Scenario::AddRun | Scenario::SealMerges => {
+            commit_rounds(db, 0, 6);
+            db.seal().expect("seal");
+            let after = if matches!(scenario, Scenario::AddRun) {
+                1
+            } else {
+                7
+            };
+            commit_rounds(db, 30, after);
             db.flush().expect("flush");
         }
     }

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path bench-compare/Cargo.toml --bin scale -- \
-//!     [--sizes 1m,10m,200m] [--redb] [--dir PATH] [--keep] [--no-final-compact]
+//!     [--sizes 1m,10m,200m] [--redb] [--dir PATH] [--keep] [--compact-every V] [--no-final-compact]
 //! ```
 //!
 //! During the build the background sealer seals the log into runs and
@@ -581,8 +581,11 @@ fn build_timecask(
     } else if !runs {
         tc(db.checkpoint(), "checkpoint")?;
     }
-    // Without a final compaction, the clean close seals the tail.
+    // Without a final compaction, the clean close seals a tail of 10,000+
+    // versions.
     drop(db);
+    b.time = started.elapsed();
+    b.hwm = rss().1;
     if runs {
         let db = tc(
             Db::open_with(dir, tc_config(runs)),
@@ -590,8 +593,6 @@ fn build_timecask(
         )?;
         b.runs = db.stats().history_runs;
     }
-    b.time = started.elapsed();
-    b.hwm = rss().1;
     Ok(b)
 }
 
