@@ -33,6 +33,9 @@ pub struct PyDb {
 
 impl PyDb {
     /// The Rust handle (a cheap clone), or `ClosedError`.
+    /// A handle to the database. Callers drop it inside `py.detach` (move
+    /// it into the closure): if `close()` ran meanwhile, this is the last
+    /// handle, whose drop seals the log tail, which must not hold the GIL.
     pub fn db(&self, py: Python<'_>) -> PyResult<Db> {
         let guard = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         guard.clone().ok_or_else(|| closed(py, "database"))
@@ -211,7 +214,8 @@ impl PyDb {
 
     /// The latest committed txid; 0 for an empty database.
     fn latest_txid(&self, py: Python<'_>) -> PyResult<u64> {
-        Ok(self.db(py)?.latest_txid().0)
+        let db = self.db(py)?;
+        Ok(py.detach(move || db.latest_txid()).0)
     }
 
     /// Starts a write transaction over a snapshot of the latest state.
@@ -247,7 +251,7 @@ impl PyDb {
     /// A view of the latest committed state; it never changes while held.
     fn snapshot(&self, py: Python<'_>) -> PyResult<PyView> {
         let db = self.db(py)?;
-        Ok(PyView::new(py.detach(|| db.snapshot())))
+        Ok(PyView::new(py.detach(move || db.snapshot())))
     }
 
     /// A view of the state right after ``txid`` committed (0: empty).
@@ -255,7 +259,7 @@ impl PyDb {
     /// the retention horizon.
     fn as_of(&self, py: Python<'_>, txid: u64) -> PyResult<PyView> {
         let db = self.db(py)?;
-        let view = py.detach(|| db.as_of(TxId(txid))).py_err(py)?;
+        let view = py.detach(move || db.as_of(TxId(txid))).py_err(py)?;
         Ok(PyView::new(view))
     }
 
@@ -264,7 +268,7 @@ impl PyDb {
     fn as_of_time(&self, py: Python<'_>, when: &Bound<'_, PyAny>) -> PyResult<PyView> {
         let db = self.db(py)?;
         let time = timestamp_arg(when)?;
-        let view = py.detach(|| db.as_of_time(time)).py_err(py)?;
+        let view = py.detach(move || db.as_of_time(time)).py_err(py)?;
         Ok(PyView::new(view))
     }
 
@@ -277,14 +281,16 @@ impl PyDb {
     ) -> PyResult<Option<Bound<'py, pyo3::types::PyBytes>>> {
         let db = self.db(py)?;
         let key = key_arg(key)?;
-        let value = py.detach(|| db.snapshot().get(table, &key)).py_err(py)?;
+        let value = py
+            .detach(move || db.snapshot().get(table, &key))
+            .py_err(py)?;
         Ok(value.map(|v| pyo3::types::PyBytes::new(py, &v)))
     }
 
     /// Names of the tables that exist now.
     fn tables(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let db = self.db(py)?;
-        Ok(py.detach(|| db.snapshot().tables()))
+        Ok(py.detach(move || db.snapshot().tables()))
     }
 
     /// Writes ``value`` under ``key`` in a transaction of its own; its txid
@@ -376,7 +382,7 @@ impl PyDb {
     /// Time, metadata and every change of transaction ``txid``.
     fn transaction_record(&self, py: Python<'_>, txid: u64) -> PyResult<PyTxRecord> {
         let db = self.db(py)?;
-        let record = py.detach(|| db.transaction(TxId(txid))).py_err(py)?;
+        let record = py.detach(move || db.transaction(TxId(txid))).py_err(py)?;
         PyTxRecord::new(py, record)
     }
 
@@ -389,7 +395,7 @@ impl PyDb {
         let db = self.db(py)?;
         let start = first.map_or(Bound::Unbounded, |t| Bound::Included(TxId(t)));
         let end = last.map_or(Bound::Unbounded, |t| Bound::Included(TxId(t)));
-        let iter = py.detach(|| db.log((start, end))).py_err(py)?;
+        let iter = py.detach(move || db.log((start, end))).py_err(py)?;
         Ok(PyLogIter::new(iter))
     }
 
@@ -404,7 +410,7 @@ impl PyDb {
     ) -> PyResult<Vec<PyDiffEntry>> {
         let db = self.db(py)?;
         let entries = py
-            .detach(|| db.diff(table, TxId(from_txid), TxId(to_txid)))
+            .detach(move || db.diff(table, TxId(from_txid), TxId(to_txid)))
             .py_err(py)?;
         Ok(entries
             .into_iter()
@@ -417,7 +423,10 @@ impl PyDb {
     /// next; resume later from ``feed.position``.
     fn changes_since(&self, py: Python<'_>, txid: u64) -> PyResult<PyChangeFeed> {
         let db = self.db(py)?;
-        Ok(PyChangeFeed::new(db.changes_since(TxId(txid))))
+        let feed = db.changes_since(TxId(txid));
+        // The last handle's drop may seal the log: without the GIL.
+        py.detach(move || drop(db));
+        Ok(PyChangeFeed::new(feed))
     }
 
     /// Drops history superseded at or before ``before``; the txid of the
@@ -425,7 +434,9 @@ impl PyDb {
     /// ``HistoryInUseError`` while a live view reads an older txid.
     fn purge_history(&self, py: Python<'_>, before: u64) -> PyResult<Option<u64>> {
         let db = self.db(py)?;
-        let txid = py.detach(|| db.purge_history(TxId(before))).py_err(py)?;
+        let txid = py
+            .detach(move || db.purge_history(TxId(before)))
+            .py_err(py)?;
         Ok(txid.map(|t| t.0))
     }
 
@@ -434,7 +445,7 @@ impl PyDb {
     fn erase(&self, py: Python<'_>, table: &str, key: &Bound<'_, PyAny>) -> PyResult<u64> {
         let db = self.db(py)?;
         let key = key_arg(key)?;
-        let txid = py.detach(|| db.erase(table, &key)).py_err(py)?;
+        let txid = py.detach(move || db.erase(table, &key)).py_err(py)?;
         Ok(txid.0)
     }
 
@@ -443,7 +454,7 @@ impl PyDb {
     /// sealed segments).
     fn compact(&self, py: Python<'_>) -> PyResult<PyCompactReport> {
         let db = self.db(py)?;
-        let r = py.detach(|| db.compact()).py_err(py)?;
+        let r = py.detach(move || db.compact()).py_err(py)?;
         Ok(compact_report(&r))
     }
 
@@ -451,7 +462,7 @@ impl PyDb {
     /// merging only the newest runs by size; no retention applied.
     fn seal(&self, py: Python<'_>) -> PyResult<PyCompactReport> {
         let db = self.db(py)?;
-        let r = py.detach(|| db.seal()).py_err(py)?;
+        let r = py.detach(move || db.seal()).py_err(py)?;
         Ok(compact_report(&r))
     }
 
@@ -459,7 +470,7 @@ impl PyDb {
     /// and offset of any damage.
     fn verify(&self, py: Python<'_>) -> PyResult<PyVerifyReport> {
         let db = self.db(py)?;
-        let r = py.detach(|| db.verify()).py_err(py)?;
+        let r = py.detach(move || db.verify()).py_err(py)?;
         Ok(PyVerifyReport {
             txid: r.txid.0,
             n_segments: r.n_segments,
@@ -473,14 +484,14 @@ impl PyDb {
     /// database stays in use; the txid the copy holds.
     fn backup(&self, py: Python<'_>, dest: PathBuf) -> PyResult<u64> {
         let db = self.db(py)?;
-        let txid = py.detach(|| db.backup(&dest)).py_err(py)?;
+        let txid = py.detach(move || db.backup(&dest)).py_err(py)?;
         Ok(txid.0)
     }
 
     /// Writes an index checkpoint so the next open is fast.
     fn checkpoint(&self, py: Python<'_>) -> PyResult<PyCheckpointReport> {
         let db = self.db(py)?;
-        let r = py.detach(|| db.checkpoint()).py_err(py)?;
+        let r = py.detach(move || db.checkpoint()).py_err(py)?;
         Ok(PyCheckpointReport {
             txid: r.txid.0,
             bytes: r.bytes,
@@ -490,13 +501,13 @@ impl PyDb {
     /// Fsyncs everything committed so far (for ``durability="buffered"``).
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         let db = self.db(py)?;
-        py.detach(|| db.flush()).py_err(py)
+        py.detach(move || db.flush()).py_err(py)
     }
 
     /// Counts of what the database holds.
     fn stats(&self, py: Python<'_>) -> PyResult<PyStats> {
         let db = self.db(py)?;
-        let s = py.detach(|| db.stats());
+        let s = py.detach(move || db.stats());
         Ok(PyStats {
             latest_txid: s.latest_txid.0,
             n_versions: s.n_versions,
