@@ -165,6 +165,16 @@ fn clean_close_writes_a_checkpoint_after_many_frames() {
     assert_eq!(db.latest_txid(), TxId(10_050));
 }
 
+/// The defaults (history runs, a clean close seals the tail) with
+/// Buffered commits and 64 KiB segments.
+fn sealing_on_close() -> Config {
+    Config {
+        durability: Durability::Buffered,
+        segment_roll_bytes: 64 * 1024,
+        ..Config::default()
+    }
+}
+
 /// The close work (sealing the tail) runs when the last `Db` handle goes,
 /// in its thread; a snapshot that outlives every handle keeps reading and
 /// its drop seals nothing; a transaction that outlives them still commits
@@ -172,11 +182,7 @@ fn clean_close_writes_a_checkpoint_after_many_frames() {
 #[test]
 fn the_last_db_handle_seals_on_close_not_a_snapshot_that_outlives_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        durability: Durability::Buffered,
-        segment_roll_bytes: 64 * 1024,
-        ..Config::default()
-    };
+    let config = sealing_on_close();
     let db = Db::open_with(dir.path(), config.clone()).expect("open");
     commit_range(&db, 0, 10_050);
     let view = db.snapshot();
@@ -237,11 +243,7 @@ fn the_last_db_handle_seals_on_close_not_a_snapshot_that_outlives_it() {
 #[test]
 fn clean_close_with_runs_seals_the_tail_so_the_next_open_replays_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        durability: Durability::Buffered,
-        segment_roll_bytes: 64 * 1024,
-        ..Config::default()
-    };
+    let config = sealing_on_close();
     let db = Db::open_with(dir.path(), config.clone()).expect("open");
     commit_range(&db, 0, 10_050);
     let before = fingerprint(&db);

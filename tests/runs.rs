@@ -176,19 +176,25 @@ fn run_files(dir: &Path) -> usize {
         .count()
 }
 
-/// A database without history runs (the answers to compare with) and one
-/// whose background sealer runs every `seal_log_bytes` of log.
-fn plain_and_sealing(seal_log_bytes: u64) -> (tempfile::TempDir, Db, tempfile::TempDir, Db) {
-    let plain = tempfile::tempdir().unwrap();
-    let sealed = tempfile::tempdir().unwrap();
-    let a = Db::open_with(
-        plain.path(),
+/// A database without history runs: the answers to compare with.
+fn plain() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_with(
+        dir.path(),
         Config {
             history_runs: false,
             ..config()
         },
     )
     .unwrap();
+    (dir, db)
+}
+
+/// A database without history runs (the answers to compare with) and one
+/// whose background sealer runs every `seal_log_bytes` of log.
+fn plain_and_sealing(seal_log_bytes: u64) -> (tempfile::TempDir, Db, tempfile::TempDir, Db) {
+    let (plain, a) = plain();
+    let sealed = tempfile::tempdir().unwrap();
     let b = Db::open_with(
         sealed.path(),
         Config {
@@ -202,16 +208,8 @@ fn plain_and_sealing(seal_log_bytes: u64) -> (tempfile::TempDir, Db, tempfile::T
 
 #[test]
 fn reads_are_the_same_with_history_in_runs_after_reopen_and_read_only() {
-    let plain = tempfile::tempdir().unwrap();
+    let (_plain, a) = plain();
     let sealed = tempfile::tempdir().unwrap();
-    let a = Db::open_with(
-        plain.path(),
-        Config {
-            history_runs: false,
-            ..config()
-        },
-    )
-    .unwrap();
     let b = open(sealed.path());
     let txids = write_rounds(&a, 30, 0);
     assert_eq!(write_rounds(&b, 30, 4), txids);
