@@ -81,8 +81,8 @@ fn sealed_part(index: &Index, table: &str) -> Option<SealedPart> {
 }
 
 /// Whether a version from a run is hidden by an erasure of its key.
-fn erased_entry(erased: Option<TxId>, e: &VersionEntry) -> bool {
-    erased.is_some_and(|at| e.txid < at)
+fn erased_entry(erased: Option<TxId>, txid: TxId) -> bool {
+    erased.is_some_and(|at| txid < at)
 }
 
 /// The metadata of a version from a run.
@@ -237,7 +237,7 @@ impl Snapshot {
         let Some(e) = sealed.runs.get_at(sealed.table, key, self.txid)? else {
             return Ok(None);
         };
-        if erased_entry(erased, &e) {
+        if erased_entry(erased, e.txid) {
             return Ok(None);
         }
         let end_txid = match sealed
@@ -285,7 +285,7 @@ impl Snapshot {
         Ok(sealed
             .runs
             .get_at(sealed.table, key, self.txid)?
-            .filter(|e| !erased_entry(erased, e))
+            .filter(|e| !erased_entry(erased, e.txid))
             .map(Found::Sealed))
     }
 
@@ -469,7 +469,7 @@ impl Snapshot {
         sealed
             .runs
             .versions_upto(sealed.table, key, self.txid, |v| {
-                if erased.is_some_and(|at| v.txid < at) {
+                if erased_entry(erased, v.txid) {
                     return;
                 }
                 if versions.capacity() == 0 {
@@ -502,14 +502,8 @@ impl Snapshot {
             .map_or(0, |next| next.partition_point(|&t| t <= horizon));
         // The query selects a contiguous range of the rest, oldest or
         // newest first.
-        let (start, end) = window_positions(&all[purged..], &query, self.txid);
-        let limit = query.limit.unwrap_or(usize::MAX);
-        let (from, to) = if query.newest_first {
-            (end - (end - start).min(limit), end)
-        } else {
-            (start, start + (end - start).min(limit))
-        };
-        let (from, to) = (purged + from, purged + to);
+        let range = selected_range(&all[purged..], &query, self.txid);
+        let (from, to) = (purged + range.start, purged + range.end);
         // The selected run versions, moved out of `versions` in place.
         versions.truncate(to.min(n_sealed));
         versions.drain(..from.min(n_sealed));
@@ -543,13 +537,25 @@ fn select_positions(
     query: &HistoryQuery,
     view: TxId,
 ) -> Vec<(usize, Option<TxId>)> {
-    let (start, end) = window_positions(txids, query, view);
-    let limit = query.limit.unwrap_or(usize::MAX);
+    let range = selected_range(txids, query, view);
     let pick = |i: usize| (i, txids.get(i + 1).copied());
     if query.newest_first {
-        (start..end).rev().take(limit).map(pick).collect()
+        range.rev().map(pick).collect()
     } else {
-        (start..end).take(limit).map(pick).collect()
+        range.map(pick).collect()
+    }
+}
+
+/// The positions of `txids` a history query selects, ascending: its
+/// window, cut to its limit at the oldest end, or at the newest with
+/// `newest_first` (which then lists them backwards).
+fn selected_range(txids: &[TxId], query: &HistoryQuery, view: TxId) -> std::ops::Range<usize> {
+    let (start, end) = window_positions(txids, query, view);
+    let n = (end - start).min(query.limit.unwrap_or(usize::MAX));
+    if query.newest_first {
+        end - n..end
+    } else {
+        start..start + n
     }
 }
 
